@@ -1,0 +1,56 @@
+# bayestwin — the two set-up commands are `make demo` and `make test`.
+# Both create (or refresh) the project's own virtual environment in .venv.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+PYTEST_ARGS ?=
+
+.PHONY: help venv demo test lint validate bench docs clean
+
+help:
+	@echo "make demo      create/refresh .venv and run the main job end to end"
+	@echo "make test      create/refresh .venv with the dev extras and run the test suite"
+	@echo "make lint      ruff + import-linter layer contract + module-size check"
+	@echo "make validate  full validation studies (SBC, recovery) -> docs/validation.md"
+	@echo "make bench     peer benchmarks -> docs/benchmarks.md"
+	@echo "make docs      build the documentation site with mkdocs --strict"
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "bayestwin needs Python >= 3.11, found " + sys.version'
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+venv: $(BIN)/python
+
+demo: venv
+	$(PIP) install --quiet -e ".[cli]"
+	$(BIN)/bayestwin demo
+
+test: venv
+	$(PIP) install --quiet -e ".[dev]"
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(PIP) install --quiet -e ".[dev]"
+	$(BIN)/ruff check src tests model_specs benchmarks
+	$(BIN)/lint-imports
+	$(BIN)/python tools/check_module_size.py src/bayestwin
+
+validate: venv
+	$(PIP) install --quiet -e ".[dev]"
+	@echo "make validate: full SBC / recovery studies arrive with the proof-of-correctness issue;"
+	@echo "running the data-layer validation battery (every rule, every bundled data set) meanwhile."
+	$(BIN)/python -m pytest tests/data -q
+
+bench: venv
+	$(PIP) install --quiet -e ".[dev]"
+	@echo "make bench: peer benchmarks (PyMC, nutpie) arrive with the performance issue."
+	@echo "It will run benchmarks/*.py and rewrite docs/benchmarks.md."
+
+docs: venv
+	$(PIP) install --quiet -e ".[docs]"
+	$(BIN)/mkdocs build --strict
+
+clean:
+	rm -rf $(VENV) site .pytest_cache .ruff_cache build dist

@@ -1,0 +1,275 @@
+"""From typed columns to a validated :class:`EventTable`: event semantics, units and rules.
+
+This is the one place every reader ends in, so NONMEM CSV, tidy frames and
+time-stamped records all get the same defaults, recodings and checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from bayestwin.data.columns import CANONICAL, COLUMN_ORDER, INTEGER_COLUMNS, canonical_name
+from bayestwin.data.event_table import EventTable, RowAccounting
+from bayestwin.data.expand import carry_forward
+from bayestwin.data.ingest.parse import ParsedColumns, parse_columns
+from bayestwin.data.ingest.raw import RawTable
+from bayestwin.data.report import ValidationReport, Violation
+from bayestwin.data.rules.base import declare
+from bayestwin.data.validate import run_rules
+from bayestwin.exceptions import UnitError
+
+__all__ = ["EvidCoding", "build_table"]
+
+EvidCoding = Literal["nonmem", "rxode2"]
+
+NO_UNIT = declare("U001", "error", "a column that needs a unit has none",
+                  "Declare units for TIME, AMT and DV, e.g. units={'time': 'h', 'amt': 'mg', 'dv': 'mg/L'}; "
+                  "for date-times in TIME use units={'time': 'datetime', ...}.")
+BAD_UNIT = declare("U002", "error", "a unit is not recognised",
+                   "Write the unit in a common spelling, e.g. h, min, day, mg, ug, mg/L, ng/mL, mg/kg, kg.")
+WRONG_KIND = declare("U003", "error", "a unit does not fit the column",
+                     "TIME needs a time unit, AMT an amount (mass, amount of substance, IU, or per kg of "
+                     "body weight); give the unit the column is really in.")
+NO_WEIGHT = declare("U006", "error", "doses are per body weight but there is no weight to convert them",
+                    "Pass weight='WT' (a covariate column with a mass unit) or give AMT as an amount.")
+UNKNOWN_COLUMN = declare("U008", "error", "a unit is declared for a column the data do not have",
+                         "Check the spelling of the column name in `units`.")
+BAD_RXODE2 = declare("E008", "error", "an rxode2/nlmixr2 EVID cannot be decoded",
+                     "Supported rxode2 codes: 0, 2, 3, 4, 100*CMT + 1 (bolus) and 10000 + 100*CMT + 1 "
+                     "(infusion at RATE); recode others to NONMEM EVID/CMT/RATE.")
+
+_AMOUNT_KINDS = ("mass", "substance", "international_unit", "mass_per_mass")
+
+
+def _resolve_units(
+    units: Mapping[str, str], raw: RawTable
+) -> tuple[dict[str, str], list[Violation]]:
+    """Map the caller's unit keys to canonical names / covariate names; check each unit."""
+    from bayestwin.units import format_unit, kind_of, parse_unit
+
+    header_upper = {h.strip().upper(): h.strip() for h in raw.header if h.strip()}
+    present = {canonical_name(h) for h in raw.header if h.strip()}
+    resolved: dict[str, str] = {}
+    violations: list[Violation] = []
+    for key, text in units.items():
+        canon = canonical_name(key)
+        name = canon if canon is not None else header_upper.get(key.strip().upper())
+        if name is None or (canon is not None and canon not in present and canon in ("amt", "dv")):
+            if raw.header:
+                violations.append(UNKNOWN_COLUMN.violation(
+                    f"unit {text!r} declared for {key!r}, which is not a column", column=key, value=text))
+            continue
+        if name == "time" and str(text).strip().lower() == "datetime":
+            resolved["time"] = "datetime"
+            continue
+        try:
+            unit = parse_unit(str(text), where=f"column {key}")
+        except UnitError as err:
+            violations.append(BAD_UNIT.violation(str(err), column=key, value=text))
+            continue
+        kind = kind_of(unit)
+        if name == "time" and kind != "time":
+            violations.append(WRONG_KIND.violation(f"TIME unit {text!r} is a {kind}, not a time",
+                                                   column=key, value=text))
+            continue
+        if name == "amt" and kind not in _AMOUNT_KINDS:
+            violations.append(WRONG_KIND.violation(f"AMT unit {text!r} is a {kind}, not an amount",
+                                                   column=key, value=text))
+            continue
+        resolved[name] = format_unit(unit)
+    for need in ("time", "amt", "dv"):
+        if need in present and need not in resolved and not any(v.column in (need, need.upper())
+                                                                for v in violations):
+            violations.append(NO_UNIT.violation(f"no unit declared for {need.upper()}",
+                                                column=need.upper()))
+    return resolved, violations
+
+
+def build_table(
+    raw: RawTable,
+    *,
+    units: Mapping[str, str],
+    evid_coding: EvidCoding = "nonmem",
+    ss_map: Mapping[float, float] | None = None,
+    weight: str | None = None,
+    required_covariates: Iterable[str] = (),
+    static_covariates: Iterable[str] = (),
+    compartments: Mapping[int, str] | None = None,
+    assume_timezone: str | None = None,
+    ignore_rules: Iterable[str] = (),
+    notes: Iterable[str] = (),
+) -> tuple[EventTable | None, ValidationReport]:
+    """Build and validate an event table; return ``(table or None, report)``.
+
+    The table is None exactly when the report has errors. See
+    :func:`bayestwin.data.read_nonmem` for the parameters.
+    """
+    from bayestwin.units import descriptor_for, kind_of
+
+    resolved, violations = _resolve_units(units, raw)
+    timestamps = resolved.get("time") == "datetime"
+    parsed = parse_columns(raw, quantitative=[k for k in resolved if k not in CANONICAL], timestamps=timestamps)
+    violations.extend(parsed.violations)
+    notes = list(notes)
+    frame = parsed.values
+    if timestamps:
+        frame, more, note = _timestamps(parsed, assume_timezone)
+        violations.extend(more)
+        notes.append(note)
+        resolved["time"] = "h"
+    extra: dict[str, Any] = {}
+    if parsed.has("evid") and evid_coding == "rxode2":
+        more, decoded = _decode_rxode2(frame, parsed)
+        violations.extend(more)
+        extra["evid_decoded"] = True
+        notes.append(f"EVID decoded from rxode2 coding ({decoded} dose records); CMT filled from it")
+    if ss_map and parsed.has("ss"):
+        recoded = frame["ss"].isin(list(ss_map))
+        frame.loc[recoded, "ss"] = frame.loc[recoded, "ss"].map(ss_map)
+        notes.append(f"SS recoded {dict(ss_map)} on {int(recoded.sum())} rows")
+    frame = _fill_defaults(frame, parsed)
+
+    if weight is None:
+        weight = next((c for c in parsed.covariates if descriptor_for(c) == "body weight"), None)
+    required = set(required_covariates)
+    per_weight = "amt" in resolved and kind_of(resolved["amt"]) == "mass_per_mass"
+    if per_weight:
+        if weight is None or weight not in frame.columns:
+            violations.append(NO_WEIGHT.violation(f"AMT is in {resolved['amt']} and no weight column is known",
+                                                  column=parsed.source_names.get("amt", "AMT")))
+        else:
+            required.add(weight)
+    from bayestwin.data.rules.context import RuleContext
+
+    ctx = RuleContext(
+        frame=frame, source_names=parsed.source_names, failed=parsed.failed, units=resolved,
+        covariates=list(parsed.covariates), compartments=compartments,
+        required_covariates=frozenset(required), static_covariates=frozenset(static_covariates),
+        weight_column=weight if weight in frame.columns else None, extra=extra,
+    )
+    if not any(v.rule in ("S001", "S002") for v in violations):
+        violations.extend(run_rules(ctx))
+    waived = [r for r in ignore_rules]
+    if waived:
+        violations = [v for v in violations if v.rule not in waived]
+        notes.append(f"rules waived by the caller: {', '.join(sorted(waived))}")
+    report = ValidationReport.from_violations(violations, source=raw.source)
+    if not report.ok:
+        return None, report
+
+    if parsed.covariates:
+        frame = carry_forward(frame, parsed.covariates)
+    if per_weight and weight is not None:
+        frame, resolved, note = _per_weight_to_amount(frame, resolved, weight)
+        notes.append(note)
+    for col in INTEGER_COLUMNS - {"cmt"}:
+        frame[col] = frame[col].astype(np.int64)
+    if frame["cmt"].dtype != object:
+        frame["cmt"] = frame["cmt"].astype(np.int64)
+    excluded = pd.DataFrame({"row": [r for r, _ in raw.set_aside], "patient": [None] * len(raw.set_aside),
+                             "reason": [why for _, why in raw.set_aside]})
+    accounting = RowAccounting(raw.rows_in, len(frame), excluded)
+    table = EventTable(frame=frame, units=resolved, covariates=tuple(parsed.covariates),
+                       accounting=accounting, report=report, source=raw.source,
+                       source_names=parsed.source_names, notes=tuple(notes))
+    return table, report
+
+
+def _timestamps(parsed: ParsedColumns, assume_timezone: str | None) -> tuple[pd.DataFrame, list[Violation], str]:
+    from bayestwin.data.ingest.timestamps import timestamps_to_hours
+
+    frame = parsed.values
+    result = timestamps_to_hours(frame["time"], frame["id"], column=parsed.source_names.get("time", "TIME"),
+                                 assume_timezone=assume_timezone)
+    frame = frame.copy()
+    frame["time"] = result.hours.astype(float)
+    parsed.failed["time"] = frame["time"].isna().to_numpy()
+    note = "TIME converted from date-times to hours since each patient's first record (exact, via UTC)"
+    return frame, list(result.violations), note
+
+
+def _decode_rxode2(frame: pd.DataFrame, parsed: ParsedColumns) -> tuple[list[Violation], int]:
+    violations: list[Violation] = []
+    evid = frame["evid"]
+    high = evid >= 100
+    src = parsed.source_names["evid"]
+    decoded = 0
+    for label in frame.index[high.to_numpy()]:
+        code = int(evid[label])
+        kind, cmt, low = code // 10000, (code // 100) % 100, code % 100
+        cmt_given = frame["cmt"][label] if "cmt" in frame.columns else np.nan
+        problem = None
+        if low != 1 or kind not in (0, 1) or cmt == 0:
+            problem = f"EVID {code} is not a supported rxode2 dose code"
+        elif kind == 1 and not (frame.get("rate", pd.Series(np.nan, index=frame.index))[label] > 0):
+            problem = f"EVID {code} is an infusion but RATE is not > 0"
+        elif pd.notna(cmt_given) and not isinstance(cmt_given, str) and int(cmt_given) != cmt:
+            problem = f"EVID {code} doses into compartment {cmt} but CMT says {cmt_given}"
+        if problem:
+            violations.append(BAD_RXODE2.violation(problem, patient=frame["id"][label], row=label,
+                                                   column=src, value=code))
+            continue
+        frame.loc[label, "evid"] = 1
+        if "cmt" not in frame.columns:
+            frame["cmt"] = 0
+        frame.loc[label, "cmt"] = cmt
+        decoded += 1
+    return violations, decoded
+
+
+def _fill_defaults(frame: pd.DataFrame, parsed: ParsedColumns) -> pd.DataFrame:
+    frame = frame.copy()
+    n = len(frame)
+    for name, spec in CANONICAL.items():
+        if name in ("id", "time", "evid", "mdv"):
+            continue
+        if name not in frame.columns:
+            frame[name] = spec.default if spec.default is not None else np.nan
+        elif spec.default is not None and frame[name].dtype != object:
+            frame[name] = frame[name].fillna(spec.default)
+    amt = frame["amt"].fillna(0.0)
+    derived_evid = np.where((amt > 0) | ((frame["ss"] == 1) & (frame["rate"] > 0)), 1.0, 0.0)
+    if "evid" not in frame.columns:
+        frame["evid"] = derived_evid
+    else:
+        frame["evid"] = frame["evid"].fillna(pd.Series(derived_evid, index=frame.index))
+    derived_mdv = np.where(frame["evid"] != 0, 1.0, 0.0)
+    if "mdv" not in frame.columns:
+        frame["mdv"] = derived_mdv
+    else:
+        frame["mdv"] = frame["mdv"].fillna(pd.Series(derived_mdv, index=frame.index))
+    if "time" not in frame.columns:
+        frame["time"] = np.nan
+    if "id" not in frame.columns:
+        frame["id"] = np.arange(n)
+    for col in ("time",):
+        frame[col] = frame[col].astype(float)
+    for col in ("amt", "rate", "dur", "ii", "addl", "ss", "cens", "evid", "mdv"):
+        bad = parsed.failed.get(col)
+        if bad is not None and bad.any():
+            fallback = {"evid": pd.Series(derived_evid, index=frame.index)}.get(col, CANONICAL[col].default)
+            frame[col] = frame[col].fillna(fallback if fallback is not None else 0.0)
+    covs = [c for c in parsed.covariates]
+    return frame[list(COLUMN_ORDER) + covs]
+
+
+def _per_weight_to_amount(
+    frame: pd.DataFrame, units: dict[str, str], weight: str
+) -> tuple[pd.DataFrame, dict[str, str], str]:
+    from bayestwin.units import dose_per_weight_to_amount, format_unit, parse_unit, ureg
+
+    per = parse_unit(units["amt"])
+    mass_unit = format_unit(per * ureg.parse_units(units[weight]))
+    dosing = (frame["amt"] > 0) | (frame["rate"] > 0)
+    out = frame.copy()
+    for col in ("amt", "rate"):
+        rows = dosing & (out[col] > 0)
+        out.loc[rows, col] = np.asarray(dose_per_weight_to_amount(
+            out.loc[rows, col].to_numpy(), units["amt"], out.loc[rows, weight].to_numpy(), units[weight],
+            to=mass_unit))
+    new_units = dict(units, amt=mass_unit)
+    return out, new_units, f"AMT converted from {units['amt']} to {mass_unit} with {weight} at each dose"

@@ -1,0 +1,91 @@
+"""Rules on observations and censoring (O rules)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from bayestwin.data.report import Violation
+from bayestwin.data.rules.base import Rule, register
+from bayestwin.data.rules.context import RuleContext, emit
+
+__all__: list[str] = []
+
+
+@register("O001", "error", "an observation record has no DV and MDV is 0",
+          "Fill in DV, or set MDV = 1 if the sample has no value (or remove the row).")
+def missing_dv(ctx: RuleContext, me: Rule) -> Iterator[Violation]:
+    f = ctx.frame
+    mask = ctx.is_obs & (f["mdv"] == 0) & f["dv"].isna() & ctx.ok("dv")
+    yield from emit(me, ctx, mask, "dv", lambda r: "observation without a value", value=lambda r: ".")
+
+
+@register("O002", "error", "CENS is not -1, 0 or 1",
+          "CENS = 1: DV holds the LLOQ (value below it); -1: DV holds the ULOQ (above); 0: not censored.")
+def cens_values(ctx: RuleContext, me: Rule) -> Iterator[Violation]:
+    f = ctx.frame
+    mask = f["cens"].notna() & ~f["cens"].isin((-1, 0, 1))
+    yield from emit(me, ctx, mask, "cens", lambda r: f"CENS {r['cens']:g} is not -1, 0 or 1")
+
+
+@register("O003", "error", "a below-LLOQ (BLQ) record's DV exceeds its LLOQ",
+          "For CENS = 1 the DV must hold the LLOQ itself; write the LLOQ in DV.")
+def blq_above_lloq(ctx: RuleContext, me: Rule) -> Iterator[Violation]:
+    f = ctx.frame
+    mask = ctx.is_obs & (f["cens"] == 1) & (f["dv"] > f["lloq"])
+    yield from emit(me, ctx, mask, "dv", lambda r: f"BLQ record with DV {r['dv']:g} above its LLOQ {r['lloq']:g}")
+
+
+@register("O004", "error", "the censoring interval given by DV and LIMIT is empty",
+          "For CENS = 1, LIMIT (the lower end, often 0) must be below DV (the LLOQ); for CENS = -1, "
+          "LIMIT (the upper end) must be above DV (the ULOQ).")
+def empty_interval(ctx: RuleContext, me: Rule) -> Iterator[Violation]:
+    f = ctx.frame
+    lower_bad = (f["cens"] == 1) & (f["limit"] >= f["dv"])
+    upper_bad = (f["cens"] == -1) & (f["limit"] <= f["dv"])
+    yield from emit(me, ctx, ctx.is_obs & (lower_bad | upper_bad), "limit",
+                    lambda r: f"CENS {r['cens']:g} with DV {r['dv']:g} and LIMIT {r['limit']:g}")
+
+
+@register("O005", "warning", "an uncensored value is below its LLOQ",
+          "Mark the record as censored (CENS = 1, DV = LLOQ) or check the LLOQ.")
+def below_lloq_uncensored(ctx: RuleContext, me: Rule) -> Iterator[Violation]:
+    f = ctx.frame
+    mask = ctx.is_obs & (f["mdv"] == 0) & (f["cens"] == 0) & (f["dv"] < f["lloq"])
+    yield from emit(me, ctx, mask, "dv", lambda r: f"DV {r['dv']:g} below LLOQ {r['lloq']:g} but not censored")
+
+
+@register("O006", "error", "a censoring flag is set on a record that is not an observation",
+          "Only observations (EVID 0) can be censored; clear CENS on dose/other records.")
+def cens_on_nonobs(ctx: RuleContext, me: Rule) -> Iterator[Violation]:
+    f = ctx.frame
+    mask = ~ctx.is_obs & f["cens"].isin((-1, 1))
+    yield from emit(me, ctx, mask, "cens", lambda r: f"CENS {r['cens']:g} on an EVID {r['evid']:g} record")
+
+
+@register("O007", "warning", "an observation at or before the first dose is not zero",
+          "Pre-dose drug (carry-over) or a wrong sample time: the model must allow it (baseline or "
+          "error model); do not drop the row silently.")
+def predose_nonzero(ctx: RuleContext, me: Rule) -> Iterator[Violation]:
+    f = ctx.frame
+    if not ctx.is_dose.any():
+        return
+    dose_time = f["time"].where(ctx.is_dose)
+    first = dose_time.groupby(f["id"], sort=False).transform("min")
+    before = f["time"] <= first
+    mask = ctx.is_obs & (f["mdv"] == 0) & (f["cens"] == 0) & before & (f["dv"] > 0)
+    yield from emit(me, ctx, mask.fillna(False), "dv",
+                    lambda r: f"DV {r['dv']:g} at time {r['time']:g}, at or before the first dose")
+
+
+@register("O008", "error", "a concentration is negative",
+          "Concentrations cannot be negative; if DV holds log-values, convert them back or declare a "
+          "log-scale output.")
+def negative_concentration(ctx: RuleContext, me: Rule) -> Iterator[Violation]:
+    from bayestwin.units import kind_of
+
+    unit = ctx.units.get("dv")
+    if unit is None or kind_of(unit) not in ("mass_concentration", "molar_concentration"):
+        return
+    f = ctx.frame
+    mask = ctx.is_obs & (f["dv"] < 0)
+    yield from emit(me, ctx, mask, "dv", lambda r: f"concentration {r['dv']:g} {unit} is negative")

@@ -1,0 +1,1 @@
+"""Bundled public data sets (see PROVENANCE.md for sources and licences)."""

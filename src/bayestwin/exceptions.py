@@ -1,0 +1,95 @@
+"""Every error and warning bayestwin raises, in one place.
+
+Callers catch precisely (``except DataValidationError``) and readers find every
+failure mode here. Each message says what was wrong, where (patient id, source
+row, column, parameter) and how to fix it.
+
+Examples
+--------
+>>> from bayestwin.exceptions import BayestwinError, UnitError
+>>> issubclass(UnitError, BayestwinError)
+True
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover - import only for type checkers
+    from bayestwin.data.report import ValidationReport
+
+__all__ = [
+    "BayestwinError",
+    "ConvergenceError",
+    "DataValidationError",
+    "DataWarning",
+    "MissingExtraError",
+    "NotFittedError",
+    "SpecError",
+    "StoreError",
+    "UnitError",
+]
+
+
+class BayestwinError(Exception):
+    """Base class of every error bayestwin raises on purpose."""
+
+
+class DataValidationError(BayestwinError, ValueError):
+    """Patient data broke one or more validation rules.
+
+    The exception carries the full :class:`~bayestwin.data.report.ValidationReport`
+    (``.report``) with one entry per problem, so that *all* problems in a file
+    are reported at once rather than the first one only.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from bayestwin.data import read_nonmem
+    >>> bad = pd.DataFrame({"ID": [1, 1], "TIME": [0.0, -1.0], "AMT": [100.0, 0.0],
+    ...                     "DV": [".", "2.5"], "EVID": [1, 0]})
+    >>> try:
+    ...     read_nonmem(bad, units={"time": "h", "amt": "mg", "dv": "mg/L"})
+    ... except DataValidationError as err:
+    ...     print(err.report.errors[["rule", "row", "column"]].to_string(index=False))
+    rule  row column
+    T001    1   TIME
+    T003    1   TIME
+    """
+
+    def __init__(self, report: ValidationReport) -> None:
+        self.report = report
+        super().__init__(report.format(severity="error"))
+
+    @property
+    def violations(self) -> Any:
+        """The error rows of the report as a pandas DataFrame."""
+        return self.report.errors
+
+
+class UnitError(BayestwinError, ValueError):
+    """A unit is unknown, missing, or incompatible with what a quantity needs."""
+
+
+class SpecError(BayestwinError, ValueError):
+    """A model specification is invalid or refers to something it does not define."""
+
+
+class ConvergenceError(BayestwinError, RuntimeError):
+    """A fit failed its convergence diagnostics and its output was used anyway."""
+
+
+class StoreError(BayestwinError, OSError):
+    """A twin store could not read, write or verify a stored object."""
+
+
+class NotFittedError(BayestwinError, ValueError, AttributeError):
+    """A method that needs a fitted object was called before ``fit``."""
+
+
+class MissingExtraError(BayestwinError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+
+class DataWarning(UserWarning):
+    """Data are usable but suspicious; the message says what to check."""
