@@ -24,7 +24,7 @@ $(BIN)/python:
 venv: $(BIN)/python
 
 demo: venv
-	$(PIP) install --quiet -e ".[cli]"
+	$(PIP) install --quiet -e .
 	$(BIN)/bayestwin demo
 
 test: venv

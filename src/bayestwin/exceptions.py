@@ -52,9 +52,9 @@ class DataValidationError(BayestwinError, ValueError):
     ...     read_nonmem(bad, units={"time": "h", "amt": "mg", "dv": "mg/L"})
     ... except DataValidationError as err:
     ...     print(err.report.errors[["rule", "row", "column"]].to_string(index=False))
-    rule  row column
-    T001    1   TIME
-    T003    1   TIME
+    rule row column
+    T001   1   TIME
+    T002   1   TIME
     """
 
     def __init__(self, report: ValidationReport) -> None:

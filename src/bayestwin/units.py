@@ -62,7 +62,8 @@ _KIND_BY_DIMS = {
         "[temperature]": "temperature", "[mass]/[length]/[time]**2": "pressure",
     }.items()
 }  # fmt: skip
-_MASS_DIMS = ureg.get_dimensionality("[mass]")
+# Order of the factors in a label: "mg/kg/h", "L/kg/h", "umol/L".
+_ORDER = [ureg.get_dimensionality(d) for d in ("[mass]", "[substance]", "[length]**3", "[length]", "[time]")]
 _MOLAR_MASS_DIMS = ureg.get_dimensionality("[mass]/[substance]")
 # (mass kind, molar kind) -> the reference units a molar conversion goes through.
 _MOLAR_PAIRS = {("mass", "substance"): ("g", "mol"),
@@ -91,7 +92,7 @@ def _pint_unit(text: str) -> pint.Unit:
     return ureg.Unit(text)
 
 
-def parse_unit(text: str, *, where: str = "") -> pint.Unit:
+def parse_unit(text: UnitLike, *, where: str = "") -> pint.Unit:
     """Parse a unit string (or a :class:`pint.Unit`) into a unit of :data:`ureg`.
 
     Whitespace is stripped; ``µ`` (U+00B5), ``μ`` (U+03BC), ``u`` and ``mc`` all mean micro.
@@ -111,18 +112,20 @@ def parse_unit(text: str, *, where: str = "") -> pint.Unit:
     >>> parse_unit("hr") == parse_unit("h") == parse_unit("hours")
     True
     """
-    if isinstance(text, pint.Unit):
+    if isinstance(text, ureg.Unit):
+        return text
+    if isinstance(text, pint.Unit):  # from another registry
         text = str(text)
     if not isinstance(text, str) or not text.strip():
-        raise UnitError(f"{_at(where)}no unit given (got {text!r}). {_HINT}")
+        what = "no unit given" if text is None or isinstance(text, str) else "a unit must be a string"
+        raise UnitError(f"{_at(where)}{what} (got {text!r}). {_HINT}")
     s = text.strip().replace("\u03bc", "\u00b5")
     traps = [tok for tok in re.findall(r"[A-Za-z]+", s) if tok in _CASE_TRAPS]
     if traps:
         means = ", ".join(f"'{t}' means {_pint_unit(t)}" for t in traps)
         fixes = ", ".join(f"'{_CASE_TRAPS[t]}' for '{t}'" for t in traps)
         raise UnitError(
-            f"{_at(where)}unit {text!r} is ambiguous: unit symbols are case-sensitive and "
-            f"{means}. Write {fixes}."
+            f"{_at(where)}unit {text!r} is ambiguous: unit symbols are case-sensitive and {means}. Write {fixes}."
         )
     try:
         return _pint_unit(s)
@@ -149,6 +152,11 @@ def _symbol(name: str) -> str:
     return ureg.get_symbol(name).replace("µ", "u")
 
 
+def _rank(name: str) -> int:
+    dims = ureg.get_dimensionality(name)
+    return _ORDER.index(dims) if dims in _ORDER else len(_ORDER)
+
+
 def _power(symbol: str, e: float) -> str:
     e = abs(e)
     return symbol if e == 1 else f"{symbol}^{int(e) if float(e).is_integer() else float(e)!r}"
@@ -166,7 +174,12 @@ def format_unit(unit: UnitLike) -> str:
     >>> [format_unit(u) for u in ["µg/l", "hours", "d", "1/hr", "milligram/kilogram", "1"]]
     ['ug/L', 'h', 'day', '1/h', 'mg/kg', 'dimensionless']
     """
-    items = _items(parse_unit(unit))
+    return _label(parse_unit(unit))
+
+
+@lru_cache(maxsize=1024)
+def _label(unit: pint.Unit) -> str:
+    items = sorted(_items(unit), key=lambda item: _rank(item[0]))
     num = [_power(_symbol(n), e) for n, e in items if e > 0]
     den = [_power(_symbol(n), e) for n, e in items if e < 0]
     if not num and not den:
@@ -177,19 +190,29 @@ def format_unit(unit: UnitLike) -> str:
 def kind_of(unit: UnitLike) -> str:
     """Classify a unit into one of :data:`KINDS` (``"other"`` when none fits).
 
-    ``mg/kg`` is ``"mass_per_mass"`` although its dimension cancels; every ``1/time``
-    (``1/h``, ``1/min``, ``bpm``) is ``"rate_constant"``.
+    ``mg/kg`` is ``"mass_per_mass"`` although its dimension cancels, while ``mg/kg/h`` is
+    ``"other"``, not a rate constant; every ``1/time`` (``1/h``, ``1/min``, ``bpm``) is
+    ``"rate_constant"``.
 
     Examples
     --------
     >>> [kind_of(u) for u in ["mg/dL", "mmol/L", "mg/kg", "L/h", "bpm", "IU/L"]]
     ['mass_concentration', 'molar_concentration', 'mass_per_mass', 'volume_rate', 'rate_constant', 'other']
     """
-    u = parse_unit(unit)
+    return _kind(parse_unit(unit))
+
+
+@lru_cache(maxsize=1024)
+def _kind(u: pint.Unit) -> str:
+    num: set[str] = set()  # base dimensions of the numerator and the denominator, before cancelling
+    den: set[str] = set()
+    for name, e in _items(u):
+        for dim, d in ureg.get_dimensionality(name).items():
+            (num if d * e > 0 else den).add(dim)
+    cancelled = num & den
     if not u.dimensionality:
-        has_mass = any(ureg.get_dimensionality(name) == _MASS_DIMS for name, _ in _items(u))
-        return "mass_per_mass" if has_mass else "dimensionless"
-    return _KIND_BY_DIMS.get(u.dimensionality, "other")
+        return "mass_per_mass" if "[mass]" in cancelled else "dimensionless"
+    return "other" if cancelled else _KIND_BY_DIMS.get(u.dimensionality, "other")
 
 
 def require_kind(unit: UnitLike, kinds: str | Iterable[str], *, where: str) -> pint.Unit:
@@ -219,17 +242,21 @@ def require_kind(unit: UnitLike, kinds: str | Iterable[str], *, where: str) -> p
     return u
 
 
-@cache
-def _root_factor(name: str) -> Fraction:
-    """Exact factor of one unit name to pint's root units, recovered from pint's float."""
-    mag = float(ureg.Quantity(1.0, name).to_root_units().magnitude)
+def _exact(mag: float) -> Fraction:
+    """The exact number that pint's float ``mag`` stands for: a simple fraction or a short decimal."""
     exact = Fraction(mag)
     small = exact.limit_denominator(10**6)  # 1/60 (bpm); 1/1000 (L, which pint computes as 0.1**3)
-    if small and abs(small - exact) <= exact / 2**51:
+    if abs(small - exact) <= abs(exact) / 2**51:
         return small
     return Fraction(f"{mag:.15g}")  # decimal definitions: 1e-9, 133.322387415, ...
 
 
+@cache
+def _root_factor(name: str) -> Fraction:
+    return _exact(float(ureg.Quantity(1.0, name).to_root_units().magnitude))
+
+
+@lru_cache(maxsize=1024)
 def _unit_factor(unit: UnitLike) -> Fraction:
     f = Fraction(1)
     for name, e in _items(parse_unit(unit)):
@@ -238,11 +265,18 @@ def _unit_factor(unit: UnitLike) -> Fraction:
     return f
 
 
+@lru_cache(maxsize=1024)
 def _is_offset(unit: pint.Unit) -> bool:
     try:
         return float(ureg.Quantity(0.0, unit).to_root_units().magnitude) != 0.0
     except pint.errors.PintError:
         return True
+
+
+def _affine(unit: pint.Unit) -> tuple[Fraction, Fraction]:
+    """``(scale, offset)`` with ``root = scale * x + offset``, exact (for degC, degF, K)."""
+    zero, one = (_exact(float(ureg.Quantity(x, unit).to_root_units().magnitude)) for x in (0.0, 1.0))
+    return one - zero, zero
 
 
 def _incompatible(src: pint.Unit, dst: pint.Unit, where: str, extra: str = "") -> UnitError:
@@ -360,7 +394,9 @@ def convert(
     """Convert values between units, as exactly as floating point allows.
 
     The exact rational factor is applied with one rounding where possible (integer factors
-    multiply, ``1/N`` factors divide): 1.7 mg is 1700.0 ug and back 1.7 mg. NaN stays NaN;
+    multiply, ``1/N`` factors divide): 1.7 mg is 1700.0 ug and back 1.7 mg. Multiplying rounds
+    the product of the stored binary value, so a few short decimals land one ulp off the decimal
+    result (4.02 mg -> 4019.9999999999995 ug); dividing an exact value never does. NaN stays NaN;
     finite input never becomes NaN. ``molar_mass`` (``"180.156 g/mol"`` or a float in g/mol)
     is needed for mass <-> molar conversions; ``where`` names the source in errors.
 
@@ -386,7 +422,8 @@ def convert(
     if _is_offset(src) or _is_offset(dst):
         if kind_of(src) != kind_of(dst):
             raise _incompatible(src, dst, where)
-        return wrap(np.asarray(ureg.Quantity(arr, src).to(dst).magnitude, dtype=float))
+        (a_src, b_src), (a_dst, b_dst) = _affine(src), _affine(dst)
+        return wrap(_apply(arr, a_src / a_dst) + float((b_src - b_dst) / a_dst))
     return wrap(_apply(arr, _factor(src, dst, where, molar_mass)))
 
 
@@ -439,9 +476,7 @@ _COLUMNS = {
     "diastolic blood pressure": "DBP DIABP DIASTOLIC", "body temperature": "TEMP TEMPERATURE",
     "albumin": "ALB ALBUMIN", "bilirubin": "BILI BILIRUBIN TBIL",
 }  # fmt: skip
-_DESCRIPTOR_BY_COLUMN = {
-    a: d for d, names in _COLUMNS.items() for a in [*names.split(), d.upper().replace(" ", "_")]
-}
+_DESCRIPTOR_BY_COLUMN = {a: d for d, names in _COLUMNS.items() for a in [*names.split(), d.upper().replace(" ", "_")]}
 # Trailing column-name tokens that only give a unit or say "baseline": WT_KG, SCR_UMOL_L, HR_BL.
 _SUFFIXES = frozenset({
     "KG", "G", "LB", "LBS", "CM", "M", "MM", "IN", "Y", "YR", "YRS", "YEAR", "YEARS", "MO", "MONTHS", "MG",
@@ -493,6 +528,7 @@ def plausible_range(descriptor: str, unit: str) -> tuple[float, float]:
         raise UnitError(f"unknown quantity {descriptor!r}; known: {', '.join(PLAUSIBLE_RANGES)}.")
     base, low, high = PLAUSIBLE_RANGES[key]
     where = f"plausible range of {key!r}"
+    parse_unit(unit, where=where)
     try:
         out = convert(np.array([low, high]), base, unit, molar_mass=MOLAR_MASSES.get(key), where=where)
     except UnitError as exc:

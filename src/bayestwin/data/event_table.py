@@ -222,7 +222,7 @@ class EventTable:
         >>> t = load_dataset("theo_sd")
         >>> t2 = t.exclude(t.frame["time"] > 12, reason="after 12 h")
         >>> t2.accounting.reasons()
-        {'after 12 h': 24}
+        {'after 12 h': 20}
         """
         mask = np.asarray(mask, dtype=bool)
         if mask.shape != (len(self.frame),):

@@ -103,7 +103,7 @@ class ValidationReport:
     ) -> ValidationReport:
         """Build a report from :class:`Violation` objects, sorted by row then rule."""
         rows = [v.as_dict() for v in violations]
-        frame = pd.DataFrame(rows, columns=list(REPORT_COLUMNS))
+        frame = pd.DataFrame(rows, columns=list(REPORT_COLUMNS), dtype=object)
         if len(frame):
             order = sorted(range(len(frame)), key=lambda i: (_row_key(rows[i]["row"]), rows[i]["rule"]))
             frame = frame.iloc[order]

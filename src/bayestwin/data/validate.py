@@ -18,7 +18,7 @@ Examples
 ...                       "DV": [".", "3.2", "."], "EVID": [1, 0, 1]})
 >>> report = validate(frame, units={"time": "h", "amt": "mg", "dv": "mg/L"})
 >>> report.errors[["rule", "row", "column", "value"]].to_string(index=False)
-'rule  row column  value\\nT002    2   TIME    0.5\\nD001    2    AMT     -5'
+'rule row column value\nD001   2    AMT    -5\nT002   2   TIME   0.5'
 """
 
 from __future__ import annotations

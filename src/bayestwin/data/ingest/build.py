@@ -168,8 +168,10 @@ def build_table(
         notes.append(note)
     for col in INTEGER_COLUMNS - {"cmt"}:
         frame[col] = frame[col].astype(np.int64)
-    if frame["cmt"].dtype != object:
+    if pd.api.types.is_numeric_dtype(frame["cmt"]):
         frame["cmt"] = frame["cmt"].astype(np.int64)
+    else:
+        frame["cmt"] = frame["cmt"].astype(object)
     excluded = pd.DataFrame({"row": [r for r, _ in raw.set_aside], "patient": [None] * len(raw.set_aside),
                              "reason": [why for _, why in raw.set_aside]})
     accounting = RowAccounting(raw.rows_in, len(frame), excluded)
@@ -229,7 +231,7 @@ def _fill_defaults(frame: pd.DataFrame, parsed: ParsedColumns) -> pd.DataFrame:
             continue
         if name not in frame.columns:
             frame[name] = spec.default if spec.default is not None else np.nan
-        elif spec.default is not None and frame[name].dtype != object:
+        elif spec.default is not None and pd.api.types.is_numeric_dtype(frame[name]):
             frame[name] = frame[name].fillna(spec.default)
     amt = frame["amt"].fillna(0.0)
     derived_evid = np.where((amt > 0) | ((frame["ss"] == 1) & (frame["rate"] > 0)), 1.0, 0.0)
@@ -263,7 +265,9 @@ def _per_weight_to_amount(
     from bayestwin.units import dose_per_weight_to_amount, format_unit, parse_unit, ureg
 
     per = parse_unit(units["amt"])
-    mass_unit = format_unit(per * ureg.parse_units(units[weight]))
+    # the amount unit is the numerator of the per-weight unit: mg/kg -> mg, ug/g -> ug
+    numerator = [name for name, power in per._units.items() if power > 0]
+    mass_unit = format_unit(ureg.Unit("*".join(numerator)))
     dosing = (frame["amt"] > 0) | (frame["rate"] > 0)
     out = frame.copy()
     for col in ("amt", "rate"):

@@ -130,10 +130,12 @@ def read_nonmem(
 
     Examples
     --------
-    >>> csv = io.StringIO("ID,TIME,AMT,DV,EVID,WT\\n1,0,100,.,1,70\\n1,1,.,2.9,0,.\\n1,2,.,2.1,0,.\\n")
+    >>> csv = io.StringIO("ID,TIME,AMT,DV,EVID,WT\n1,0,100,.,1,70\n1,1,.,2.9,0,.\n1,2,.,2.1,0,.\n")
     >>> table = read_nonmem(csv, units={"time": "h", "amt": "mg", "dv": "mg/L", "WT": "kg"})
-    >>> table.frame[["time", "evid", "amt", "dv", "WT"]].values.tolist()
-    [[0.0, 1, 100.0, nan, 70.0], [1.0, 0, 0.0, 2.9, 70.0], [2.0, 0, 0.0, 2.1, 70.0]]
+    >>> table.frame[["time", "amt", "dv", "WT"]].values.tolist()
+    [[0.0, 100.0, nan, 70.0], [1.0, 0.0, 2.9, 70.0], [2.0, 0.0, 2.1, 70.0]]
+    >>> table.frame["evid"].tolist()
+    [1, 0, 0]
     """
     table, report = nonmem_table(
         source, units=units, evid_coding=evid_coding, ss_map=ss_map, weight=weight,

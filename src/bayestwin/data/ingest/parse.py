@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -142,7 +142,7 @@ def parse_columns(
     --------
     >>> import io
     >>> from bayestwin.data.ingest.raw import read_raw
-    >>> parsed = parse_columns(read_raw(io.StringIO("id,Time,conc,WT\\n1,0,.,70\\n1,1,2.5,70\\n")))
+    >>> parsed = parse_columns(read_raw(io.StringIO("id,Time,conc,WT\n1,0,.,70\n1,1,2.5,70\n")))
     >>> parsed.source_names, parsed.covariates
     ({'id': 'id', 'time': 'Time', 'dv': 'conc'}, ['WT'])
     """
@@ -235,6 +235,10 @@ def parse_columns(
                 f"column {raw.header[positions[canon]]!r} is empty in every row",
                 column=raw.header[positions[canon]]))
     frame = pd.DataFrame(values, index=index)
+    if "id" in frame.columns:  # name the patient in cell-level problems found before ids were known
+        patient_of = dict(zip(labels, frame["id"].tolist(), strict=True))
+        violations = [replace(v, patient=patient_of.get(v.row)) if v.patient is None and v.row in patient_of
+                      else v for v in violations]
     return ParsedColumns(frame, source_names, covariates, missing, failed, violations)
 
 

@@ -99,13 +99,13 @@ def read_raw(source: Source, *, sep: str | None = None, comment: str = "#") -> R
     source : path, text stream or pandas.DataFrame
         A CSV file (UTF-8, optional byte-order mark) or an in-memory frame.
     sep : str, optional
-        Field separator; by default sniffed from the header among ``, ; \\t``.
+        Field separator; by default sniffed from the header among ``, ; \t``.
     comment : str
         Rows whose first cell starts with this text are comment rows.
 
     Examples
     --------
-    >>> raw = read_raw(io.StringIO("ID,TIME,DV\\n1,0,.\\n\\n# note\\n1,1,2.5\\n"))
+    >>> raw = read_raw(io.StringIO("ID,TIME,DV\n1,0,.\n\n# note\n1,1,2.5\n"))
     >>> raw.row_labels, raw.set_aside
     ([2, 5], [(3, 'blank row'), (4, 'comment row')])
     """

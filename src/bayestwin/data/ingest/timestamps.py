@@ -40,7 +40,9 @@ Rules of interpretation
   timestamp, so all hours are >= 0. With a mapping ``{patient id: time}`` (same
   zone rules; a :class:`pandas.Series` works too) hours are negative for events
   before the reference, which is allowed. Every patient needs a reference and
-  every reference needs a patient (``Z006``).
+  every reference needs a patient (``Z006``). A reference time with a problem
+  (``Z001``/``Z002``/``Z004``/``Z005``) is reported once, without a row, and
+  leaves that patient's rows NaN; reference times are not part of ``Z003``.
 * **Exact hours.** Hours are the integer nanosecond difference divided by
   3.6e12 and correctly rounded to float64 (:func:`nanoseconds_to_hours`):
   30 min is exactly ``0.5``, 1 s is the double nearest to 1/3600.
@@ -61,6 +63,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import re
 import zoneinfo
 from collections.abc import Mapping, Sequence
@@ -148,6 +151,9 @@ _FIX_ZONE_NAME = (
 _MISSING, _INVALID, _AWARE, _NAIVE = 0, 1, 2, 3
 _NAT = np.iinfo(np.int64).min
 _EXACT_LIMIT = 2**53  # integers up to here are exact in float64
+# Supported instants: the datetime64[ns] range less a day at each end, so that no UTC offset overflows it.
+_LOWEST = pd.Timestamp.min.ceil("D") + pd.Timedelta(days=1)
+_HIGHEST = pd.Timestamp.max.floor("D") - pd.Timedelta(days=1)
 _MISSING_WORDS = frozenset({"", ".", "na", "n/a", "nan", "nat", "null", "none"})
 
 _CLOCK = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?"
@@ -177,9 +183,9 @@ class _Parsed:
 
 
 def _to_ns(dti: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
-    """Naive DatetimeIndex of any unit -> (int64 ns, ok mask); out of the ns range counts as not ok."""
+    """Naive DatetimeIndex of any unit -> (int64 ns, ok mask); NaT or out of range counts as not ok."""
     dti = pd.DatetimeIndex(dti)
-    ok = np.asarray(dti.notna() & (dti >= pd.Timestamp.min) & (dti <= pd.Timestamp.max))
+    ok = np.asarray(dti.notna() & (dti >= _LOWEST) & (dti <= _HIGHEST))
     ns = dti.where(ok).as_unit("ns").asi8.copy()
     return ns, ok
 
@@ -187,7 +193,7 @@ def _to_ns(dti: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
 def _out_of_range(text: Any) -> str:
     return (
         f"timestamp {text!s} is not a valid date-time or is outside the supported range "
-        f"({pd.Timestamp.min:%Y-%m-%d} to {pd.Timestamp.max:%Y-%m-%d})"
+        f"({_LOWEST:%Y-%m-%d} to {_HIGHEST:%Y-%m-%d})"
     )
 
 
@@ -275,11 +281,14 @@ def _parse_strings(out: _Parsed, pos: np.ndarray, raw: np.ndarray) -> None:
         _parse_other_strings(out, pos, text.tolist(), raw)
 
 
-def _offset_ns(offset: str) -> int:
+@functools.lru_cache(maxsize=1024)
+def _offset_ns(offset: str) -> int | None:
+    """UTC offset text (``Z``, ``+01:00``, ``+0100``, ``+01``) -> ns; None beyond +-23:59 as in pandas."""
     if offset.upper() == "Z":
         return 0
     m = _OFFSET.fullmatch(offset)
-    assert m is not None  # guaranteed by _FULL
+    if m is None or int(m.group(2)) > 23 or int(m.group(3) or 0) > 59:
+        return None
     minutes = int(m.group(2)) * 60 + int(m.group(3) or 0)
     return (1 if m.group(1) == "+" else -1) * minutes * 60 * 10**9
 
@@ -290,6 +299,7 @@ def _fmt_offset(ns: int) -> str:
     return f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
 
 
+@functools.lru_cache(maxsize=1024)
 def _zone(name: str) -> zoneinfo.ZoneInfo | None:
     try:
         return zoneinfo.ZoneInfo(name)
@@ -328,9 +338,11 @@ def _parse_other_strings(out: _Parsed, pos: np.ndarray, texts: list[str], raw: n
             out.issues.append(
                 _Issue(p, Z001, f"{raw[p]!r} names an unknown time zone {zone_name!r}", _FIX_ZONE_NAME)
             )
+        elif offset is not None and (offset_ns := _offset_ns(offset)) is None:
+            out.issues.append(_Issue(p, Z001, f"{raw[p]!r} has an impossible UTC offset {offset!r}"))
         elif offset is not None:
             out.kind[p] = _AWARE
-            out.ns[p] = int(wall[i]) - _offset_ns(offset)
+            out.ns[p] = int(wall[i]) - offset_ns
             if zone_name is not None:
                 by_zone.setdefault(zone_name, []).append(i)
         elif zone_name is not None:
@@ -347,7 +359,7 @@ def _parse_other_strings(out: _Parsed, pos: np.ndarray, texts: list[str], raw: n
             local = pd.DatetimeIndex(utc.view("M8[ns]")).tz_localize("UTC").tz_convert(zone_name)
             zone_offset = local.tz_localize(None).as_unit("ns").asi8 - utc
             for i, zoff in zip(i_off.tolist(), zone_offset.tolist(), strict=True):
-                given = _offset_ns(offsets[i])
+                given = _offset_ns(offsets[i]) or 0
                 if given != zoff:
                     p = wall_pos[i]
                     out.kind[p] = _INVALID
@@ -376,10 +388,13 @@ def _parse_objects(out: _Parsed, pos: np.ndarray, raw: Any) -> None:
         if isinstance(v, datetime | np.datetime64):
             try:
                 ts = v if isinstance(v, pd.Timestamp) else pd.Timestamp(v)
-                out.ns[p] = ts.value  # ns since the epoch: UTC if aware, wall clock if naive
+                value = ts.value  # ns since the epoch: UTC if aware, wall clock if naive
             except (OverflowError, ValueError):  # OutOfBoundsDatetime is a ValueError
+                value = None
+            if value is None or not _LOWEST.value <= value <= _HIGHEST.value:
                 out.issues.append(_Issue(p, Z001, _out_of_range(v)))
                 continue
+            out.ns[p] = value
             out.kind[p] = _NAIVE if ts.tz is None else _AWARE
         elif isinstance(v, date):
             out.issues.append(_Issue(p, Z001, f"{v} is a date without a clock time", _FIX_DATE_ONLY))
@@ -546,6 +561,83 @@ def _group(pos: np.ndarray, codes: np.ndarray) -> dict[int, np.ndarray]:
     return dict(sorted(groups.items(), key=lambda kv: kv[1][0]))
 
 
+class _Reporter:
+    """Collects violations located at source rows, with their patient, label, column and cell value."""
+
+    def __init__(self, values: pd.Series, codes: np.ndarray, uniques: Any, column: str) -> None:
+        self.labels, self.cells, self.codes, self.uniques = values.index, _Cells(values), codes, uniques
+        self.column = column
+        self.found: list[tuple[int, str, Violation]] = []  # (position, rule id, violation), -1 = no row
+
+    def patient(self, code: int) -> Any:
+        return _py(self.uniques[code]) if code >= 0 else None
+
+    def who(self, code: int) -> str:
+        return f"patient {self.patient(code)}" if code >= 0 else "rows without a patient id"
+
+    def rows(self, pos: np.ndarray) -> str:
+        return _rows_text(list(self.labels[pos]))
+
+    def at(self, rule: Rule, pos: int, message: str, fix: str | None = None, cell: bool = True) -> None:
+        self.found.append((pos, rule.id, rule.violation(
+            message, patient=self.patient(int(self.codes[pos])), row=_py(self.labels[pos]),
+            column=self.column, value=_py(self.cells[pos]) if cell else None, fix=fix,
+        )))
+
+    def unplaced(self, rule: Rule, message: str, patient: Any, value: Any, fix: str | None = None) -> None:
+        self.found.append((-1, rule.id, rule.violation(message, patient=patient, value=_py(value), fix=fix)))
+
+    def sorted(self) -> list[Violation]:
+        return [v for _, _, v in sorted(self.found, key=lambda item: (item[0], item[1]))]
+
+
+def _counts(codes: np.ndarray, mask: np.ndarray, n_pat: int) -> np.ndarray:
+    """Rows per patient code under `mask`; index 0 counts rows without a patient id (code -1)."""
+    return np.bincount(codes[mask] + 1, minlength=n_pat + 1)
+
+
+def _flag_mixed_kinds(rep: _Reporter, kind: np.ndarray, n_pat: int) -> None:
+    """Z003: aware and naive values in one file; flag the minority kind, once per patient."""
+    n_aware, n_naive = int((kind == _AWARE).sum()), int((kind == _NAIVE).sum())
+    if not (n_aware and n_naive):
+        return
+    minority, majority = (_NAIVE, _AWARE) if n_naive <= n_aware else (_AWARE, _NAIVE)
+    word = {_NAIVE: "without", _AWARE: "with"}
+    own_majority = _counts(rep.codes, kind == majority, n_pat)
+    for code, pos in _group(np.flatnonzero(kind == minority), rep.codes).items():
+        own, n = int(own_majority[code + 1]), len(pos)
+        if own:
+            msg = (f"{rep.who(code)} mixes timestamps with and without a time zone: {n} of {n + own} "
+                   f"are {word[minority]} one ({rep.rows(pos)})")
+        else:
+            msg = (f"{rep.who(code)} has {n} timestamp{'s' if n != 1 else ''} {word[minority]} a time "
+                   f"zone ({rep.rows(pos)}) while the file's other {max(n_aware, n_naive)} are "
+                   f"{word[majority]} one")
+        rep.at(Z003, int(pos[0]), msg)
+    kind[kind == minority] = _INVALID
+
+
+def _resolve_naive(rep: _Reporter, kind: np.ndarray, ns: np.ndarray, assume_timezone: str | None) -> None:
+    """Naive values: one Z002 per patient without `assume_timezone`, else localise them (Z004 per row)."""
+    naive = np.flatnonzero(kind == _NAIVE)
+    if not len(naive):
+        return
+    if assume_timezone is None:
+        for code, pos in _group(naive, rep.codes).items():
+            rep.at(Z002, int(pos[0]),
+                   f"{rep.who(code)}: {len(pos)} timestamp{'s' if len(pos) != 1 else ''} without a time "
+                   f"zone ({rep.rows(pos)}) and no assume_timezone was given")
+        kind[naive] = _INVALID
+        return
+    utc, status = _localize(ns[naive], assume_timezone)
+    good = status == 0
+    kind[naive] = np.where(good, _AWARE, _INVALID)
+    for p, st in zip(naive[~good].tolist(), status[~good].tolist(), strict=True):
+        issue = _dst_issue(p, int(ns[p]), assume_timezone, st)
+        rep.at(issue.rule, p, issue.message, issue.fix)
+    ns[naive[good]] = utc[good]
+
+
 def _check_timezone(name: str | None) -> None:
     if name is None:
         return
@@ -557,20 +649,13 @@ def _check_timezone(name: str | None) -> None:
 
 
 def _map_reference(
-    reference: Mapping[Any, Any] | pd.Series,
-    uniques: Any,
-    codes: np.ndarray,
-    labels: pd.Index,
-    column: str,
-    assume_timezone: str | None,
-) -> tuple[np.ndarray, list[tuple[int, str, Violation]]]:
-    """Parse a patient id -> time mapping: (reference ns per patient code, violations)."""
-    n_pat = len(uniques)
+    reference: Mapping[Any, Any] | pd.Series, rep: _Reporter, n_pat: int, assume_timezone: str | None
+) -> np.ndarray:
+    """Parse a patient id -> time mapping into reference ns per patient code (Z006 and zone rules)."""
     ref_ns = np.full(n_pat, _NAT, np.int64)
-    found: list[tuple[int, str, Violation]] = []
     lookup: dict[Any, int] = {}
-    for code, uid in enumerate(uniques):
-        lookup.setdefault(_py(uid), code)
+    for code in range(n_pat):
+        lookup.setdefault(rep.patient(code), code)
     if isinstance(reference, pd.Series):
         keys, vals = [_py(k) for k in reference.index], list(reference.to_numpy(dtype=object))
     else:
@@ -578,48 +663,37 @@ def _map_reference(
     parsed = _parse(pd.Series(vals, dtype=object))
     problems = {issue.pos: issue for issue in parsed.issues}
     given = np.zeros(n_pat, bool)
-
-    def add(rule: Rule, message: str, key: Any, value: Any, fix: str | None = None) -> None:
-        found.append((-1, rule.id, rule.violation(message, patient=key, value=_py(value), fix=fix)))
-
     for i, (key, value) in enumerate(zip(keys, vals, strict=True)):
         code = lookup.get(key)
-        if code is None:
-            add(Z006, f"reference time given for patient {key}, who has no rows in column {column}",
-                key, value)
-            continue
-        if given[code]:
-            add(Z006, f"patient {key} has more than one reference time", key, value)
+        if code is None or given[code]:
+            why = f"who has no rows in column {rep.column}" if code is None else "given more than once"
+            rep.unplaced(Z006, f"reference time given for patient {key}, {why}", key, value)
             continue
         given[code] = True
+        what = f"reference time for patient {key}"
         if i in problems:
             issue = problems[i]
-            add(issue.rule, f"reference time for patient {key}: {issue.message}", key, value, issue.fix)
+            rep.unplaced(issue.rule, f"{what}: {issue.message}", key, value, issue.fix)
         elif parsed.kind[i] == _NAIVE and assume_timezone is None:
-            add(Z002, f"reference time {value} for patient {key} has no time zone and no assume_timezone "
-                "was given", key, value)
+            rep.unplaced(Z002, f"{what} ({value}) has no time zone and no assume_timezone was given", key, value)
         elif parsed.kind[i] == _NAIVE:
             assert assume_timezone is not None
             utc, status = _localize(parsed.ns[i : i + 1], assume_timezone)
             if status[0]:
-                issue = _dst_issue(None, int(parsed.ns[i]), assume_timezone, int(status[0]),
-                                   what=f"reference time for patient {key},")
-                add(Z004, issue.message, key, value, issue.fix)
+                issue = _dst_issue(None, int(parsed.ns[i]), assume_timezone, int(status[0]), what=f"{what}:")
+                rep.unplaced(Z004, issue.message, key, value, issue.fix)
             else:
                 ref_ns[code] = utc[0]
         elif parsed.kind[i] == _AWARE:
             ref_ns[code] = parsed.ns[i]
-    present, first = np.unique(codes, return_index=True)
+    rows_per_patient = _counts(rep.codes, np.ones(len(rep.codes), bool), n_pat)[1:]
+    present, first = np.unique(rep.codes, return_index=True)
     for code, p in zip(present.tolist(), first.tolist(), strict=True):
         if code >= 0 and not given[code]:
-            n_rows = int((codes == code).sum())
-            key = _py(uniques[code])
-            found.append((p, Z006.id, Z006.violation(
-                f"patient {key} has no reference time in `reference`, so its {n_rows} "
-                f"row{'s' if n_rows != 1 else ''} cannot be converted to hours",
-                patient=key, row=_py(labels[p]), column=column,
-            )))
-    return ref_ns, found
+            n = int(rows_per_patient[code])
+            rep.at(Z006, p, f"{rep.who(code)} has no reference time in `reference`, so its {n} "
+                   f"row{'s' if n != 1 else ''} cannot be converted to hours", cell=False)
+    return ref_ns
 
 
 def timestamps_to_hours(
@@ -691,87 +765,33 @@ def timestamps_to_hours(
     elif not (isinstance(reference, Mapping | pd.Series)):
         raise ValueError("reference must be 'first' or a mapping patient id -> time")
 
-    labels = values.index
-    raw = _Cells(values)
     codes, uniques = pd.factorize(patients)
     codes = np.asarray(codes, dtype=np.int64)
     n_pat = len(uniques)
-    found: list[tuple[int, str, Violation]] = []
-
-    def at(issue: _Issue) -> None:
-        p = issue.pos
-        pat = _py(uniques[codes[p]]) if codes[p] >= 0 else None
-        found.append((p, issue.rule.id, issue.rule.violation(
-            issue.message, patient=pat, row=_py(labels[p]), column=column, value=_py(raw[p]), fix=issue.fix,
-        )))
-
-    def per_patient(rule: Rule, code: int, pos: np.ndarray, message: str) -> None:
-        p = int(pos[0])
-        pat = _py(uniques[code]) if code >= 0 else None
-        found.append((p, rule.id, rule.violation(
-            message, patient=pat, row=_py(labels[p]), column=column, value=_py(raw[p]),
-        )))
-
+    rep = _Reporter(values, codes, uniques, column)
     parsed = _parse(values)
     for issue in parsed.issues:
-        at(issue)
+        rep.at(issue.rule, issue.pos, issue.message, issue.fix)
     kind, ns = parsed.kind, parsed.ns
-
-    # Z003: aware and naive values in one file; flag the minority kind, once per patient.
-    n_aware, n_naive = int((kind == _AWARE).sum()), int((kind == _NAIVE).sum())
-    if n_aware and n_naive:
-        minority = _NAIVE if n_naive <= n_aware else _AWARE
-        majority = _AWARE if minority == _NAIVE else _NAIVE
-        words = {_NAIVE: "without", _AWARE: "with"}
-        for code, pos in _group(np.flatnonzero(kind == minority), codes).items():
-            own = int(((kind == majority) & (codes == code)).sum())
-            who = f"patient {_py(uniques[code])}" if code >= 0 else "rows without a patient id"
-            if own:
-                msg = (f"{who} mixes timestamps with and without a time zone: {len(pos)} of {len(pos) + own} "
-                       f"are {words[minority]} one ({_rows_text(list(labels[pos]))})")
-            else:
-                msg = (f"{who} has {len(pos)} timestamp{'s' if len(pos) != 1 else ''} {words[minority]} a "
-                       f"time zone ({_rows_text(list(labels[pos]))}) while the file's other "
-                       f"{n_aware if majority == _AWARE else n_naive} are {words[majority]} one")
-            per_patient(Z003, code, pos, msg)
-        kind[kind == minority] = _INVALID
-
-    # Naive values: one Z002 per patient, or localise in assume_timezone (Z004 per row).
-    naive_pos = np.flatnonzero(kind == _NAIVE)
-    if len(naive_pos) and assume_timezone is None:
-        for code, pos in _group(naive_pos, codes).items():
-            who = f"patient {_py(uniques[code])}" if code >= 0 else "rows without a patient id"
-            per_patient(Z002, code, pos,
-                        f"{who} has {len(pos)} timestamp{'s' if len(pos) != 1 else ''} without a time zone "
-                        f"({_rows_text(list(labels[pos]))}) and no assume_timezone was given")
-        kind[naive_pos] = _INVALID
-    elif len(naive_pos):
-        assert assume_timezone is not None
-        utc, status = _localize(ns[naive_pos], assume_timezone)
-        good = status == 0
-        kind[naive_pos[good]] = _AWARE
-        ns[naive_pos[good]] = utc[good]
-        kind[naive_pos[~good]] = _INVALID
-        for p, s in zip(naive_pos[~good].tolist(), status[~good].tolist(), strict=True):
-            at(_dst_issue(p, int(ns[p]), assume_timezone, s))
+    _flag_mixed_kinds(rep, kind, n_pat)
+    _resolve_naive(rep, kind, ns, assume_timezone)
 
     valid = (kind == _AWARE) & (codes >= 0)
-    ref_ns = np.full(n_pat, _NAT, np.int64)
     if isinstance(reference, str):
+        ref_ns = np.full(n_pat, _NAT, np.int64)
         vpos = np.flatnonzero(valid)
         if len(vpos):
             firsts = pd.Series(ns[vpos]).groupby(codes[vpos]).min()
             ref_ns[firsts.index.to_numpy()] = firsts.to_numpy()
     else:
-        ref_ns, ref_found = _map_reference(reference, uniques, codes, labels, column, assume_timezone)
-        found.extend(ref_found)
+        ref_ns = _map_reference(reference, rep, n_pat, assume_timezone)
 
     has_ref = ref_ns != _NAT
-    rows = np.flatnonzero(valid & has_ref[np.maximum(codes, 0)] & (codes >= 0))
+    rows = np.flatnonzero(valid)
+    rows = rows[has_ref[codes[rows]]]
     hours = np.full(len(values), np.nan)
     if len(rows):
         hours[rows] = _elapsed_hours(ns[rows], ref_ns[codes[rows]])
-    found.sort(key=lambda item: (item[0], item[1]))
     ref_index = uniques[has_ref]
     if isinstance(ref_index, pd.Index):
         ref_index = ref_index.rename(patients.name)
@@ -782,7 +802,7 @@ def timestamps_to_hours(
     return TimestampResult(
         hours=pd.Series(hours, index=values.index, name=values.name, dtype=np.float64),
         reference=reference_out,
-        violations=[v for _, _, v in found],
+        violations=rep.sorted(),
     )
 
 

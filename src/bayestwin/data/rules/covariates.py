@@ -77,7 +77,7 @@ def implausible_magnitude(ctx: RuleContext, me: Rule) -> Iterator[Violation]:
     for column in ctx.covariates:
         descriptor = descriptor_for(column)
         unit = ctx.units.get(column)
-        if descriptor is None or unit is None or f[column].dtype == object:
+        if descriptor is None or unit is None or not pd.api.types.is_numeric_dtype(f[column]):
             continue
         low, high = plausible_range(descriptor, unit)
         mask = (f[column] < low) | (f[column] > high)
@@ -106,8 +106,8 @@ def implied_volume(ctx: RuleContext, me: Rule) -> Iterator[Violation]:
                                               ctx.units[ctx.weight_column], "kg")), index=f.index)
     for pid, rows in f.groupby("id", sort=False):
         is_dose = rows["evid"].isin((1, 4)) & (rows["amt"] > 0)
-        is_obs = (rows["evid"] == 0) & (rows["mdv"] == 0) & (rows["cens"] == 0)
-        if not is_dose.any() or not is_obs.any():
+        is_obs = (rows["evid"] == 0) & (rows["mdv"] == 0) & (rows["cens"] == 0) & conc[rows.index].notna()
+        if not is_dose.any() or not is_obs.any() or dose_mg[rows.index][is_dose].isna().all():
             continue
         peak_label = conc[rows.index][is_obs].idxmax()
         peak = conc[peak_label]
@@ -133,7 +133,7 @@ def covariate_without_unit(ctx: RuleContext, me: Rule) -> Iterator[Violation]:
 
     for column in ctx.covariates:
         descriptor = descriptor_for(column)
-        if descriptor is None or column in ctx.units or ctx.frame[column].dtype == object:
+        if descriptor is None or column in ctx.units or not pd.api.types.is_numeric_dtype(ctx.frame[column]):
             continue
         if descriptor == "apgar score":
             continue  # a score has no unit

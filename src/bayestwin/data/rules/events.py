@@ -163,7 +163,7 @@ def _per_patient(
           "Delete the repeated row; if both events really happened, they must differ (e.g. in TIME).")
 def duplicated_record(ctx: RuleContext, me: Rule) -> Iterator[Violation]:
     f = ctx.frame
-    mask = f.astype(str).duplicated(keep="first")
+    mask = f.astype(object).map(repr).duplicated(keep="first")
     yield from emit(me, ctx, mask.to_numpy(), "id",
                     lambda r: "this row repeats an earlier row value for value")
 
@@ -172,15 +172,15 @@ def duplicated_record(ctx: RuleContext, me: Rule) -> Iterator[Violation]:
           "Check for a transcription error or a repeated assay; keep both only if both are real.")
 def conflicting_obs(ctx: RuleContext, me: Rule) -> Iterator[Violation]:
     f = ctx.frame
-    obs = f[ctx.is_obs & f["dv"].notna()]
-    key = obs[["id", "time", "cmt"]].astype(str).agg("|".join, axis=1)
-    dup = key.duplicated(keep=False)
-    if not dup.any():
+    is_obs = (ctx.is_obs & f["dv"].notna()).to_numpy()
+    if not is_obs.any():
         return
-    differ = obs[dup].groupby(key[dup])["dv"].transform("nunique") > 1
-    later = key[dup].duplicated(keep="first") & differ
-    mask = pd.Series(False, index=range(len(f)))
-    positions = np.flatnonzero(f.index.isin(later[later].index)) if f.index.is_unique else []
-    mask.iloc[list(positions)] = True
-    yield from emit(me, ctx, mask.to_numpy(), "dv",
+    key = pd.DataFrame({"id": f["id"].astype(object), "time": f["time"], "cmt": f["cmt"].astype(object).map(repr)})
+    key = key[is_obs]
+    dv = f["dv"][is_obs]
+    differ = dv.groupby([key["id"], key["time"], key["cmt"]], sort=False, dropna=False).transform("nunique") > 1
+    later = key.duplicated(keep="first") & differ
+    mask = np.zeros(len(f), dtype=bool)
+    mask[np.flatnonzero(is_obs)[later.to_numpy()]] = True
+    yield from emit(me, ctx, mask, "dv",
                     lambda r: f"another observation at time {r['time']:g} (CMT {r['cmt']}) has a different DV")
