@@ -33,7 +33,8 @@ BAD_UNIT = declare("U002", "error", "a unit is not recognised",
                    "Write the unit in a common spelling, e.g. h, min, day, mg, ug, mg/L, ng/mL, mg/kg, kg.")
 WRONG_KIND = declare("U003", "error", "a unit does not fit the column",
                      "TIME needs a time unit, AMT an amount (mass, amount of substance, IU, or per kg of "
-                     "body weight); give the unit the column is really in.")
+                     "body weight), a recognised covariate (e.g. WT) a unit of its kind; give the unit "
+                     "the column is really in.")
 NO_WEIGHT = declare("U006", "error", "doses are per body weight but there is no weight to convert them",
                     "Pass weight='WT' (a covariate column with a mass unit) or give AMT as an amount.")
 UNKNOWN_COLUMN = declare("U008", "error", "a unit is declared for a column the data do not have",
@@ -49,7 +50,7 @@ def _resolve_units(
     units: Mapping[str, str], raw: RawTable
 ) -> tuple[dict[str, str], list[Violation]]:
     """Map the caller's unit keys to canonical names / covariate names; check each unit."""
-    from bayestwin.units import format_unit, kind_of, parse_unit
+    from bayestwin.units import PLAUSIBLE_RANGES, descriptor_for, format_unit, kind_of, parse_unit
 
     header_upper = {h.strip().upper(): h.strip() for h in raw.header if h.strip()}
     present = {canonical_name(h) for h in raw.header if h.strip()}
@@ -79,6 +80,13 @@ def _resolve_units(
         if name == "amt" and kind not in _AMOUNT_KINDS:
             violations.append(WRONG_KIND.violation(f"AMT unit {text!r} is a {kind}, not an amount",
                                                    column=key, value=text))
+            continue
+        descriptor = descriptor_for(name) if canon is None else None
+        if descriptor is not None and kind_of(PLAUSIBLE_RANGES[descriptor][0]) != kind:
+            expected = kind_of(PLAUSIBLE_RANGES[descriptor][0])
+            violations.append(WRONG_KIND.violation(
+                f"{key} looks like {descriptor} ({expected}), but its unit {text!r} is a {kind}",
+                column=key, value=text))
             continue
         resolved[name] = format_unit(unit)
     for need in ("time", "amt", "dv"):

@@ -602,17 +602,16 @@ def _flag_mixed_kinds(rep: _Reporter, kind: np.ndarray, n_pat: int) -> None:
     if not (n_aware and n_naive):
         return
     minority, majority = (_NAIVE, _AWARE) if n_naive <= n_aware else (_AWARE, _NAIVE)
-    word = {_NAIVE: "without", _AWARE: "with"}
+    has = {_NAIVE: "no time zone", _AWARE: "a time zone"}
     own_majority = _counts(rep.codes, kind == majority, n_pat)
     for code, pos in _group(np.flatnonzero(kind == minority), rep.codes).items():
         own, n = int(own_majority[code + 1]), len(pos)
         if own:
             msg = (f"{rep.who(code)} mixes timestamps with and without a time zone: {n} of {n + own} "
-                   f"are {word[minority]} one ({rep.rows(pos)})")
+                   f"have {has[minority]} ({rep.rows(pos)})")
         else:
-            msg = (f"{rep.who(code)} has {n} timestamp{'s' if n != 1 else ''} {word[minority]} a time "
-                   f"zone ({rep.rows(pos)}) while the file's other {max(n_aware, n_naive)} are "
-                   f"{word[majority]} one")
+            msg = (f"{rep.who(code)}: {n} timestamp{'s' if n != 1 else ''} with {has[minority]} "
+                   f"({rep.rows(pos)}), while the file's other {max(n_aware, n_naive)} have {has[majority]}")
         rep.at(Z003, int(pos[0]), msg)
     kind[kind == minority] = _INVALID
 
