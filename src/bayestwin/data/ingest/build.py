@@ -6,7 +6,7 @@ time-stamped records all get the same defaults, recodings and checks.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -46,55 +46,69 @@ BAD_RXODE2 = declare("E008", "error", "an rxode2/nlmixr2 EVID cannot be decoded"
 _AMOUNT_KINDS = ("mass", "substance", "international_unit", "mass_per_mass")
 
 
+def column_resolver(aliases: Mapping[str, str] | None) -> Callable[[str], str | None]:
+    """Canonical name of a source column: caller-given aliases first, then the standard ones."""
+    extra = {k.strip().upper(): v for k, v in (aliases or {}).items()}
+    return lambda name: extra.get(name.strip().upper()) or canonical_name(name)
+
+
 def _resolve_units(
-    units: Mapping[str, str], raw: RawTable
-) -> tuple[dict[str, str], list[Violation]]:
-    """Map the caller's unit keys to canonical names / covariate names; check each unit."""
+    units: Mapping[str, str], raw: RawTable, resolve: Callable[[str], str | None]
+) -> tuple[dict[str, str], list[Violation], set[str]]:
+    """Map the caller's unit keys to canonical names / covariate names; check each unit.
+
+    Returns the accepted units, the violations and every column a unit was declared for
+    (accepted or not), so that a rejected unit is not reported again as a missing one.
+    """
     from bayestwin.units import PLAUSIBLE_RANGES, descriptor_for, format_unit, kind_of, parse_unit
 
-    header_upper = {h.strip().upper(): h.strip() for h in raw.header if h.strip()}
-    present = {canonical_name(h) for h in raw.header if h.strip()}
+    header = [h.strip() for h in raw.header if h.strip()]
+    spelled = {}  # canonical or covariate name -> spelling in the source
+    for h in header:
+        spelled.setdefault(resolve(h) or h, h)
+    by_upper = {h.upper(): h for h in header}
     resolved: dict[str, str] = {}
+    declared: set[str] = set()
     violations: list[Violation] = []
     for key, text in units.items():
-        canon = canonical_name(key)
-        name = canon if canon is not None else header_upper.get(key.strip().upper())
-        if name is None or (canon is not None and canon not in present and canon in ("amt", "dv")):
+        canon = resolve(key) if key.strip().upper() not in by_upper else resolve(by_upper[key.strip().upper()])
+        name = canon if canon is not None else by_upper.get(key.strip().upper())
+        if name is None or name not in spelled:
             if raw.header:
                 violations.append(UNKNOWN_COLUMN.violation(
                     f"unit {text!r} declared for {key!r}, which is not a column", column=key, value=text))
             continue
+        declared.add(name)
+        shown = spelled[name]
         if name == "time" and str(text).strip().lower() == "datetime":
             resolved["time"] = "datetime"
             continue
         try:
-            unit = parse_unit(str(text), where=f"column {key}")
+            unit = parse_unit(str(text), where=f"column {shown}")
         except UnitError as err:
-            violations.append(BAD_UNIT.violation(str(err), column=key, value=text))
+            violations.append(BAD_UNIT.violation(str(err), column=shown, value=text))
             continue
         kind = kind_of(unit)
         if name == "time" and kind != "time":
             violations.append(WRONG_KIND.violation(f"TIME unit {text!r} is a {kind}, not a time",
-                                                   column=key, value=text))
+                                                   column=shown, value=text))
             continue
         if name == "amt" and kind not in _AMOUNT_KINDS:
             violations.append(WRONG_KIND.violation(f"AMT unit {text!r} is a {kind}, not an amount",
-                                                   column=key, value=text))
+                                                   column=shown, value=text))
             continue
         descriptor = descriptor_for(name) if canon is None else None
         if descriptor is not None and kind_of(PLAUSIBLE_RANGES[descriptor][0]) != kind:
             expected = kind_of(PLAUSIBLE_RANGES[descriptor][0])
             violations.append(WRONG_KIND.violation(
-                f"{key} looks like {descriptor} ({expected}), but its unit {text!r} is a {kind}",
-                column=key, value=text))
+                f"{shown} looks like {descriptor} ({expected}), but its unit {text!r} is a {kind}",
+                column=shown, value=text))
             continue
         resolved[name] = format_unit(unit)
     for need in ("time", "amt", "dv"):
-        if need in present and need not in resolved and not any(v.column in (need, need.upper())
-                                                                for v in violations):
-            violations.append(NO_UNIT.violation(f"no unit declared for {need.upper()}",
-                                                column=need.upper()))
-    return resolved, violations
+        if need in spelled and need not in declared:
+            violations.append(NO_UNIT.violation(f"no unit declared for {spelled[need]}", column=spelled[need]))
+    return resolved, violations, declared
 
 
 def build_table(
@@ -110,6 +124,7 @@ def build_table(
     assume_timezone: str | None = None,
     ignore_rules: Iterable[str] = (),
     notes: Iterable[str] = (),
+    aliases: Mapping[str, str] | None = None,
 ) -> tuple[EventTable | None, ValidationReport]:
     """Build and validate an event table; return ``(table or None, report)``.
 
@@ -118,9 +133,11 @@ def build_table(
     """
     from bayestwin.units import descriptor_for, kind_of
 
-    resolved, violations = _resolve_units(units, raw)
+    resolve = column_resolver(aliases)
+    resolved, violations, declared = _resolve_units(units, raw, resolve)
     timestamps = resolved.get("time") == "datetime"
-    parsed = parse_columns(raw, quantitative=[k for k in resolved if k not in CANONICAL], timestamps=timestamps)
+    parsed = parse_columns(raw, quantitative=[k for k in resolved if k not in CANONICAL], timestamps=timestamps,
+                           resolve=resolve)
     violations.extend(parsed.violations)
     notes = list(notes)
     frame = parsed.values
@@ -129,7 +146,7 @@ def build_table(
         violations.extend(more)
         notes.append(note)
         resolved["time"] = "h"
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {"declared_units": declared}
     if parsed.has("evid") and evid_coding == "rxode2":
         more, decoded = _decode_rxode2(frame, parsed)
         violations.extend(more)
@@ -143,11 +160,15 @@ def build_table(
 
     if weight is None:
         weight = next((c for c in parsed.covariates if descriptor_for(c) == "body weight"), None)
-    required = set(required_covariates)
+    by_upper = {c.upper(): c for c in parsed.covariates}
+    required = {by_upper.get(c.upper(), c) for c in required_covariates}
+    static_covariates = {by_upper.get(c.upper(), c) for c in static_covariates}
     per_weight = "amt" in resolved and kind_of(resolved["amt"]) == "mass_per_mass"
     if per_weight:
-        if weight is None or weight not in frame.columns:
-            violations.append(NO_WEIGHT.violation(f"AMT is in {resolved['amt']} and no weight column is known",
+        if weight is None or weight not in frame.columns or weight not in resolved:
+            why = ("no weight column is known" if weight is None or weight not in frame.columns
+                   else f"the weight column {weight!r} has no declared unit")
+            violations.append(NO_WEIGHT.violation(f"AMT is in {resolved['amt']} and {why}",
                                                   column=parsed.source_names.get("amt", "AMT")))
         else:
             required.add(weight)
@@ -208,16 +229,17 @@ def _decode_rxode2(frame: pd.DataFrame, parsed: ParsedColumns) -> tuple[list[Vio
     high = evid >= 100
     src = parsed.source_names["evid"]
     decoded = 0
+    has_cmt = "cmt" in frame.columns and parsed.has("cmt")
     for label in frame.index[high.to_numpy()]:
         code = int(evid[label])
         kind, cmt, low = code // 10000, (code // 100) % 100, code % 100
-        cmt_given = frame["cmt"][label] if "cmt" in frame.columns else np.nan
+        cmt_given = frame["cmt"][label] if has_cmt else np.nan
         problem = None
         if low != 1 or kind not in (0, 1) or cmt == 0:
             problem = f"EVID {code} is not a supported rxode2 dose code"
         elif kind == 1 and not (frame.get("rate", pd.Series(np.nan, index=frame.index))[label] > 0):
             problem = f"EVID {code} is an infusion but RATE is not > 0"
-        elif pd.notna(cmt_given) and not isinstance(cmt_given, str) and int(cmt_given) != cmt:
+        elif pd.notna(cmt_given) and not isinstance(cmt_given, str) and cmt_given != 0 and int(cmt_given) != cmt:
             problem = f"EVID {code} doses into compartment {cmt} but CMT says {cmt_given}"
         if problem:
             violations.append(BAD_RXODE2.violation(problem, patient=frame["id"][label], row=label,
@@ -245,6 +267,8 @@ def _fill_defaults(frame: pd.DataFrame, parsed: ParsedColumns) -> pd.DataFrame:
     derived_evid = np.where((amt > 0) | ((frame["ss"] == 1) & (frame["rate"] > 0)), 1.0, 0.0)
     if "evid" not in frame.columns:
         frame["evid"] = derived_evid
+        if "amt" in parsed.failed:  # EVID derived from an unreadable AMT is unknown, not 0
+            parsed.failed["evid"] = parsed.failed["amt"].copy()
     else:
         frame["evid"] = frame["evid"].fillna(pd.Series(derived_evid, index=frame.index))
     derived_mdv = np.where(frame["evid"] != 0, 1.0, 0.0)

@@ -10,7 +10,7 @@ no later rule fires again on it and no NaN goes unexplained.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -123,7 +123,11 @@ def _parse_id(cell: Any) -> Any:
 
 
 def parse_columns(
-    raw: RawTable, *, quantitative: Iterable[str] = (), timestamps: bool = False
+    raw: RawTable,
+    *,
+    quantitative: Iterable[str] = (),
+    timestamps: bool = False,
+    resolve: Callable[[str], str | None] = canonical_name,
 ) -> ParsedColumns:
     r"""Map and type the columns of `raw`; every problem becomes a violation.
 
@@ -137,6 +141,8 @@ def parse_columns(
     timestamps : bool
         Keep TIME cells as written (date-times converted later) instead of
         parsing them as numbers.
+    resolve : callable
+        Source column name -> canonical name or None (default: standard aliases).
 
     Examples
     --------
@@ -155,7 +161,7 @@ def parse_columns(
     for pos, name in enumerate(raw.header):
         if not name:
             continue
-        canon = canonical_name(name)
+        canon = resolve(name)
         if canon is None:
             key = name.upper()
             if key in seen_cov:

@@ -113,7 +113,7 @@ def read_raw(source: Source, *, sep: str | None = None, comment: str = "#") -> R
         return _read_frame(source, comment)
     name = "<stream>"
     if isinstance(source, io.TextIOBase):
-        text = source.read()
+        text = source.read().removeprefix("\ufeff")
     else:
         path = Path(source)
         name = path.name

@@ -59,10 +59,12 @@ def _section(
     named = set(positions.values())
     extra = [(pos, col) for pos, col in enumerate(raw.header)
              if pos not in named and col.strip() and col.strip().upper() not in dropped]
-    header = [c.upper() for c in positions] + [c for _, c in extra] + [c.upper() for c in constants]
+    # named columns keep the caller's spelling (so messages say "dose", not "AMT")
+    names = {canon: str(mapping[canon]).strip() for canon in positions}
+    header = [names[c] for c in positions] + [c for _, c in extra] + [c.upper() for c in constants]
     records = []
     for cells in raw.rows:
-        rec = {canon.upper(): cells[pos] for canon, pos in positions.items()}
+        rec = {names[canon]: cells[pos] for canon, pos in positions.items()}
         rec.update({col: cells[pos] for pos, col in extra})
         rec.update({c.upper(): v for c, v in constants.items()})
         records.append(rec)
@@ -112,17 +114,18 @@ def tidy_table(
     first_seen: dict[Any, int] = {}
     for _, rows, labels, rank in sections:
         for rec, label in zip(rows, labels, strict=True):
-            pid = str(rec.get("ID", "")).strip()
+            pid = str(rec.get(id, "")).strip()
             first_seen.setdefault(pid, len(first_seen))
-            t, status = parse_number(rec.get("TIME"))
-            key_t = t if status == "ok" else _timestamp_key(rec.get("TIME"))
+            t, status = parse_number(rec.get(time))
+            key_t = t if status == "ok" else _timestamp_key(rec.get(time))
             merged.append(((first_seen[pid], key_t, rank), [rec.get(h) for h in header], label))
     merged.sort(key=lambda item: item[0])
     raw = RawTable(header=header, rows=[m[1] for m in merged], row_labels=[m[2] for m in merged],
                    rows_in=rows_in, source="tidy(observations, doses)" if doses is not None else "tidy",
                    set_aside=set_aside, violations=violations)
-    unit_keys = {k.upper() if k.lower() in ("time", "amt", "dv") else k: v for k, v in units.items()}
-    return build_table(raw, units=unit_keys, **options)
+    named = {"id": id, "time": time, "dv": dv, "amt": amt, "rate": rate, "dur": dur, "cens": cens}
+    aliases = {name: canon for canon, name in named.items() if name is not None}
+    return build_table(raw, units=units, aliases=aliases, **options)
 
 
 def _timestamp_key(value: Any) -> float:

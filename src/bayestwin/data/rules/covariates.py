@@ -60,6 +60,8 @@ def static_changes(ctx: RuleContext, me: Rule) -> Iterator[Violation]:
     f = ctx.frame
     for column in sorted(ctx.static_covariates):
         if column not in f.columns:
+            yield me.violation(f"static covariate {column!r} is not a column of the data", column=column,
+                               fix=f"Add a {column} column, or remove it from the static covariates.")
             continue
         first = f.groupby("id", sort=False)[column].transform("first")
         mask = f[column].notna() & first.notna() & (f[column] != first)
@@ -104,6 +106,7 @@ def implied_volume(ctx: RuleContext, me: Rule) -> Iterator[Violation]:
     if ctx.weight_column is not None and ctx.weight_column in ctx.units:
         weight = pd.Series(np.asarray(convert(f[ctx.weight_column].to_numpy(),
                                               ctx.units[ctx.weight_column], "kg")), index=f.index)
+        weight = weight.groupby(f["id"], sort=False).ffill()  # LOCF, as the table will carry it
     for pid, rows in f.groupby("id", sort=False):
         is_dose = rows["evid"].isin((1, 4)) & (rows["amt"] > 0)
         is_obs = (rows["evid"] == 0) & (rows["mdv"] == 0) & (rows["cens"] == 0) & conc[rows.index].notna()
@@ -133,7 +136,8 @@ def covariate_without_unit(ctx: RuleContext, me: Rule) -> Iterator[Violation]:
 
     for column in ctx.covariates:
         descriptor = descriptor_for(column)
-        if descriptor is None or column in ctx.units or not pd.api.types.is_numeric_dtype(ctx.frame[column]):
+        declared = column in ctx.units or column in ctx.extra.get("declared_units", ())
+        if descriptor is None or declared or not pd.api.types.is_numeric_dtype(ctx.frame[column]):
             continue
         if descriptor == "apgar score":
             continue  # a score has no unit

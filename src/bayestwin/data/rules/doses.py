@@ -124,6 +124,8 @@ def negative_addl(ctx: RuleContext, me: Rule) -> Iterator[Violation]:
           "RATE, II, ADDL and SS only act on dose records (EVID 1/4); clear them or fix EVID.")
 def dosing_fields_on_nondose(ctx: RuleContext, me: Rule) -> Iterator[Violation]:
     f = ctx.frame
-    fields = (f["rate"] != 0) | (f["ii"] > 0) | (f["addl"] > 0) | (f["ss"] != 0)
-    mask = ~ctx.is_dose & fields & ~f["evid"].isin((2, 3)).to_numpy()
-    yield from emit(me, ctx, mask, "evid", lambda r: f"EVID {r['evid']:g} record with dosing fields set")
+    nondose = ~ctx.is_dose & ~f["evid"].isin((2, 3))
+    for field, is_set in (("rate", f["rate"] != 0), ("ii", f["ii"] > 0), ("addl", f["addl"] > 0),
+                          ("ss", f["ss"] != 0)):
+        yield from emit(me, ctx, nondose & is_set, field,
+                        lambda r, c=field: f"{c.upper()} {r[c]:g} on an EVID {r['evid']:g} record has no effect")

@@ -41,7 +41,7 @@ def unknown_evid(ctx: RuleContext, me: Rule) -> Iterator[Violation]:
     f = ctx.frame
     mask = f["evid"].notna() & ~f["evid"].isin(_EVIDS) & ctx.ok("evid")
     if ctx.extra.get("evid_decoded"):
-        return
+        mask &= f["evid"] < 100  # codes >= 100 were decoded, or reported by E008
 
     def message(r: pd.Series) -> str:
         text = f"EVID {r['evid']:g} is not a NONMEM event code"

@@ -15,7 +15,7 @@ __all__: list[str] = []
           "Fill in DV, or set MDV = 1 if the sample has no value (or remove the row).")
 def missing_dv(ctx: RuleContext, me: Rule) -> Iterator[Violation]:
     f = ctx.frame
-    mask = ctx.is_obs & (f["mdv"] == 0) & f["dv"].isna() & ctx.ok("dv")
+    mask = ctx.is_obs & (f["mdv"] == 0) & f["dv"].isna() & ctx.ok("dv") & ctx.ok("evid")
     yield from emit(me, ctx, mask, "dv", lambda r: "observation without a value", value=lambda r: ".")
 
 
