@@ -18,7 +18,7 @@ __all__ = ["require"]
 
 
 def require(module: str, *, extra: str) -> ModuleType:
-    """Import `module` or raise :class:`MissingExtraError` naming ``bayestwin[extra]``."""
+    """Import `module` or raise ``MissingExtraError`` naming ``bayestwin[extra]``."""
     try:
         return importlib.import_module(module)
     except ImportError as err:

@@ -38,7 +38,7 @@ class BayestwinError(Exception):
 class DataValidationError(BayestwinError, ValueError):
     """Patient data broke one or more validation rules.
 
-    The exception carries the full :class:`~bayestwin.data.report.ValidationReport`
+    The exception carries the full ``ValidationReport``
     (``.report``) with one entry per problem, so that *all* problems in a file
     are reported at once rather than the first one only.
 

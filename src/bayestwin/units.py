@@ -1,7 +1,7 @@
 """Units: parsing, canonical labels, kinds, exact conversions and plausibility ranges.
 
 The single home of unit handling in bayestwin: every unit label the package writes comes
-from :func:`format_unit`, every conversion goes through :func:`convert`. Conversions are
+from ``format_unit``, every conversion goes through ``convert``. Conversions are
 as exact as floating point allows: the factor is an exact rational, an integer factor
 ``N`` multiplies by ``N`` and a factor ``1/N`` divides by ``N``, so decimal data stay
 decimal (2500 ug/L is exactly 2.5 mg/L). Mass <-> molar conversions need a molar mass.
@@ -93,7 +93,7 @@ def _pint_unit(text: str) -> pint.Unit:
 
 
 def parse_unit(text: UnitLike, *, where: str = "") -> pint.Unit:
-    """Parse a unit string (or a :class:`pint.Unit`) into a unit of :data:`ureg`.
+    """Parse a unit string (or a ``pint.Unit``) into a unit of ``ureg``.
 
     Whitespace is stripped; ``µ`` (U+00B5), ``μ`` (U+03BC), ``u`` and ``mc`` all mean micro.
     Case is kept as written, and capitals that pint reads as non-clinical units
@@ -188,7 +188,7 @@ def _label(unit: pint.Unit) -> str:
 
 
 def kind_of(unit: UnitLike) -> str:
-    """Classify a unit into one of :data:`KINDS` (``"other"`` when none fits).
+    """Classify a unit into one of ``KINDS`` (``"other"`` when none fits).
 
     ``mg/kg`` is ``"mass_per_mass"`` although its dimension cancels, while ``mg/kg/h`` is
     ``"other"``, not a rate constant; every ``1/time`` (``1/h``, ``1/min``, ``bpm``) is
@@ -216,7 +216,7 @@ def _kind(u: pint.Unit) -> str:
 
 
 def require_kind(unit: UnitLike, kinds: str | Iterable[str], *, where: str) -> pint.Unit:
-    """Parse ``unit`` and check that its kind is one of ``kinds`` (names from :data:`KINDS`).
+    """Parse ``unit`` and check that its kind is one of ``kinds`` (names from ``KINDS``).
 
     Raises
     ------
@@ -359,7 +359,7 @@ def _to_array(values: Any) -> tuple[np.ndarray, Callable[[np.ndarray], Any]]:
 def conversion_factor(from_unit: UnitLike, to_unit: UnitLike, *, where: str = "") -> float:
     """Return ``f`` such that ``value_in_to = value_in_from * f`` (correctly rounded).
 
-    Mass <-> molar is refused (it needs a molar mass: use :func:`convert` with
+    Mass <-> molar is refused (it needs a molar mass: use ``convert`` with
     ``molar_mass``), as are offset units such as ``degC`` -> ``degF``.
 
     Raises
@@ -486,7 +486,7 @@ _SUFFIXES = frozenset({
 
 
 def descriptor_for(column_name: str) -> str | None:
-    """Recognise a covariate column name; return its :data:`PLAUSIBLE_RANGES` key or ``None``.
+    """Recognise a covariate column name; return its ``PLAUSIBLE_RANGES`` key or ``None``.
 
     Matching ignores case and punctuation, and trailing unit or baseline tokens
     (``WT_KG``, ``SCR_UMOL_L``, ``HR_BL``).
@@ -507,9 +507,9 @@ def descriptor_for(column_name: str) -> str | None:
 def plausible_range(descriptor: str, unit: str) -> tuple[float, float]:
     """Return the plausible ``(low, high)`` of a quantity, converted into ``unit``.
 
-    ``descriptor`` is a :data:`PLAUSIBLE_RANGES` key or a column name that
-    :func:`descriptor_for` recognises. Molar units work for the analytes in
-    :data:`MOLAR_MASSES` (glucose, serum creatinine, bilirubin).
+    ``descriptor`` is a ``PLAUSIBLE_RANGES`` key or a column name that
+    ``descriptor_for`` recognises. Molar units work for the analytes in
+    ``MOLAR_MASSES`` (glucose, serum creatinine, bilirubin).
 
     Raises
     ------

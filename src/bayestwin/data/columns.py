@@ -78,7 +78,7 @@ CANONICAL: dict[str, ColumnSpec] = {
     )
 }
 
-#: Canonical column order of :attr:`EventTable.frame`; covariates follow.
+#: Canonical column order of ``EventTable.frame``; covariates follow.
 COLUMN_ORDER: tuple[str, ...] = tuple(CANONICAL)
 
 #: Columns whose values must be whole numbers.

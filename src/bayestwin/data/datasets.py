@@ -93,7 +93,7 @@ def list_datasets() -> list[str]:
 
 
 def load_dataset(name: str) -> EventTable:
-    """Load a bundled data set as a validated :class:`EventTable`.
+    """Load a bundled data set as a validated ``EventTable``.
 
     Examples
     --------

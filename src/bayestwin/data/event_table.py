@@ -1,9 +1,9 @@
 """The canonical event table: one patient cohort's history, with units and provenance.
 
-Every model in bayestwin consumes an :class:`EventTable`. It is immutable:
+Every model in bayestwin consumes an ``EventTable``. It is immutable:
 methods return new tables. Its frame is indexed by *source row* (the line in
 the file, or the DataFrame index label), so any value can be traced back to
-where it came from, and it carries a :class:`RowAccounting` proving that every
+where it came from, and it carries a ``RowAccounting`` proving that every
 input row was either used or set aside with a reason.
 """
 
@@ -64,14 +64,14 @@ class RowAccounting:
 class EventTable:
     """A validated cohort history in NONMEM-compatible columns, with units.
 
-    Build one with :func:`~bayestwin.data.read_nonmem` or
-    :func:`~bayestwin.data.read_tidy`; the constructor checks only internal
+    Build one with ``read_nonmem`` or
+    ``read_tidy``; the constructor checks only internal
     invariants.
 
     Parameters
     ----------
     frame : pandas.DataFrame
-        Columns :data:`~bayestwin.data.columns.COLUMN_ORDER` then covariates;
+        Columns ``COLUMN_ORDER`` then covariates;
         index ``source_row``.
     units : Mapping[str, str]
         Unit of ``time``, ``amt``, ``dv`` and of each quantitative covariate.
@@ -259,6 +259,6 @@ class EventTable:
         )
 
     def raise_if_errors(self) -> None:
-        """Raise :class:`DataValidationError` if the attached report has errors."""
+        """Raise ``DataValidationError`` if the attached report has errors."""
         if not self.report.ok:
             raise DataValidationError(self.report)

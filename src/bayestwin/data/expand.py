@@ -15,7 +15,7 @@ Rules stated once, here:
   stays missing and is reported (rules C001/C002).
 * **Time after dose** is the time since the most recent dose (EVID 1 or 4) at or
   before the row, ADDL doses included; it is missing (NaN) before a patient's
-  first dose, by definition.
+  first dose and after a reset without a dose (EVID 3) until the next dose.
 """
 
 from __future__ import annotations
@@ -78,6 +78,7 @@ def expand_addl(table: EventTable) -> EventTable:
     both = both.drop(columns=["_order", "_implied", "_pat", "_seg"])
     if table.covariates:
         both = carry_forward(both, table.covariates)
+    both = both.astype({c: f[c].dtype for c in f.columns if c not in table.covariates})
     return replace(table, frame=both)
 
 
@@ -110,8 +111,9 @@ def time_after_dose(table: EventTable) -> pd.Series:
     0.25
     """
     f = expand_addl(table).frame
-    dose_time = f["time"].where(f["evid"].isin(DOSE_EVIDS))
-    last = dose_time.groupby(f["id"], sort=False).ffill()
+    # a dose marks its time; a reset without a dose (EVID 3) marks "no dose since" (-inf)
+    marker = f["time"].where(f["evid"].isin(DOSE_EVIDS)).mask(f["evid"] == 3, -np.inf)
+    last = marker.groupby(f["id"], sort=False).ffill().replace(-np.inf, np.nan)
     tad = f["time"] - last
     tad.name = f"time_after_dose [{table.units['time']}]"
     return tad

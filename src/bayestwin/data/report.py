@@ -1,6 +1,6 @@
 """Validation reports: every problem in a data set, with where it is and how to fix it.
 
-A :class:`ValidationReport` is a thin, immutable wrapper around a tidy pandas
+A ``ValidationReport`` is a thin, immutable wrapper around a tidy pandas
 table with one row per violation. Rules never raise; they return violations,
 so one pass over a file reports *all* problems at once.
 """
@@ -19,7 +19,7 @@ __all__ = ["REPORT_COLUMNS", "ValidationReport", "Violation"]
 
 Severity = Literal["error", "warning"]
 
-#: Columns of :attr:`ValidationReport.violations`, in order.
+#: Columns of ``ValidationReport.violations``, in order.
 REPORT_COLUMNS: tuple[str, ...] = (
     "severity", "rule", "patient", "row", "column", "value", "message", "fix",
 )
@@ -32,7 +32,7 @@ class Violation:
     Parameters
     ----------
     rule : str
-        Rule identifier, e.g. ``"T003"`` (see :func:`bayestwin.data.rule_table`).
+        Rule identifier, e.g. ``"T003"`` (see ``bayestwin.data.rule_table``).
     severity : {"error", "warning"}
         Errors stop ingestion; warnings are reported and kept with the table.
     message : str
@@ -66,7 +66,7 @@ class Violation:
     value: Any = None
 
     def as_dict(self) -> dict[str, Any]:
-        """Return the violation as a plain dict keyed by :data:`REPORT_COLUMNS`."""
+        """Return the violation as a plain dict keyed by ``REPORT_COLUMNS``."""
         return {name: getattr(self, name) for name in REPORT_COLUMNS}
 
 
@@ -77,7 +77,7 @@ class ValidationReport:
     Parameters
     ----------
     violations : pandas.DataFrame
-        One row per problem, columns :data:`REPORT_COLUMNS`.
+        One row per problem, columns ``REPORT_COLUMNS``.
     source : str
         Name of the data source (file name or ``"<DataFrame>"``).
 
@@ -101,7 +101,7 @@ class ValidationReport:
     def from_violations(
         cls, violations: Iterable[Violation], *, source: str = "<data>"
     ) -> ValidationReport:
-        """Build a report from :class:`Violation` objects, sorted by row then rule."""
+        """Build a report from ``Violation`` objects, sorted by row then rule."""
         rows = [v.as_dict() for v in violations]
         frame = pd.DataFrame(rows, columns=list(REPORT_COLUMNS), dtype=object)
         if len(frame):
@@ -171,7 +171,7 @@ class ValidationReport:
         return self.format()
 
     def raise_if_errors(self) -> None:
-        """Raise :class:`DataValidationError` listing every error, if there is any.
+        """Raise ``DataValidationError`` listing every error, if there is any.
 
         Examples
         --------
@@ -208,7 +208,7 @@ def _format_one(rec: Any) -> str:
         loc += f" (value {rec.value})"
     tag = f"[{rec.rule}]" if rec.severity == "error" else f"[{rec.rule} warning]"
     prefix = f"{tag} {loc}: " if loc else f"{tag} "
-    return f"{prefix}{rec.message}. Fix: {rec.fix}"
+    return f"{prefix}{str(rec.message).rstrip('.')}. Fix: {rec.fix}"
 
 
 def _isna(value: Any) -> bool:

@@ -1,15 +1,15 @@
 r"""Validation of patient data: one declarative rule table, all violations at once.
 
-Rules live in :mod:`bayestwin.data.rules` (one module per family: time/events/
+Rules live in ``bayestwin.data.rules`` (one module per family: time/events/
 patients, doses, observations, covariates and units) and in the readers for
-problems found while parsing. :func:`rule_table` lists them all; every rule has
+problems found while parsing. ``rule_table`` lists them all; every rule has
 an id, a severity, a title and the fix a person should apply.
 
-* :func:`validate` reads a source and returns its :class:`ValidationReport`
+* ``validate`` reads a source and returns its ``ValidationReport``
   without raising, so a data manager sees every problem in one pass.
-* :func:`check_events` re-checks a table against a model (compartments,
+* ``check_events`` re-checks a table against a model (compartments,
   required covariates).
-* ``report.raise_if_errors()`` raises :class:`DataValidationError`.
+* ``report.raise_if_errors()`` raises ``DataValidationError``.
 
 Examples
 --------
@@ -47,7 +47,7 @@ def run_rules(ctx: RuleContext, *, stages: Iterable[str] = ("table", "model")) -
 
 
 def validate(source: Source, **read_options: Any) -> ValidationReport:
-    """Read `source` like :func:`~bayestwin.data.read_nonmem` and return its report.
+    """Read `source` like ``read_nonmem`` and return its report.
 
     Bad data never raise here: every problem is in the report.
 
@@ -56,7 +56,7 @@ def validate(source: Source, **read_options: Any) -> ValidationReport:
     source : path, stream or DataFrame
         NONMEM-style data.
     **read_options
-        Options of :func:`~bayestwin.data.read_nonmem` (``units`` is required).
+        Options of ``read_nonmem`` (``units`` is required).
     """
     from bayestwin.data.ingest.nonmem import nonmem_table
 

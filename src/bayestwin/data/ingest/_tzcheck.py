@@ -1,9 +1,9 @@
 """Per-patient checks on parsed timestamps: zone consistency, localisation and reference times.
 
-Private helper of :mod:`bayestwin.data.ingest.timestamps`, which documents the
+Private helper of ``bayestwin.data.ingest.timestamps``, which documents the
 rules of interpretation and declares the rules (``Z002``, ``Z003``, ``Z004``,
-``Z006`` here, plus the per-cell issues of :mod:`._tzparse`). Violations are
-collected by a :class:`Reporter` with their patient, source row, column and
+``Z006`` here, plus the per-cell issues of ``._tzparse``). Violations are
+collected by a ``Reporter`` with their patient, source row, column and
 cell value.
 """
 

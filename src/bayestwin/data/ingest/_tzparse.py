@@ -1,9 +1,9 @@
 """Reading timestamp cells: text forms, offsets, zone names, date-only values, DST-checked localisation.
 
-Private helper of :mod:`bayestwin.data.ingest.timestamps`, which documents the
-rules of interpretation. :func:`parse` classifies every cell as missing,
+Private helper of ``bayestwin.data.ingest.timestamps``, which documents the
+rules of interpretation. ``parse`` classifies every cell as missing,
 invalid, aware (UTC nanoseconds) or naive (wall-clock nanoseconds) and returns
-the problems found as :class:`Issue` s naming their rule id (``Z001``,
+the problems found as ``Issue`` s naming their rule id (``Z001``,
 ``Z004``, ``Z005``); the rules themselves are declared in ``timestamps``.
 """
 
@@ -21,7 +21,7 @@ import pandas as pd
 
 EXAMPLE = "2024-03-01T08:30:00+01:00"
 
-#: Cell kinds in :attr:`Parsed.kind`.
+#: Cell kinds in ``Parsed.kind``.
 MISSING, INVALID, AWARE, NAIVE = 0, 1, 2, 3
 #: int64 value of NaT.
 NAT = np.iinfo(np.int64).min

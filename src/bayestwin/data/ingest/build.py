@@ -1,4 +1,4 @@
-"""From typed columns to a validated :class:`EventTable`: event semantics, units and rules.
+"""From typed columns to a validated ``EventTable``: event semantics, units and rules.
 
 This is the one place every reader ends in, so NONMEM CSV, tidy frames and
 time-stamped records all get the same defaults, recodings and checks.
@@ -129,7 +129,7 @@ def build_table(
     """Build and validate an event table; return ``(table or None, report)``.
 
     The table is None exactly when the report has errors. See
-    :func:`bayestwin.data.read_nonmem` for the parameters.
+    ``bayestwin.data.read_nonmem`` for the parameters.
     """
     from bayestwin.units import descriptor_for, kind_of
 

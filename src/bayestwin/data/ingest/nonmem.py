@@ -1,11 +1,11 @@
 """NONMEM/Monolix-style event data: reader and lossless writer.
 
 Column names are matched case-insensitively with common aliases (see
-:mod:`bayestwin.data.columns`); ``.`` and empty cells are missing; rows whose
+``bayestwin.data.columns``); ``.`` and empty cells are missing; rows whose
 first cell starts with ``#`` (or whose ``C`` column holds ``C``) are comment
 rows, set aside with their reason. Units are never guessed: declare them with
 ``units=`` or in a JSON sidecar ``<file>.units.json`` (written by
-:func:`write_nonmem`).
+``write_nonmem``).
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def read_nonmem(
     ignore_rules: Iterable[str] = (),
     sep: str | None = None,
 ) -> EventTable:
-    r"""Read NONMEM-style event data into a validated :class:`EventTable`.
+    r"""Read NONMEM-style event data into a validated ``EventTable``.
 
     Parameters
     ----------
@@ -167,7 +167,7 @@ def write_nonmem(table: EventTable, path: str | Path | None = None, *, sidecar: 
 
     Floats are written with the shortest text that reads back to the same
     number, missing values as ``.``, so ``read_nonmem(write_nonmem(t))`` equals
-    `t` (see :meth:`EventTable.equals`). Columns holding only their default
+    `t` (see ``EventTable.equals``). Columns holding only their default
     (e.g. no infusions) are omitted.
 
     Examples

@@ -134,7 +134,7 @@ def parse_columns(
     Parameters
     ----------
     raw : RawTable
-        Output of :func:`~bayestwin.data.ingest.raw.read_raw`.
+        Output of ``read_raw``.
     quantitative : iterable of str
         Covariate columns (source names) that must be numeric, e.g. those
         given a unit by the caller.

@@ -92,7 +92,7 @@ def _is_comment(cells: Sequence[Any], header: Sequence[str], comment: str) -> bo
 
 
 def read_raw(source: Source, *, sep: str | None = None, comment: str = "#") -> RawTable:
-    r"""Read `source` (CSV path, text stream or DataFrame) into a :class:`RawTable`.
+    r"""Read `source` (CSV path, text stream or DataFrame) into a ``RawTable``.
 
     Parameters
     ----------

@@ -154,7 +154,7 @@ def read_tidy(
     assume_timezone: str | None = None,
     ignore_rules: Iterable[str] = (),
 ) -> EventTable:
-    """Read an observations table and a dosing table into a validated :class:`EventTable`.
+    """Read an observations table and a dosing table into a validated ``EventTable``.
 
     Parameters
     ----------
@@ -163,18 +163,39 @@ def read_tidy(
     doses : path or DataFrame, optional
         One row per dose: patient id, time, amount (and rate or duration).
     units : mapping
-        As in :func:`~bayestwin.data.read_nonmem`: ``time`` (or ``"datetime"``),
+        As in ``read_nonmem``: ``time`` (or ``"datetime"``),
         ``amt`` (amount or per body weight), ``dv`` and covariates by name.
-    id, time, dv, amt, rate, dur, cens : str
-        Column names in the tables (case-insensitive). `time` and `id` are
-        shared by both tables.
-    obs_cmt, dose_cmt : int or str, optional
-        Compartment of all observations / doses (default: the model's default).
+    id : str
+        Patient-id column, in both tables (case-insensitive).
+    time : str
+        Time column, in both tables.
+    dv : str
+        Observed-value column of the observations table.
+    amt : str
+        Dose-amount column of the dosing table.
+    rate : str, optional
+        Infusion-rate column of the dosing table.
+    dur : str, optional
+        Infusion-duration column of the dosing table.
+    cens : str, optional
+        Censoring-flag column of the observations table (1 = below LLOQ, DV holds the LLOQ).
+    obs_cmt : int or str, optional
+        Compartment of all observations (default: the model's default).
+    dose_cmt : int or str, optional
+        Compartment of all doses (default: the model's default).
     drop : sequence of str
         Columns to leave out (e.g. a row counter); everything else not named
         is a covariate.
-    weight, required_covariates, static_covariates, assume_timezone, ignore_rules
-        As in :func:`~bayestwin.data.read_nonmem`.
+    weight : str, optional
+        As in ``read_nonmem``.
+    required_covariates : iterable of str
+        As in ``read_nonmem``.
+    static_covariates : iterable of str
+        As in ``read_nonmem``.
+    assume_timezone : str, optional
+        As in ``read_nonmem``.
+    ignore_rules : iterable of str
+        As in ``read_nonmem``.
 
     Examples
     --------

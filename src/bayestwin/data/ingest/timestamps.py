@@ -2,10 +2,10 @@
 
 Clinical sources often record *when* something happened (lab draw, dose
 administration, wearable reading) instead of "hours since first dose".
-:func:`timestamps_to_hours` turns such a column into hours since a reference
+``timestamps_to_hours`` turns such a column into hours since a reference
 time per patient, handles time zones explicitly and reports every problem with
 its patient, source row and column (rules ``Z001``-``Z006``; nothing raises on
-bad data). :func:`hours_to_timestamps` is the inverse, for writers and tests.
+bad data). ``hours_to_timestamps`` is the inverse, for writers and tests.
 
 Rules of interpretation
 -----------------------
@@ -38,13 +38,13 @@ Rules of interpretation
   ``None``, case-insensitive, and pandas missing values) are ``Z005``.
 * **Reference.** ``reference="first"`` uses each patient's earliest valid
   timestamp, so all hours are >= 0. With a mapping ``{patient id: time}`` (same
-  zone rules; a :class:`pandas.Series` works too) hours are negative for events
+  zone rules; a ``pandas.Series`` works too) hours are negative for events
   before the reference, which is allowed. Every patient needs a reference and
   every reference needs a patient (``Z006``). A reference time with a problem
   (``Z001``/``Z002``/``Z004``/``Z005``) is reported once, without a row, and
   leaves that patient's rows NaN; reference times are not part of ``Z003``.
 * **Exact hours.** Hours are the integer nanosecond difference divided by
-  3.6e12 and correctly rounded to float64 (:func:`nanoseconds_to_hours`):
+  3.6e12 and correctly rounded to float64 (``nanoseconds_to_hours``):
   30 min is exactly ``0.5``, 1 s is the double nearest to 1/3600.
 * **NaN** appears only on rows that cannot be converted, and each of them is
   covered by a violation: its own (``Z001``, ``Z004``, ``Z005``), its
@@ -142,7 +142,7 @@ Z006 = declare(
 def nanoseconds_to_hours(ns: Sequence[int] | np.ndarray) -> np.ndarray:
     """Convert integer nanoseconds to hours, correctly rounded to float64.
 
-    This is how :func:`timestamps_to_hours` computes every hour value: the exact
+    This is how ``timestamps_to_hours`` computes every hour value: the exact
     integer nanosecond difference divided by ``3.6e12`` with a single rounding.
     Up to 2**53 ns (about 104 days) numpy's float division is already exact in
     its inputs; larger magnitudes are divided as Python integers, which round
@@ -194,10 +194,10 @@ class TimestampResult:
     hours : pandas.Series
         float64, same index as the input values. Exact: the integer nanosecond
         difference to the patient's reference divided by 3.6e12 and correctly
-        rounded (:func:`nanoseconds_to_hours`), so 30 min is exactly ``0.5``.
+        rounded (``nanoseconds_to_hours``), so 30 min is exactly ``0.5``.
         NaN only on rows covered by a violation.
     reference : pandas.Series
-        Patient id -> reference time as a tz-aware UTC :class:`pandas.Timestamp`
+        Patient id -> reference time as a tz-aware UTC ``pandas.Timestamp``
         (``datetime64[ns, UTC]``), in order of first appearance; patients whose
         reference could not be determined are absent.
     violations : list of Violation
@@ -222,7 +222,7 @@ class TimestampResult:
         return not any(v.severity == "error" for v in self.violations)
 
     def report(self, source: str = "<data>") -> ValidationReport:
-        """Return the violations as a :class:`~bayestwin.data.report.ValidationReport`.
+        """Return the violations as a ``ValidationReport``.
 
         Examples
         --------
@@ -250,7 +250,7 @@ def timestamps_to_hours(
     Parameters
     ----------
     values : pandas.Series
-        Timestamps as ISO 8601 strings, :class:`pandas.Timestamp`/``datetime``
+        Timestamps as ISO 8601 strings, ``pandas.Timestamp``/``datetime``
         objects or a ``datetime64`` column. The index holds the source row
         labels reported in violations.
     patients : pandas.Series
@@ -350,7 +350,7 @@ def hours_to_timestamps(
 ) -> pd.Series:
     """Convert hours since each patient's reference back to UTC timestamps.
 
-    The inverse of :func:`timestamps_to_hours`. Hours are float64, so the round
+    The inverse of ``timestamps_to_hours``. Hours are float64, so the round
     trip is exact to the nanosecond for spans up to 2**52 ns (about 52 days)
     from the reference and exact to within ``span * 2**-53`` beyond (about 4 ns
     after a year); pass `round_to` (e.g. ``"s"`` or ``"us"``) to snap to the

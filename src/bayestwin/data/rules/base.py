@@ -2,7 +2,7 @@
 
 Each rule is a value: an id, a severity, a one-line title, the fix a person
 should apply, the stage it runs at and (for table-stage rules) a pure check
-function that returns :class:`~bayestwin.data.report.Violation` objects.
+function that returns ``Violation`` objects.
 
 Stages
 ------
@@ -58,7 +58,7 @@ class Rule:
         fix: str | None = None,
         severity: Severity | None = None,
     ) -> Violation:
-        """Make a :class:`Violation` of this rule at one place."""
+        """Make a ``Violation`` of this rule at one place."""
         return Violation(
             rule=self.id,
             severity=severity or self.severity,

@@ -102,8 +102,9 @@ def unknown_cmt(ctx: RuleContext, me: Rule) -> Iterator[Violation]:
     f = ctx.frame
     mask = ~f["cmt"].map(lambda c: c in allowed).astype(bool)
     listing = ", ".join(f"{k} ({v})" for k, v in comps.items())
+    shown = lambda c: f"{c:g}" if isinstance(c, float | np.floating) else repr(c)  # noqa: E731
     yield from emit(me, ctx, mask, "cmt",
-                    lambda r: f"compartment {r['cmt']!r} is not in the model; it has {listing}")
+                    lambda r: f"compartment {shown(r['cmt'])} is not in the model; it has {listing}")
 
 
 @register("E007", "error", "negative CMT (switching a compartment off) is not supported",
@@ -163,6 +164,10 @@ def _per_patient(
           "Delete the repeated row; if both events really happened, they must differ (e.g. in TIME).")
 def duplicated_record(ctx: RuleContext, me: Rule) -> Iterator[Violation]:
     f = ctx.frame
+    if ctx.covariates:  # compare records as the table will hold them (covariates carried forward)
+        from bayestwin.data.expand import carry_forward
+
+        f = carry_forward(f, ctx.covariates)
     mask = f.astype(object).map(repr).duplicated(keep="first")
     yield from emit(me, ctx, mask.to_numpy(), "id",
                     lambda r: "this row repeats an earlier row value for value")
@@ -172,7 +177,7 @@ def duplicated_record(ctx: RuleContext, me: Rule) -> Iterator[Violation]:
           "Check for a transcription error or a repeated assay; keep both only if both are real.")
 def conflicting_obs(ctx: RuleContext, me: Rule) -> Iterator[Violation]:
     f = ctx.frame
-    is_obs = (ctx.is_obs & f["dv"].notna()).to_numpy()
+    is_obs = (ctx.is_obs & f["dv"].notna() & f["time"].notna()).to_numpy()
     if not is_obs.any():
         return
     key = pd.DataFrame({"id": f["id"].astype(object), "time": f["time"], "cmt": f["cmt"].astype(object).map(repr)})
