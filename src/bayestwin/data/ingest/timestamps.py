@@ -95,47 +95,24 @@ NS_PER_HOUR: int = 3_600_000_000_000
 _EXACT_LIMIT = 2**53  # integers up to here are exact in float64
 
 # --- rules -------------------------------------------------------------------------------------------
-Z001 = declare(
-    "Z001",
-    "error",
-    "timestamp cannot be parsed",
-    f"Write date-times in ISO 8601 with a clock time and a UTC offset, e.g. {EXAMPLE} "
-    "(or 2024-03-01T07:30:00Z for UTC).",
-)
-Z002 = declare(
-    "Z002",
-    "error",
-    "timestamp has no time zone and no assume_timezone was given",
-    f"Add a UTC offset or zone to the data (e.g. {EXAMPLE}), or, if all times without a zone are "
-    'local times of one place, pass its IANA name, e.g. assume_timezone="Europe/Paris".',
-)
-Z003 = declare(
-    "Z003",
-    "error",
-    "timestamps mix values with and without a time zone",
-    "Make the timestamps consistent: give every value a UTC offset (e.g. +01:00), or give none "
-    "and pass assume_timezone with the IANA zone they are local to.",
-)
-Z004 = declare(
-    "Z004",
-    "error",
-    "local time does not exist or is ambiguous (daylight-saving change)",
-    "Write the UTC offset explicitly for times near a daylight-saving change, "
-    "e.g. 2024-10-27T02:30:00+02:00 instead of 2024-10-27 02:30.",
-)
-Z005 = declare(
-    "Z005",
-    "error",
-    "timestamp is missing",
-    "Fill in the date-time of the event (ISO 8601 with a UTC offset), or remove the row if the "
-    "event did not happen.",
-)
-Z006 = declare(
-    "Z006",
-    "error",
-    "reference time does not match the patients",
-    'Pass a reference time for every patient id in the data (and only for those), or use reference="first".',
-)
+Z001 = declare("Z001", "error", "timestamp cannot be parsed",
+               f"Write date-times in ISO 8601 with a clock time and a UTC offset, e.g. {EXAMPLE} "
+               "(or 2024-03-01T07:30:00Z for UTC).")
+Z002 = declare("Z002", "error", "timestamp has no time zone and no assume_timezone was given",
+               f"Add a UTC offset or zone to the data (e.g. {EXAMPLE}), or, if all times without a zone are "
+               'local times of one place, pass its IANA name, e.g. assume_timezone="Europe/Paris".')
+Z003 = declare("Z003", "error", "timestamps mix values with and without a time zone",
+               "Make the timestamps consistent: give every value a UTC offset (e.g. +01:00), or give none "
+               "and pass assume_timezone with the IANA zone they are local to.")
+Z004 = declare("Z004", "error", "local time does not exist or is ambiguous (daylight-saving change)",
+               "Write the UTC offset explicitly for times near a daylight-saving change, "
+               "e.g. 2024-10-27T02:30:00+02:00 instead of 2024-10-27 02:30.")
+Z005 = declare("Z005", "error", "timestamp is missing",
+               "Fill in the date-time of the event (ISO 8601 with a UTC offset), or remove the row if the "
+               "event did not happen.")
+Z006 = declare("Z006", "error", "reference time does not match the patients",
+               "Pass a reference time for every patient id in the data (and only for those), "
+               'or use reference="first".')
 
 
 # --- arithmetic --------------------------------------------------------------------------------------
