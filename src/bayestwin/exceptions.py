@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover - import only for type checkers
 __all__ = [
     "BayestwinError",
     "ConvergenceError",
+    "ConvergenceWarning",
     "DataValidationError",
     "DataWarning",
     "MissingExtraError",
@@ -93,3 +94,7 @@ class MissingExtraError(BayestwinError, ImportError):
 
 class DataWarning(UserWarning):
     """Data are usable but suspicious; the message says what to check."""
+
+
+class ConvergenceWarning(UserWarning):
+    """A fit failed its convergence gate; its output is marked failed and forecasts from it will raise."""

@@ -1,0 +1,63 @@
+"""Posterior predictive draws for one patient: latent prediction (IPRED) and new observations.
+
+Examples
+--------
+>>> import numpy as np
+>>> from bayestwin.dynamics.events import Doses
+>>> from bayestwin.models import get_model
+>>> from bayestwin.spec import example_spec
+>>> theta = {"ka": np.full(3, 1.0), "cl": np.full(3, 2.0), "v": np.full(3, 20.0)}
+>>> ipred, pred = predictive_draws(example_spec(), get_model("pk.one_cmt_oral"), theta,
+...                                {"sigma_add": np.full(3, 0.1)}, Doses.single(time=0.0, amt=100.0),
+...                                np.array([2.0]), seed=0)
+>>> ipred.shape, round(float(ipred[0, 0, 0]), 5)
+((3, 1, 1), 3.79664)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bayestwin.dynamics.events import Doses
+from bayestwin.inference.likelihood import residual_sd
+from bayestwin.spec.structural import AbstractStructuralModel
+from bayestwin.spec.twin_spec import TwinSpec
+
+__all__ = ["predictive_draws"]
+
+
+def predictive_draws(
+    spec: TwinSpec,
+    model: AbstractStructuralModel,
+    theta: Mapping[str, np.ndarray],
+    sigmas: Mapping[str, np.ndarray],
+    doses: Doses,
+    times: np.ndarray,
+    *,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """IPRED and observation-scale draws at `times`: two arrays ``(sample, time, output)``.
+
+    `theta` maps every structural parameter to ``(sample,)`` values; `sigmas`
+    every residual SD. Observations are simulated from the spec's error model
+    (log-normal error: ``exp(log ipred + sigma * e)``), uncensored.
+    """
+    err = spec.error[0]
+    t = jnp.asarray(times, dtype=float)
+    th = {k: jnp.asarray(v, dtype=float) for k, v in theta.items()}
+    sg = {k: jnp.asarray(v, dtype=float) for k, v in sigmas.items()}
+
+    @jax.jit
+    def run(th: Mapping[str, jax.Array], sg: Mapping[str, jax.Array], key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        ipred = jax.vmap(lambda one: model.predict(one, doses, t))(th)  # (sample, time, output)
+        noise = jax.random.normal(key, ipred.shape)
+        sd = jax.vmap(lambda f, s: residual_sd(f, err.kind, s))(ipred, sg)
+        pred = jnp.exp(jnp.log(jnp.maximum(ipred, 1e-300)) + sd * noise) if err.kind == "lognormal" else ipred + sd * noise
+        return ipred, pred
+
+    ipred, pred = run(th, sg, jax.random.PRNGKey(seed))
+    return np.asarray(ipred), np.asarray(pred)

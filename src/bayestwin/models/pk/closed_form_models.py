@@ -1,0 +1,101 @@
+"""Linear compartment PK models solved in closed form by superposition.
+
+Units: the model works in the spec's units; parameters are relative to them
+(clearance = volume/time, volume = amount/concentration). The defaults are
+hours, mg and mg/L, so CL is in L/h and V in L.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar, final
+
+from jax import Array
+
+from bayestwin.dynamics import closed_form as cf
+from bayestwin.dynamics.events import Doses
+from bayestwin.models.registry import register
+from bayestwin.spec.structural import AbstractStructuralModel
+
+__all__ = ["OneCmtIV", "OneCmtOral", "TwoCmtIV", "TwoCmtOral"]
+
+_UNITS = {"time": "h", "amt": "mg", "conc": "mg/L"}
+
+
+@register("pk.one_cmt_iv")
+@final
+class OneCmtIV(AbstractStructuralModel):
+    """One compartment, IV bolus or infusion, linear elimination: ``C = A/V``, ``dA/dt = -CL/V A``.
+
+    Examples
+    --------
+    >>> from bayestwin.dynamics.events import Doses
+    >>> m = OneCmtIV()
+    >>> float(m.predict({"cl": 2.0, "v": 20.0}, Doses.single(time=0.0, amt=100.0), jnp.array([0.0]))[0, 0])
+    5.0
+    """
+
+    compartments: ClassVar[tuple[str, ...]] = ("central",)
+    default_dose_compartment: ClassVar[str] = "central"
+    parameters: ClassVar[Mapping[str, str]] = {"cl": "L/h", "v": "L"}
+    units: ClassVar[Mapping[str, str]] = _UNITS
+    description: ClassVar[str] = "one-compartment IV (bolus/infusion), linear elimination"
+
+    def predict(self, theta: Mapping[str, Array], doses: Doses, times: Array) -> Array:
+        return cf.one_cmt_iv(times, doses, theta["cl"], theta["v"])[:, None]
+
+
+@register("pk.one_cmt_oral")
+@final
+class OneCmtOral(AbstractStructuralModel):
+    """One compartment, first-order absorption from a depot (optional F, lag), linear elimination.
+
+    Optional parameters ``f`` (bioavailability) and ``tlag`` (h) default to 1 and 0.
+    """
+
+    compartments: ClassVar[tuple[str, ...]] = ("depot", "central")
+    default_dose_compartment: ClassVar[str] = "depot"
+    parameters: ClassVar[Mapping[str, str]] = {"ka": "1/h", "cl": "L/h", "v": "L"}
+    optional_parameters: ClassVar[Mapping[str, tuple[str, float]]] = {"f": ("dimensionless", 1.0),
+                                                                       "tlag": ("h", 0.0)}
+    units: ClassVar[Mapping[str, str]] = _UNITS
+    description: ClassVar[str] = "one-compartment, first-order absorption, linear elimination"
+
+    def predict(self, theta: Mapping[str, Array], doses: Doses, times: Array) -> Array:
+        return cf.one_cmt_oral(times, doses, theta["ka"], theta["cl"], theta["v"], f=theta.get("f", 1.0),
+                               tlag=theta.get("tlag", 0.0))[:, None]
+
+
+@register("pk.two_cmt_iv")
+@final
+class TwoCmtIV(AbstractStructuralModel):
+    """Two compartments (central, peripheral), IV doses, linear elimination from the central one."""
+
+    compartments: ClassVar[tuple[str, ...]] = ("central", "peripheral")
+    default_dose_compartment: ClassVar[str] = "central"
+    parameters: ClassVar[Mapping[str, str]] = {"cl": "L/h", "v1": "L", "q": "L/h", "v2": "L"}
+    units: ClassVar[Mapping[str, str]] = _UNITS
+    description: ClassVar[str] = "two-compartment IV (bolus/infusion), linear elimination"
+
+    def predict(self, theta: Mapping[str, Array], doses: Doses, times: Array) -> Array:
+        return cf.two_cmt_iv(times, doses, theta["cl"], theta["v1"], theta["q"], theta["v2"])[:, None]
+
+
+@register("pk.two_cmt_oral")
+@final
+class TwoCmtOral(AbstractStructuralModel):
+    """Two compartments with first-order absorption from a depot (optional F, lag)."""
+
+    compartments: ClassVar[tuple[str, ...]] = ("depot", "central", "peripheral")
+    default_dose_compartment: ClassVar[str] = "depot"
+    parameters: ClassVar[Mapping[str, str]] = {"ka": "1/h", "cl": "L/h", "v1": "L", "q": "L/h", "v2": "L"}
+    optional_parameters: ClassVar[Mapping[str, tuple[str, float]]] = {"f": ("dimensionless", 1.0),
+                                                                       "tlag": ("h", 0.0)}
+    units: ClassVar[Mapping[str, str]] = _UNITS
+    description: ClassVar[str] = "two-compartment, first-order absorption, linear elimination"
+
+    def predict(self, theta: Mapping[str, Array], doses: Doses, times: Array) -> Array:
+        return cf.two_cmt_oral(times, doses, theta["ka"], theta["cl"], theta["v1"], theta["q"], theta["v2"],
+                               f=theta.get("f", 1.0), tlag=theta.get("tlag", 0.0))[:, None]
+
+

@@ -1,0 +1,56 @@
+"""Registry of structural models: every built-in model is found by name.
+
+Registering a model enrols it in the shared conformance harness, the CLI and
+the service. Names are unique; registering one twice is an error.
+
+Examples
+--------
+>>> "pk.one_cmt_oral" in model_names()
+True
+>>> get_model("pk.one_cmt_oral").compartments
+('depot', 'central')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from bayestwin.exceptions import SpecError
+from bayestwin.spec.structural import AbstractStructuralModel
+
+__all__ = ["get_model", "model_names", "register"]
+
+_REGISTRY: dict[str, type[AbstractStructuralModel]] = {}
+M = TypeVar("M", bound=type[AbstractStructuralModel])
+
+
+def register(name: str) -> Callable[[M], M]:
+    """Class decorator registering a structural model under `name`."""
+
+    def wrap(cls: M) -> M:
+        if name in _REGISTRY:
+            raise SpecError(f"a structural model named {name!r} is already registered ({_REGISTRY[name].__name__})")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return wrap
+
+
+def _load_builtins() -> None:
+    from bayestwin.models import pk  # noqa: F401  (registers the PK models)
+
+
+def model_names() -> list[str]:
+    """Names of every registered structural model, sorted."""
+    _load_builtins()
+    return sorted(_REGISTRY)
+
+
+def get_model(name: str) -> AbstractStructuralModel:
+    """An instance of the structural model registered as `name`."""
+    _load_builtins()
+    if name not in _REGISTRY:
+        raise SpecError(f"no structural model {name!r}; registered models: {sorted(_REGISTRY)}")
+    return _REGISTRY[name]()

@@ -1,0 +1,98 @@
+"""Observation (residual error) models, including censoring below the LLOQ.
+
+For a prediction ``f`` the observation ``y`` is modelled as
+
+``additive``      y ~ Normal(f, sigma_add)
+``proportional``  y ~ Normal(f, sigma_prop * f)
+``combined``      y ~ Normal(f, sqrt(sigma_add**2 + (sigma_prop * f)**2))
+``lognormal``     log y ~ Normal(log f, sigma_log)      (exponential error)
+
+Censored records (CENS = 1, DV = LLOQ) contribute the probability of a value
+below the LLOQ (Beal's M3 method): ``P(y < LLOQ) = Phi((LLOQ - f) / sd)``;
+CENS = -1 the probability above the ULOQ.
+
+Examples
+--------
+>>> ErrorModel("combined").sigma_names
+('sigma_add', 'sigma_prop')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from bayestwin.exceptions import SpecError
+from bayestwin.spec.prior import Prior
+
+__all__ = ["ERROR_KINDS", "ErrorModel"]
+
+ErrorKind = Literal["additive", "proportional", "combined", "lognormal"]
+ERROR_KINDS: dict[str, tuple[str, ...]] = {
+    "additive": ("sigma_add",),
+    "proportional": ("sigma_prop",),
+    "combined": ("sigma_add", "sigma_prop"),
+    "lognormal": ("sigma_log",),
+}
+_DEFAULT_PRIORS = {"sigma_add": Prior("HalfNormal", sigma=1.0), "sigma_prop": Prior("HalfNormal", sigma=0.5),
+                   "sigma_log": Prior("HalfNormal", sigma=0.5)}
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorModel:
+    """Residual error of one observed output.
+
+    Parameters
+    ----------
+    kind : {"additive", "proportional", "combined", "lognormal"}
+        Error structure (see the module docstring).
+    output : str
+        Name of the observed output (``"conc"`` for a PK model's concentration).
+    priors : tuple of (name, Prior)
+        Priors of the error SDs; defaults: HalfNormal(1) in the output's unit
+        for ``sigma_add``, HalfNormal(0.5) for the dimensionless ones.
+    censoring : {"m3", "ignore"}
+        How CENS = +-1 records enter: M3 likelihood, or an error if present.
+    """
+
+    kind: ErrorKind = "additive"
+    output: str = "conc"
+    priors: tuple[tuple[str, Prior], ...] = field(default=())
+    censoring: Literal["m3", "ignore"] = "m3"
+
+    def __post_init__(self) -> None:
+        if self.kind not in ERROR_KINDS:
+            raise SpecError(f"error model {self.kind!r} is not one of {sorted(ERROR_KINDS)}")
+        given = dict(self.priors)
+        unknown = set(given) - set(ERROR_KINDS[self.kind])
+        if unknown:
+            raise SpecError(f"{self.kind} error model has SDs {ERROR_KINDS[self.kind]}, not {sorted(unknown)}")
+        for name, prior in given.items():
+            if prior.support != "positive":
+                raise SpecError(f"prior of {name} must be positive (an SD), got {prior.family}")
+        full = tuple((n, given.get(n, _DEFAULT_PRIORS[n])) for n in ERROR_KINDS[self.kind])
+        object.__setattr__(self, "priors", full)
+        if self.censoring not in ("m3", "ignore"):
+            raise SpecError(f"censoring must be 'm3' or 'ignore', got {self.censoring!r}")
+
+    @property
+    def sigma_names(self) -> tuple[str, ...]:
+        """Names of the error SDs of this model."""
+        return ERROR_KINDS[self.kind]
+
+    def prior(self, name: str) -> Prior:
+        """Prior of one error SD."""
+        return dict(self.priors)[name]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-dict form."""
+        return {"kind": self.kind, "output": self.output, "censoring": self.censoring,
+                "priors": {n: p.to_dict() for n, p in self.priors}}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ErrorModel:
+        """Inverse of ``to_dict``."""
+        priors = tuple((n, Prior.from_dict(p)) for n, p in data.get("priors", {}).items())
+        return cls(kind=data.get("kind", "additive"), output=data.get("output", "conc"), priors=priors,
+                   censoring=data.get("censoring", "m3"))

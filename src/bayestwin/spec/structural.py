@@ -1,0 +1,80 @@
+"""The extension point for structural models: ``AbstractStructuralModel``.
+
+A structural model maps one patient's parameters and dosing history to the
+predicted value of each output at given times. Concrete models live in
+``bayestwin.models`` and are registered by name; a ``TwinSpec`` refers
+to its model by that name.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from jax import Array
+
+    from bayestwin.dynamics.events import Doses
+
+__all__ = ["AbstractStructuralModel"]
+
+
+class AbstractStructuralModel(abc.ABC):
+    """Base class of every structural model.
+
+    Class attributes
+    ----------------
+    name : str
+        Registry name, e.g. ``"pk.one_cmt_oral"``.
+    compartments : tuple of str
+        Compartment names; CMT numbers in data are 1-based positions in this
+        tuple (CMT 0 or missing means `default_dose_compartment` for doses).
+    default_dose_compartment : str
+        Where a dose without CMT goes.
+    outputs : tuple of str
+        Predicted outputs (``("conc",)`` for most PK models).
+    parameters : Mapping[str, str]
+        Structural parameter names and their units.
+    units : Mapping[str, str]
+        Units of ``time``, ``amt`` and of each output, in which `predict` works.
+    kind : {"closed_form", "ode"}
+        How predictions are computed.
+    """
+
+    name: ClassVar[str]
+    compartments: ClassVar[tuple[str, ...]]
+    default_dose_compartment: ClassVar[str]
+    outputs: ClassVar[tuple[str, ...]] = ("conc",)
+    parameters: ClassVar[Mapping[str, str]]
+    units: ClassVar[Mapping[str, str]]
+    kind: ClassVar[str] = "closed_form"
+    description: ClassVar[str] = ""
+
+    @abc.abstractmethod
+    def predict(self, theta: Mapping[str, Array], doses: Doses, times: Array) -> Array:
+        """Predicted outputs, shape ``(len(times), len(outputs))``, for one patient.
+
+        `theta` maps each name in ``parameters`` to a scalar. Pure JAX:
+        must be jit-able, vmap-able over patients and differentiable.
+        """
+
+    def compartment_index(self, cmt: int | str) -> int:
+        """0-based compartment index for a data CMT value (1-based number, name, or 0 = default)."""
+        if isinstance(cmt, str):
+            if cmt not in self.compartments:
+                raise KeyError(f"model {self.name!r} has no compartment {cmt!r}; it has {self.compartments}")
+            return self.compartments.index(cmt)
+        if cmt == 0:
+            return self.compartments.index(self.default_dose_compartment)
+        if not 1 <= cmt <= len(self.compartments):
+            raise KeyError(f"model {self.name!r} has compartments 1-{len(self.compartments)} "
+                           f"{self.compartments}; CMT {cmt} is not one of them")
+        return int(cmt) - 1
+
+    def compartment_map(self) -> dict[int, str]:
+        """CMT number (1-based) -> compartment name, for data validation."""
+        return {i + 1: name for i, name in enumerate(self.compartments)}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"

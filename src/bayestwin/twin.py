@@ -1,0 +1,251 @@
+"""The patient twin: configure, fit to the patient's history, update, forecast.
+
+Follows the scikit-learn estimator pattern: ``__init__`` only stores its
+arguments, ``fit`` starts afresh and returns ``self``, fitted state ends in
+``_``, and ``forecast`` before ``fit`` raises ``NotFittedError``.
+
+Examples
+--------
+>>> twin = Twin(example_spec(), population=None)
+>>> twin
+Twin(spec='example.one_cmt_oral') — not fitted; call .fit(events)
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import time
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from bayestwin.data.event_table import EventTable
+from bayestwin.data.ingest.nonmem import read_nonmem
+from bayestwin.diagnostics.convergence import ConvergenceGate, ConvergenceReport, check_convergence
+from bayestwin.dynamics.events import Doses, bucket_size
+from bayestwin.exceptions import ConvergenceError, ConvergenceWarning, NotFittedError, SpecError
+from bayestwin.forecast.forecast import Forecast
+from bayestwin.inference.arrays import CohortArrays, cohort_arrays
+from bayestwin.inference.fit import PopulationFit
+from bayestwin.inference.individual import (
+    build_individual_model,
+    component_log_weights,
+    mixture_scaling,
+    population_prior,
+)
+from bayestwin.inference.predictive import predictive_draws
+from bayestwin.inference.sampler import SamplerConfig, run_nuts
+from bayestwin.models.registry import get_model
+from bayestwin.spec import example_spec  # noqa: F401  (doctest namespace)
+from bayestwin.spec.regimen import Regimen
+from bayestwin.spec.twin_spec import TwinSpec
+from bayestwin.units import conversion_factor
+
+__all__ = ["Twin"]
+
+
+class Twin:
+    """A patient's digital twin: the population model conditioned on the patient's own data.
+
+    Parameters
+    ----------
+    spec : TwinSpec
+        The model; must be the spec the population was fitted with.
+    population : PopulationFit
+        Cohort posterior used as the patient's prior.
+    sampler : SamplerConfig, optional
+        NUTS settings for the patient's posterior.
+    gate : ConvergenceGate, optional
+        Convergence thresholds for the patient's posterior.
+    n_components : int
+        Population posterior draws used as prior mixture components (K).
+    override_convergence : bool
+        Use a population fit that failed its gate anyway (recorded in forecasts).
+    """
+
+    def __init__(self, spec: TwinSpec, *, population: PopulationFit | None, sampler: SamplerConfig | None = None,
+                 gate: ConvergenceGate | None = None, n_components: int = 200,
+                 override_convergence: bool = False) -> None:
+        self.spec = spec
+        self.population = population
+        self.sampler = sampler
+        self.gate = gate
+        self.n_components = n_components
+        self.override_convergence = override_convergence
+
+    # --- state ------------------------------------------------------------------------------
+    @property
+    def fitted(self) -> bool:
+        """Whether ``fit`` has run."""
+        return hasattr(self, "idata_")
+
+    def __repr__(self) -> str:
+        if not self.fitted:
+            return f"Twin(spec={self.spec.name!r}) — not fitted; call .fit(events)"
+        d = self.diagnostics_
+        verdict = "fit OK" if d.ok else "fit FAILED"
+        return (f"Twin(spec={self.spec.name!r}, patient={self.patient_id_!r}, observations={len(self.arrays_.observations)}, "
+                f"{verdict}: R-hat <= {d.max_rhat:.3f}, ESS >= {d.min_ess:.0f}, {d.divergences} divergences)")
+
+    # --- fit ----------------------------------------------------------------------------------
+    def fit(self, events: EventTable) -> Twin:
+        """Infer the patient's parameters from `events` (one patient's history); return ``self``."""
+        if self.population is None:
+            raise NotFittedError("this Twin has no population fit; pass population=fit_population(...)")
+        if events.n_patients != 1:
+            raise ValueError(f"a Twin is fitted to one patient's events; got {events.n_patients} patients "
+                             f"{events.patients[:5]} — select one with events.patient(id)")
+        if self.population.spec.digest() != self.spec.digest():
+            raise SpecError(f"the population was fitted with spec {self.population.spec.name!r} "
+                            f"({self.population.spec.digest()[:19]}), not {self.spec.name!r} ({self.spec.digest()[:19]})")
+        overridden = not self.population.ok
+        self.population.require_converged(override=self.override_convergence)
+        sampler = self.sampler or SamplerConfig.default()
+        model = get_model(self.spec.model)
+        arrays = cohort_arrays(events, self.spec, model)
+        covs = {k: float(v[0]) for k, v in arrays.covariates.items()}
+        prior = population_prior(self.spec, self.population.population_draws(self.n_components), covs)
+        center, scale = mixture_scaling(prior)
+        args = {k: jnp.asarray(v) for k, v in prior.items()} | {"center": jnp.asarray(center),
+                                                                 "scale": jnp.asarray(scale)}
+        doses = jax.tree_util.tree_map(lambda x: x[0], arrays.doses)
+        obs = jax.tree_util.tree_map(lambda x: x[0], arrays.obs)
+        start = time.perf_counter()
+        mcmc = run_nuts(build_individual_model(self.spec, model), (args, doses, obs), sampler)
+        self.wall_time_s_ = time.perf_counter() - start
+        log_theta = np.asarray(mcmc.get_samples(group_by_chain=True)["log_theta"])  # (chain, draw, n_bsv)
+        chains, draws = log_theta.shape[:2]
+        flat = log_theta.reshape(chains * draws, -1)
+        weights = jax.jit(jax.vmap(lambda u: component_log_weights(self.spec, model, args, u, doses, obs)))(flat)
+        comp = np.asarray(jax.random.categorical(jax.random.PRNGKey(sampler.seed + 1), weights, axis=-1))
+        posterior: dict[str, np.ndarray] = {}
+        bsv = self.spec.bsv_parameters
+        others = [p.name for p in self.spec.parameters if not p.has_bsv]
+        for j, name in enumerate(bsv):
+            posterior[name] = np.exp(flat[:, j]).reshape(chains, draws)
+        for j, name in enumerate(others):
+            posterior[name] = prior["fixed"][comp, j].reshape(chains, draws)
+        for s in self.spec.error[0].sigma_names:
+            posterior[s] = prior[s][comp].reshape(chains, draws)
+        posterior["component"] = comp.reshape(chains, draws)
+        import arviz as az
+
+        extra = mcmc.get_extra_fields(group_by_chain=True)
+        self.idata_ = az.from_dict(posterior=posterior, sample_stats={
+            "diverging": np.asarray(extra["diverging"]), "energy": np.asarray(extra["energy"])})
+        for p in self.spec.parameters:
+            self.idata_.posterior[p.name].attrs["unit"] = p.unit
+        self.diagnostics_: ConvergenceReport = check_convergence(self.idata_, var_names=list(bsv), gate=self.gate)
+        self.events_ = events
+        self.arrays_: CohortArrays = arrays
+        self.patient_id_ = events.patients[0]
+        self.population_overridden_ = overridden
+        if not self.diagnostics_.ok:
+            warnings.warn(f"twin of patient {self.patient_id_!r} FAILED its convergence gate:\n"
+                          f"{self.diagnostics_.format()}", ConvergenceWarning, stacklevel=2)
+        return self
+
+    def update(self, new_events: EventTable) -> Twin:
+        """Add `new_events` (same patient) to the history and refit; return ``self``."""
+        self._require_fitted("update")
+        if new_events.patients != [self.patient_id_]:
+            raise ValueError(f"update expects events of patient {self.patient_id_!r}, got {new_events.patients}")
+        return self.fit(append_events(self.events_, new_events))
+
+    # --- forecast -----------------------------------------------------------------------------
+    def forecast(self, times: Sequence[float] | np.ndarray, regimen: Regimen | None = None, *,
+                 override_convergence: bool = False, seed: int = 0) -> Forecast:
+        """Predictive draws at `times` (patient clock, spec time unit), under past doses plus `regimen`.
+
+        Raises ``ConvergenceError`` if the twin's (or the population's) fit failed
+        its gate, unless `override_convergence` is true; the override is recorded.
+        """
+        self._require_fitted("forecast")
+        failed = (not self.diagnostics_.ok) or self.population_overridden_
+        if failed and not override_convergence:
+            raise ConvergenceError(
+                f"the twin of patient {self.patient_id_!r} failed its convergence gate:\n{self.diagnostics_.format()}\n"
+                "A forecast from it could be wrong with a confident interval. Refit with more draws, or pass "
+                "override_convergence=True to forecast anyway (recorded in the forecast).")
+        model = get_model(self.spec.model)
+        doses = self._doses_with(regimen, model)
+        post = self.idata_.posterior
+        chains = post.sizes["chain"]
+        theta = {p: post[p].to_numpy().ravel() for p in self.spec.parameter_names}
+        sigmas = {s: post[s].to_numpy().ravel() for s in self.spec.error[0].sigma_names}
+        times = np.asarray(times, dtype=float)
+        ipred, pred = predictive_draws(self.spec, model, theta, sigmas, doses, times, seed=seed)
+        output = self.spec.error[0].output
+        meta = {
+            "patient": str(self.patient_id_),
+            "time_origin": "the time origin of the patient's data (time 0 of the event table)",
+            "regimen": None if regimen is None else regimen.to_records(),
+            "provenance": {"spec_name": self.spec.name, "spec_digest": self.spec.digest(),
+                           "data_digest": self.events_.digest(), "population_fit_id": self.population.fit_id,
+                           "twin_fit_id": f"twin-{self.population.fit_id[4:]}-{self.events_.digest()[7:19]}",
+                           "software": _versions()},
+            "diagnostics": {"population": self.population.diagnostics.to_dict(),
+                            "twin": self.diagnostics_.to_dict(),
+                            "status": "failed-overridden" if failed else "ok",
+                            "override_recorded": bool(failed)},
+        }
+        return Forecast.from_draws(ipred, pred, chains=chains, times=times, outputs=[output],
+                                   units={output: self.arrays_.units["conc"]}, time_unit=self.arrays_.units["time"],
+                                   metadata=meta)
+
+    # --- helpers ------------------------------------------------------------------------------
+    def _require_fitted(self, what: str) -> None:
+        if not self.fitted:
+            raise NotFittedError(f"this Twin is not fitted yet; call twin.fit(events) before .{what}()")
+
+    def _doses_with(self, regimen: Regimen | None, model: Any) -> Doses:
+        past = jax.tree_util.tree_map(lambda x: np.asarray(x[0]), self.arrays_.doses)
+        keep = past.mask
+        fields = {k: getattr(past, k)[keep] for k in Doses._fields}
+        if regimen is not None:
+            t_fac = conversion_factor(regimen.time_unit, self.arrays_.units["time"], where="regimen time")
+            a_fac = conversion_factor(regimen.amt_unit, self.arrays_.units["amt"], where="regimen amount")
+            new = {"time": [d.time * t_fac for d in regimen.doses], "amt": [d.amt * a_fac for d in regimen.doses],
+                   "rate": [d.rate * a_fac / t_fac for d in regimen.doses],
+                   "cmt": [model.compartment_index(d.cmt) for d in regimen.doses],
+                   "ii": [0.0] * len(regimen.doses), "ss": [0] * len(regimen.doses),
+                   "reset": [False] * len(regimen.doses), "mask": [True] * len(regimen.doses)}
+            fields = {k: np.concatenate([fields[k], np.asarray(new[k], dtype=fields[k].dtype)]) for k in Doses._fields}
+        n = len(fields["time"])
+        size = bucket_size(n)
+        pad = {"time": np.inf, "amt": 0.0, "rate": 0.0, "cmt": 0, "ii": 0.0, "ss": 0, "reset": False, "mask": False}
+        return Doses(**{k: jnp.asarray(np.concatenate([v, np.full(size - n, pad[k], dtype=v.dtype)]))
+                        for k, v in fields.items()})
+
+
+def append_events(table: EventTable, new: EventTable) -> EventTable:
+    """One validated table holding `table`'s events followed by `new`'s (units converted to `table`'s)."""
+    from bayestwin.units import convert
+
+    frame = new.frame.copy()
+    for col, unit_col in (("time", "time"), ("dur", "time"), ("ii", "time"), ("amt", "amt"), ("dv", "dv"),
+                          ("limit", "dv"), ("lloq", "dv")):
+        frame[col] = convert(frame[col].to_numpy(dtype=float), new.unit(unit_col), table.unit(unit_col))
+    frame["rate"] = convert(frame["rate"].to_numpy(dtype=float), new.unit("rate"), table.unit("rate"))
+    both = pd.concat([table.frame, frame], ignore_index=True)
+    both = both.sort_values("time", kind="stable")
+    units = {"time": table.units["time"], "amt": table.units["amt"], "dv": table.units["dv"]}
+    units |= {c: table.units[c] for c in table.covariates if c in table.units}
+    from bayestwin.data.columns import COLUMN_ORDER
+
+    return read_nonmem(both.rename(columns={c: c.upper() for c in COLUMN_ORDER}).reset_index(drop=True), units=units)
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for name in ("bayestwin", "jax", "numpyro", "arviz"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:  # pragma: no cover - editable installs always have metadata
+            out[name] = "unknown"
+    return out
