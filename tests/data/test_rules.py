@@ -123,7 +123,7 @@ PARSE_CASES = [
     case("neither-amt-nor-dv", "S005", "error",
          "ID,TIME,EVID\n1,0,0\n1,1,0\n",  # no AMT and no DV
          "ID,TIME,DV,EVID\n1,0,2.5,0\n1,1,2.0,0\n",
-         (None, None, None),
+         (None, None, "AMT/DV"),  # names the columns that are missing
          options={"units": {"time": "h"}}, good_options={"units": {"time": "h", "dv": "mg/L"}}),
     case("empty-column-name", "S006", "error",
          "ID,TIME,AMT,DV,EVID,\n1,0,100,.,1,\n1,1,.,2.5,0,\n",  # line 1: trailing comma = 6th, unnamed column

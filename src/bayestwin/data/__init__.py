@@ -14,10 +14,10 @@ from bayestwin.data.ingest import timestamps as _timestamps  # noqa: F401  (regi
 from bayestwin.data.ingest.nonmem import read_nonmem, write_nonmem
 from bayestwin.data.ingest.tidy import read_tidy
 from bayestwin.data.report import ValidationReport, Violation
-from bayestwin.data.rules import covariates as _c  # noqa: F401
-from bayestwin.data.rules import doses as _d
-from bayestwin.data.rules import events as _e
-from bayestwin.data.rules import observations as _o
+from bayestwin.data.rules import covariates as _c  # noqa: F401  (importing registers the rules)
+from bayestwin.data.rules import doses as _d  # noqa: F401
+from bayestwin.data.rules import events as _e  # noqa: F401
+from bayestwin.data.rules import observations as _o  # noqa: F401
 from bayestwin.data.validate import check_events, rule_table, validate
 
 __all__ = [

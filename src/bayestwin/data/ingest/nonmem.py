@@ -159,7 +159,9 @@ def _cell(value: Any) -> str:
     f = float(value)
     if math.isnan(f):
         return "."
-    return str(int(f)) if f.is_integer() and abs(f) < 1e15 else repr(f)
+    if f.is_integer() and abs(f) < 1e15 and math.copysign(1.0, f) > 0:
+        return str(int(f))
+    return repr(f)  # shortest text that reads back to the same double (keeps -0.0)
 
 
 def write_nonmem(table: EventTable, path: str | Path | None = None, *, sidecar: bool = True) -> str:

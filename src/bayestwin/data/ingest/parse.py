@@ -42,7 +42,7 @@ INFINITE = declare("V002", "error", "a value is infinite",
 MISSING_REQUIRED = declare("V003", "error", "a required value is missing",
                            "Fill in the value: every row needs an ID and a TIME (and an EVID when the "
                            "column is present).")
-NOT_INTEGER = declare("V004", "error", "a value that must be a whole number has a fraction",
+NOT_INTEGER = declare("V004", "error", "a value that must be a whole number has a fraction or is too large",
                       "EVID, MDV, CMT, ADDL, SS and CENS are codes or counts: write whole numbers.")
 MIXED_COVARIATE = declare("V005", "warning", "a covariate column mixes numbers and text",
                           "Use numbers throughout (and declare the unit) or text codes throughout.")
@@ -86,7 +86,10 @@ def parse_number(cell: Any) -> tuple[float, str]:
     if isinstance(cell, bool):
         return float(cell), "ok"
     if isinstance(cell, int | float | np.integer | np.floating):
-        value = float(cell)
+        try:
+            value = float(cell)
+        except OverflowError:  # a Python int beyond the double range
+            return math.nan, "inf"
         if math.isnan(value):
             return math.nan, "missing"
         return (value, "ok") if math.isfinite(value) else (math.nan, "inf")
@@ -188,7 +191,7 @@ def parse_columns(
             violations.append(MISSING_COLUMN.violation(
                 f"no {req.upper()} column (accepted names: {aliases})", column=req.upper()))
     if raw.header and "amt" not in positions and "dv" not in positions:
-        violations.append(NOTHING_TO_MODEL.violation("no AMT and no DV column"))
+        violations.append(NOTHING_TO_MODEL.violation("no AMT and no DV column", column="AMT/DV"))
 
     values: dict[str, Any] = {}
     missing: dict[str, np.ndarray] = {}
@@ -260,8 +263,8 @@ def _parse_numeric(
         value, status = parse_number(cell)
         shown = str(cell).strip() if cell is not None else ""
         if status == "ok":
-            if integer and not float(value).is_integer():
-                vio.append(NOT_INTEGER.violation(f"{canon.upper()} must be a whole number, got {shown}",
+            if integer and (not float(value).is_integer() or abs(value) > 2**53):
+                vio.append(NOT_INTEGER.violation(f"{canon.upper()} must be a whole number below 2**53, got {shown}",
                                                  row=label, column=src, value=shown))
                 bad[i] = True
             else:
@@ -293,7 +296,8 @@ def _mixed_codes(cells: list[Any], parsed: list[tuple[float, str]], canon: str) 
 
 def _id_array(ids: list[Any]) -> np.ndarray | pd.Series:
     present = [v for v in ids if v is not None]
-    if present and all(isinstance(v, int) for v in present) and len(present) == len(ids):
+    fits = all(isinstance(v, int) and -(2**63) <= v < 2**63 for v in present)
+    if present and fits and len(present) == len(ids):
         return np.asarray(ids, dtype=np.int64)
     return np.asarray([v if v is None or isinstance(v, str) else str(v) for v in ids], dtype=object)
 

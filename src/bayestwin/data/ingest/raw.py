@@ -175,7 +175,8 @@ def _read_frame(frame: pd.DataFrame, comment: str) -> RawTable:
     for pos, col in enumerate(header):
         if not col.strip():
             violations.append(NO_NAME.violation(f"column {pos + 1} has no name", column=f"#{pos + 1}"))
-    labels_all = list(frame.index) if frame.index.is_unique else list(range(len(frame)))
+    positional = frame.index.nlevels > 1 or not frame.index.is_unique
+    labels_all = list(range(len(frame))) if positional else list(frame.index)
     rows: list[list[Any]] = []
     labels: list[Any] = []
     set_aside: list[tuple[Any, str]] = []

@@ -101,7 +101,8 @@ def rate_dur_conflict(ctx: RuleContext, me: Rule) -> Iterator[Violation]:
     both = ctx.is_dose & (f["rate"] > 0) & (f["dur"] > 0)
     mismatch = ~np.isclose(f["rate"] * f["dur"], f["amt"], rtol=1e-6, atol=0.0)
     yield from emit(me, ctx, both & mismatch, "dur",
-                    lambda r: f"RATE {r['rate']:g} x DUR {r['dur']:g} = {r['rate'] * r['dur']:g}, but AMT is {r['amt']:g}")
+                    lambda r: f"RATE {r['rate']:g} x DUR {r['dur']:g} = {r['rate'] * r['dur']:g}, "
+                              f"but AMT is {r['amt']:g}")
 
 
 @register("D009", "error", "DUR is negative",

@@ -28,7 +28,7 @@ def negative_time(ctx: RuleContext, me: Rule) -> Iterator[Violation]:
           "restart is only allowed at a reset record (EVID 3 or 4).")
 def time_backwards(ctx: RuleContext, me: Rule) -> Iterator[Violation]:
     f = ctx.frame
-    prev = f.groupby("id", sort=False)["time"].transform(lambda s: s.ffill().shift())
+    prev = f.groupby("id", sort=False, dropna=False)["time"].transform(lambda s: s.ffill().shift())
     mask = (f["time"] < prev) & ~f["evid"].isin((3, 4))
     yield from emit(me, ctx, mask, "time",
                     lambda r: f"time goes back to {r['time']:g} after {prev.loc[r.name]:g}"
