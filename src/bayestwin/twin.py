@@ -89,7 +89,8 @@ class Twin:
             return f"Twin(spec={self.spec.name!r}) — not fitted; call .fit(events)"
         d = self.diagnostics_
         verdict = "fit OK" if d.ok else "fit FAILED"
-        return (f"Twin(spec={self.spec.name!r}, patient={self.patient_id_!r}, observations={len(self.arrays_.observations)}, "
+        n_obs = len(self.arrays_.observations)
+        return (f"Twin(spec={self.spec.name!r}, patient={self.patient_id_!r}, observations={n_obs}, "
                 f"{verdict}: R-hat <= {d.max_rhat:.3f}, ESS >= {d.min_ess:.0f}, {d.divergences} divergences)")
 
     # --- fit ----------------------------------------------------------------------------------
@@ -101,8 +102,9 @@ class Twin:
             raise ValueError(f"a Twin is fitted to one patient's events; got {events.n_patients} patients "
                              f"{events.patients[:5]} — select one with events.patient(id)")
         if self.population.spec.digest() != self.spec.digest():
-            raise SpecError(f"the population was fitted with spec {self.population.spec.name!r} "
-                            f"({self.population.spec.digest()[:19]}), not {self.spec.name!r} ({self.spec.digest()[:19]})")
+            theirs, ours = self.population.spec, self.spec
+            raise SpecError(f"the population was fitted with spec {theirs.name!r} ({theirs.digest()[:19]}), "
+                            f"not {ours.name!r} ({ours.digest()[:19]}); fit the population with the same spec")
         overridden = not self.population.ok
         self.population.require_converged(override=self.override_convergence)
         sampler = self.sampler or SamplerConfig.default()
@@ -116,12 +118,13 @@ class Twin:
         doses = jax.tree_util.tree_map(lambda x: x[0], arrays.doses)
         obs = jax.tree_util.tree_map(lambda x: x[0], arrays.obs)
         start = time.perf_counter()
-        mcmc = run_nuts(build_individual_model(self.spec, model), (args, doses, obs), sampler)
+        mcmc = run_nuts(build_individual_model(self.spec, model, arrays.features), (args, doses, obs), sampler)
         self.wall_time_s_ = time.perf_counter() - start
         log_theta = np.asarray(mcmc.get_samples(group_by_chain=True)["log_theta"])  # (chain, draw, n_bsv)
         chains, draws = log_theta.shape[:2]
         flat = log_theta.reshape(chains * draws, -1)
-        weights = jax.jit(jax.vmap(lambda u: component_log_weights(self.spec, model, args, u, doses, obs)))(flat)
+        weights = jax.jit(jax.vmap(
+            lambda u: component_log_weights(self.spec, model, args, u, doses, obs, arrays.features)))(flat)
         comp = np.asarray(jax.random.categorical(jax.random.PRNGKey(sampler.seed + 1), weights, axis=-1))
         posterior: dict[str, np.ndarray] = {}
         bsv = self.spec.bsv_parameters

@@ -121,9 +121,10 @@ def check_convergence(
         advice.append("run longer warm-up and more draws; check for multimodality or a non-identifiable parameter")
     low_ess = table[~((table["ess_bulk"] >= gate.min_ess_bulk) & (table["ess_tail"] >= gate.min_ess_tail))]
     if len(low_ess):
-        worst = low_ess[["ess_bulk", "ess_tail"]].min(axis=1).idxmin()
+        lowest = low_ess[["ess_bulk", "ess_tail"]].min(axis=1)
+        worst = lowest.idxmin()
         failures.append(f"ESS below {gate.min_ess_bulk:.0f} (bulk) / {gate.min_ess_tail:.0f} (tail) for "
-                        f"{len(low_ess)} quantities (worst {worst}: {low_ess.loc[worst, ['ess_bulk', 'ess_tail']].min():.0f})")
+                        f"{len(low_ess)} quantities (worst {worst}: {lowest[worst]:.0f})")
         advice.append("draw more samples, or reparametrise (non-centred random effects) to reduce autocorrelation")
     if divergences > gate.max_divergences:
         failures.append(f"{divergences} divergent transitions")

@@ -101,7 +101,7 @@ def exp_dd2(a: ArrayLike, b: ArrayLike, t: ArrayLike) -> Array:
     Equals the convolution ``1 * exp(-a t) * exp(-b t)``: the amount in a mode of
     rate ``a`` fed by a depot of rate ``b`` under a unit-rate infusion into the
     depot, divided by ``b``. Direct formula ``t (phi(lo t) - exp(-lo t) phi((hi - lo) t)) / hi``
-    where ``hi t >= 0.05``, else the series ``t^2 sum_m (-t)^m h_m(lo, hi) / (m + 2)!``
+    where ``hi t >= 0.01``, else the series ``t^2 sum_m (-t)^m h_m(lo, hi) / (m + 2)!``
     with ``h_m`` the complete homogeneous symmetric polynomials.
 
     Examples
@@ -119,9 +119,10 @@ def exp_dd2(a: ArrayLike, b: ArrayLike, t: ArrayLike) -> Array:
         x_pow = x_pow * xs
         h = ys * h + x_pow  # h_m(x, y) = y h_{m-1} + x^m
         series = series + ((-1.0) ** m * c) * h
-    td, hd = jnp.where(small, 1.0, t), jnp.where(small, 1.0, hi)
-    phi_lo, phi_gap = _batched(phi, (lo * td,), ((hd - lo) * td,))
-    direct = td * (phi_lo - jnp.exp(-lo * td) * phi_gap) / hd
+    # Double where: the unused direct branch sees harmless values (finite, with finite derivatives).
+    ld, hd, td = jnp.where(small, 0.5, lo), jnp.where(small, 1.0, hi), jnp.where(small, 1.0, t)
+    phi_lo, phi_gap = _batched(phi, (ld * td,), ((hd - ld) * td,))
+    direct = td * (phi_lo - jnp.exp(-ld * td) * phi_gap) / hd
     return jnp.where(small, t * t * series, direct)
 
 
@@ -174,7 +175,8 @@ def direct_response(lam: ArrayLike, tau: Array, dur: Array, ii: Array, ss: Array
     w = jnp.where(infusion, u * inv_dur, 1.0)
     phi_u, phi_dur = _batched(phi, (lam * u,), (lam * dur,))
     single = w * phi_u * jnp.exp(-lam * (tau - u))
-    earlier = phi_dur * jnp.exp(-lam * (tau + ii - dur)) * _geometric(lam, ii)
+    tau0 = jnp.where(ss, tau + ii - dur, tau)  # >= 0 where used; finite (no overflow) where not
+    earlier = phi_dur * jnp.exp(-lam * tau0) * _geometric(lam, ii)
     return single + jnp.where(ss, earlier, 0.0)
 
 
@@ -200,7 +202,8 @@ def absorbed_response(lam: ArrayLike, ka: ArrayLike, tau: Array, dur: Array, ii:
     inv_dur = jnp.where(infusion, 1.0 / jnp.where(infusion, dur, 1.0), 0.0)
     u = jnp.minimum(tau, dur)
     w = jnp.where(infusion, u * inv_dur, 1.0)
-    after, tau0 = tau - u, tau + ii - dur  # tau0: time since the previous dose of the train ended
+    after = tau - u
+    tau0 = jnp.where(ss, tau + ii - dur, tau)  # since the previous dose of the train ended; finite where unused
     dd2_u, dd2_dur = _batched(exp_dd2, (lam, ka, u), (lam, ka, dur))
     dd_after, dd_tau0, dd_ii = _batched(exp_dd, (lam, ka, after), (lam, ka, tau0), (lam, ka, ii))
     phi_u, phi_dur = _batched(phi, (ka * u,), (ka * dur,))

@@ -129,8 +129,9 @@ class Forecast:
 
     def __repr__(self) -> str:
         t = self.dataset["time"].to_numpy()
+        n = self.dataset.sizes["chain"] * self.dataset.sizes["draw"]
         return (f"Forecast(patient={self.metadata.get('patient')!r}, times={len(t)} "
-                f"[{t.min():g}-{t.max():g} {self.time_unit}], draws={self.dataset.sizes['chain'] * self.dataset.sizes['draw']}, "
+                f"[{t.min():g}-{t.max():g} {self.time_unit}], draws={n}, "
                 f"status={self.metadata.get('diagnostics', {}).get('status')!r})")
 
 

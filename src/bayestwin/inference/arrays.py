@@ -23,11 +23,12 @@ import pandas as pd
 from bayestwin.data.event_table import EventTable
 from bayestwin.data.expand import expand_addl
 from bayestwin.data.validate import check_events
+from bayestwin.dynamics.closed_form import dose_features
 from bayestwin.dynamics.events import Doses, Observations, bucket_size
 from bayestwin.exceptions import DataValidationError, SpecError
 from bayestwin.spec.structural import AbstractStructuralModel
 from bayestwin.spec.twin_spec import TwinSpec
-from bayestwin.units import conversion_factor, convert
+from bayestwin.units import convert
 
 __all__ = ["CohortArrays", "cohort_arrays"]
 
@@ -58,16 +59,13 @@ class CohortArrays:
     covariates: dict[str, np.ndarray]
     observations: pd.DataFrame
     units: dict[str, str]
+    features: frozenset[str] = frozenset({"ss", "infusion", "reset"})
     notes: tuple[str, ...] = field(default=())
 
     @property
     def n_patients(self) -> int:
         """Number of patients."""
         return len(self.patients)
-
-
-def _factor(table: EventTable, column: str, target: str) -> float:
-    return conversion_factor(table.unit(column), target, where=f"column {column.upper()}")
 
 
 def cohort_arrays(
@@ -106,21 +104,24 @@ def cohort_arrays(
     units = {"time": spec.unit("time"), "amt": spec.unit("amt"), "conc": spec.unit(spec.error[0].output)
              if spec.error[0].output in dict(spec.units) else model.units[spec.error[0].output]}
     f = expand_addl(table).frame
-    t_fac = _factor(table, "time", units["time"])
-    a_fac = _factor(table, "amt", units["amt"])
+    t_unit, a_unit = table.unit("time"), table.unit("amt")
+
+    def to_spec(column: str, source: str, target: str) -> np.ndarray:  # exact: multiply by N or divide by N
+        return np.asarray(convert(f[column].to_numpy(dtype=float), source, target, where=f"column {column.upper()}"))
+
     out_unit = units["conc"]
     dv = np.asarray(convert(f["dv"].to_numpy(dtype=float), table.unit("dv"), out_unit, where="column DV"))
     limit = np.asarray(convert(f["limit"].to_numpy(dtype=float), table.unit("dv"), out_unit, where="column LIMIT"))
-    time = f["time"].to_numpy(dtype=float) * t_fac
+    time = to_spec("time", t_unit, units["time"])
     evid = f["evid"].to_numpy()
     if np.any(f["rate"].isin((-1, -2))):
         raise SpecError("RATE -1/-2 (modelled infusion rate or duration) is not supported by bayestwin models yet; "
                         "give RATE or DUR explicitly")
-    amt = f["amt"].to_numpy(dtype=float) * a_fac
-    rate = f["rate"].to_numpy(dtype=float) * a_fac / t_fac
-    dur = f["dur"].to_numpy(dtype=float) * t_fac
+    amt = to_spec("amt", a_unit, units["amt"])
+    rate = to_spec("rate", table.unit("rate"), f"{units['amt']}/{units['time']}")
+    dur = to_spec("dur", t_unit, units["time"])
     rate = np.where((rate <= 0) & (dur > 0), amt / np.where(dur > 0, dur, 1.0), rate)
-    ii = f["ii"].to_numpy(dtype=float) * t_fac
+    ii = to_spec("ii", t_unit, units["time"])
     ss = f["ss"].to_numpy()
     cmt = np.array([model.compartment_index(c) for c in f["cmt"].tolist()], dtype=np.int32)
     is_dose = np.isin(evid, (1, 3, 4))
@@ -172,7 +173,7 @@ def cohort_arrays(
                        limit=jnp.asarray(o["limit"]), output=jnp.asarray(o_int["output"]), mask=jnp.asarray(o_mask))
     covariates = _covariates(table, spec, patients)
     return CohortArrays(patients=patients, doses=doses, obs=obs, covariates=covariates,
-                        observations=pd.DataFrame.from_records(records), units=units)
+                        observations=pd.DataFrame.from_records(records), units=units, features=dose_features(doses))
 
 
 def _covariates(table: EventTable, spec: TwinSpec, patients: tuple[Any, ...]) -> dict[str, np.ndarray]:
@@ -190,7 +191,7 @@ def _covariates(table: EventTable, spec: TwinSpec, patients: tuple[Any, ...]) ->
             varying = col.nunique(dropna=True) > 1
             if varying.any():
                 pid = varying[varying].index[0]
-                raise SpecError(f"covariate {name!r} changes within patient {pid!r}; time-varying covariate "
+                raise SpecError(f"covariate {name!r} changes within patient {pid}; time-varying covariate "
                                 "effects are not supported yet — use the baseline value in its own column")
             values = col.first().reindex(list(patients)).to_numpy(dtype=float)
             if eff.unit is not None:

@@ -123,10 +123,11 @@ class PopulationFit:
         return out
 
     def __repr__(self) -> str:
+        d = self.diagnostics
         verdict = "OK" if self.ok else "FAILED"
         return (f"PopulationFit(spec={self.spec.name!r}, patients={self.arrays.n_patients}, "
-                f"convergence {verdict}: R-hat <= {self.diagnostics.max_rhat:.3f}, ESS >= {self.diagnostics.min_ess:.0f}, "
-                f"{self.diagnostics.divergences} divergences)")
+                f"convergence {verdict}: R-hat <= {d.max_rhat:.3f}, ESS >= {d.min_ess:.0f}, "
+                f"{d.divergences} divergences)")
 
 
 def _fit_id(spec: TwinSpec, data_digest: str, sampler: SamplerConfig) -> str:
@@ -163,7 +164,7 @@ def fit_population(
     sampler = sampler or SamplerConfig.default()
     model = get_model(spec.model)
     arrays = cohort_arrays(table, spec, model)
-    fn = build_population_model(spec, model)
+    fn = build_population_model(spec, model, arrays.features)
     start = time.perf_counter()
     mcmc = run_nuts(fn, (arrays.doses, arrays.obs, {k: np.asarray(v) for k, v in arrays.covariates.items()}),
                     sampler)

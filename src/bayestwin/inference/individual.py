@@ -47,7 +47,9 @@ class PopulationPrior(dict):  # type: ignore[type-arg]
     """
 
 
-def population_prior(spec: TwinSpec, draws: Mapping[str, np.ndarray], covariates: Mapping[str, float]) -> PopulationPrior:
+def population_prior(
+    spec: TwinSpec, draws: Mapping[str, np.ndarray], covariates: Mapping[str, float]
+) -> PopulationPrior:
     """Per-component prior of a patient with `covariates` from population `draws` (see ``PopulationFit``)."""
     k = len(next(iter(draws.values())))
     log_mu: dict[str, np.ndarray] = {}
@@ -55,7 +57,8 @@ def population_prior(spec: TwinSpec, draws: Mapping[str, np.ndarray], covariates
         value = np.log(draws[f"tv_{p.name}"])
         for eff in p.covariates:
             x = jnp.asarray(float(covariates[eff.covariate]))
-            value = value + np.asarray(covariate_log_effect(eff, x, jnp.asarray(draws[f"beta_{p.name}_{eff.covariate}"])))
+            beta = jnp.asarray(draws[f"beta_{p.name}_{eff.covariate}"])
+            value = value + np.asarray(covariate_log_effect(eff, x, beta))
         log_mu[p.name] = np.asarray(value, dtype=float)
     bsv = spec.bsv_parameters
     others = [p.name for p in spec.parameters if not p.has_bsv]
@@ -72,7 +75,7 @@ def population_prior(spec: TwinSpec, draws: Mapping[str, np.ndarray], covariates
 
 def component_log_weights(
     spec: TwinSpec, model: AbstractStructuralModel, prior: Mapping[str, Array], u: Array, doses: Doses,
-    obs: Observations,
+    obs: Observations, features: frozenset[str] | None = None,
 ) -> Array:
     """``log N(u; mu_k, Sigma_k) + log p(y | theta(u, k), sigma_k)`` for every component k: shape (K,)."""
     bsv = spec.bsv_parameters
@@ -83,7 +86,7 @@ def component_log_weights(
     def one(mu: Array, chol: Array, fixed: Array, sig: Mapping[str, Array]) -> Array:
         log_prior = dist.MultivariateNormal(mu, scale_tril=chol).log_prob(u) if bsv else 0.0
         theta = {n: jnp.exp(u[j]) for j, n in enumerate(bsv)} | {n: fixed[j] for j, n in enumerate(others)}
-        pred = model.predict(theta, doses, times)[:, 0]
+        pred = model.predict(theta, doses, times, features=features)[:, 0]
         ll = observation_loglik(obs.value, pred, kind=err.kind, sigmas=sig, cens=obs.cens, limit=obs.limit,
                                 mask=obs.mask)
         return log_prior + jnp.sum(ll)
@@ -92,7 +95,9 @@ def component_log_weights(
     return jax.vmap(one)(prior["mu"], prior["chol"], prior["fixed"], sigmas)
 
 
-def build_individual_model(spec: TwinSpec, model: AbstractStructuralModel) -> Any:
+def build_individual_model(
+    spec: TwinSpec, model: AbstractStructuralModel, features: frozenset[str] | None = None
+) -> Any:
     """NumPyro model ``f(prior, doses, obs)`` of one patient's log-parameters (site ``z``).
 
     ``u = center + scale * z`` with `center`/`scale` the mixture's mean and SD per
@@ -106,7 +111,7 @@ def build_individual_model(spec: TwinSpec, model: AbstractStructuralModel) -> An
         z = numpyro.sample("z", dist.ImproperUniform(dist.constraints.real, (), event_shape=(n_bsv,)))
         u = center + scale * z
         numpyro.deterministic("log_theta", u)
-        terms = component_log_weights(spec, model, prior, u, doses, obs)
+        terms = component_log_weights(spec, model, prior, u, doses, obs, features)
         numpyro.factor("mixture", logsumexp(terms) - jnp.log(terms.shape[0]))
 
     return individual_model

@@ -52,7 +52,7 @@ def pointwise_loglik(
     obs = arrays.obs
 
     def one(th: Mapping[str, jax.Array], sg: Mapping[str, jax.Array]) -> jax.Array:
-        pred = predict_cohort(model, th, arrays.doses, obs.time)
+        pred = predict_cohort(model, th, arrays.doses, obs.time, arrays.features)
         return observation_loglik(obs.value, pred, kind=err.kind, sigmas=sg, cens=obs.cens, limit=obs.limit,
                                   mask=obs.mask)
 

@@ -78,7 +78,11 @@ def observation_loglik(
         has_lower = jnp.isfinite(limit)
     z = (y - loc) / sd
     z_lim = (lim - loc) / sd
-    below = jnp.where(has_lower, _log_diff_ndtr(z, jnp.minimum(z_lim, z - 1e-12)), log_ndtr(z))
+    # The M4 branch is evaluated even where unused: feed it harmless values there, or its gradient
+    # (log of a vanishing difference) would turn into NaN through jnp.where.
+    z_up = jnp.where(has_lower, z, 0.0)
+    z_low = jnp.where(has_lower, jnp.minimum(z_lim, z - 1e-12), -1.0)
+    below = jnp.where(has_lower, _log_diff_ndtr(z_up, z_low), log_ndtr(z))
     above = log_ndtr(-z)
     ll = jnp.where(cens == 1, below, jnp.where(cens == -1, above, dens))
     return jnp.where(mask, ll, 0.0)

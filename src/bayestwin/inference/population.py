@@ -46,18 +46,25 @@ def covariate_log_effect(effect: CovariateEffect, x: Array, beta: Array) -> Arra
     if effect.form == "exponential":
         return beta * (x - ref)
     if effect.form == "indicator":
-        return jnp.where(x < ref, jnp.log1p(beta), 0.0)
+        return jnp.where(x < ref, beta, 0.0)
     raise ValueError(f"unknown covariate form {effect.form!r}")
 
 
-def predict_cohort(model: AbstractStructuralModel, theta: Mapping[str, Array], doses: Doses, times: Array) -> Array:
+def predict_cohort(
+    model: AbstractStructuralModel, theta: Mapping[str, Array], doses: Doses, times: Array,
+    features: frozenset[str] | None = None,
+) -> Array:
     """Predictions of output 0 for every patient: ``(patient, time)`` from per-patient `theta`."""
     safe = jnp.where(jnp.isfinite(times), times, 0.0)
-    return jax.vmap(lambda th, d, t: model.predict(th, d, t)[:, 0])(dict(theta), doses, safe)
+    return jax.vmap(lambda th, d, t: model.predict(th, d, t, features=features)[:, 0])(dict(theta), doses, safe)
 
 
-def build_population_model(spec: TwinSpec, model: AbstractStructuralModel) -> Callable[..., None]:
+def build_population_model(
+    spec: TwinSpec, model: AbstractStructuralModel, features: frozenset[str] | None = None
+) -> Callable[..., None]:
     """NumPyro model function ``f(doses, obs, covariates)`` for `spec` on `model`.
+
+    `features` (static) tells the model which dose kinds the data hold (see ``CohortArrays``).
 
     Examples
     --------
@@ -87,7 +94,7 @@ def build_population_model(spec: TwinSpec, model: AbstractStructuralModel) -> Ca
             for j, name in enumerate(bsv):
                 log_theta[name] = log_theta[name] + eta[:, j]
         theta = {name: numpyro.deterministic(name, jnp.exp(v)) for name, v in log_theta.items()}
-        pred = predict_cohort(model, theta, doses, obs.time)
+        pred = predict_cohort(model, theta, doses, obs.time, features)
         sigmas = {s: numpyro.sample(s, to_numpyro(err.prior(s))) for s in err.sigma_names}
         loglik = observation_loglik(obs.value, pred, kind=err.kind, sigmas=sigmas, cens=obs.cens,
                                     limit=obs.limit, mask=obs.mask)

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bayestwin.dynamics.closed_form import dose_features
 from bayestwin.dynamics.events import Doses
 from bayestwin.inference.likelihood import residual_sd
 from bayestwin.spec.structural import AbstractStructuralModel
@@ -47,16 +48,20 @@ def predictive_draws(
     (log-normal error: ``exp(log ipred + sigma * e)``), uncensored.
     """
     err = spec.error[0]
+    features = dose_features(doses)
     t = jnp.asarray(times, dtype=float)
     th = {k: jnp.asarray(v, dtype=float) for k, v in theta.items()}
     sg = {k: jnp.asarray(v, dtype=float) for k, v in sigmas.items()}
 
     @jax.jit
     def run(th: Mapping[str, jax.Array], sg: Mapping[str, jax.Array], key: jax.Array) -> tuple[jax.Array, jax.Array]:
-        ipred = jax.vmap(lambda one: model.predict(one, doses, t))(th)  # (sample, time, output)
+        ipred = jax.vmap(lambda one: model.predict(one, doses, t, features=features))(th)  # (sample, time, output)
         noise = jax.random.normal(key, ipred.shape)
         sd = jax.vmap(lambda f, s: residual_sd(f, err.kind, s))(ipred, sg)
-        pred = jnp.exp(jnp.log(jnp.maximum(ipred, 1e-300)) + sd * noise) if err.kind == "lognormal" else ipred + sd * noise
+        if err.kind == "lognormal":
+            pred = jnp.exp(jnp.log(jnp.maximum(ipred, 1e-300)) + sd * noise)
+        else:
+            pred = ipred + sd * noise
         return ipred, pred
 
     ipred, pred = run(th, sg, jax.random.PRNGKey(seed))

@@ -9,7 +9,8 @@ The individual value of a parameter is
 ``power``        (cov / ref) ** beta          e.g. allometric weight scaling
 ``linear``       1 + beta * (cov - ref)
 ``exponential``  exp(beta * (cov - ref))
-``indicator``    (1 + beta) ** [cov < ref]    e.g. Apgar score below 5
+``indicator``    exp(beta) ** [cov < ref]     e.g. Apgar score below 5 (exp(beta) - 1 is
+                 the NONMEM-style fractional change, theta in (1 + theta))
 
 Examples
 --------
@@ -67,7 +68,7 @@ class CovariateEffect:
             raise SpecError(f"covariate effect form {self.form!r} is not one of {COVARIATE_FORMS}")
         if (self.prior is None) == (self.fixed is None):
             raise SpecError(f"covariate effect of {self.covariate!r}: give exactly one of prior= or fixed=")
-        if self.form == "power" and self.reference <= 0:
+        if self.form == "power" and not self.reference > 0:
             raise SpecError(f"power effect of {self.covariate!r} needs a positive reference, got {self.reference}")
 
     def to_dict(self) -> dict[str, Any]:
@@ -123,7 +124,7 @@ class Parameter:
         if self.typical is not None and self.typical.support != "positive":
             raise SpecError(f"parameter {self.name!r}: the typical-value prior must be positive "
                             f"(LogNormal, HalfNormal, ...), got {self.typical.family}")
-        if self.fixed is not None and self.fixed <= 0:
+        if self.fixed is not None and not self.fixed > 0:
             raise SpecError(f"parameter {self.name!r}: fixed value must be > 0, got {self.fixed}")
         if self.bsv is not None and self.bsv.support != "positive":
             raise SpecError(f"parameter {self.name!r}: the BSV prior is a prior on an SD and must be positive, "

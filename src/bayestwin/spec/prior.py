@@ -69,7 +69,10 @@ class Prior:
             raise SpecError(f"{family} prior takes parameters {list(names)}; missing {missing}, unexpected {extra}")
         values = []
         for name in names:
-            value = float(given[name])
+            try:
+                value = float(given[name])
+            except (TypeError, ValueError) as err:
+                raise SpecError(f"{family} prior parameter {name}={given[name]!r} must be a number") from err
             if not math.isfinite(value):
                 raise SpecError(f"{family} prior parameter {name}={given[name]!r} must be finite")
             if name in _POSITIVE_PARAMS and value <= 0:

@@ -31,9 +31,9 @@ class Dose:
     cmt: int | str = 0
 
     def __post_init__(self) -> None:
-        if self.amt <= 0:
+        if not self.amt > 0:
             raise SpecError(f"a planned dose needs an amount > 0, got {self.amt}")
-        if self.rate < 0:
+        if not self.rate >= 0:
             raise SpecError(f"a planned infusion rate must be >= 0, got {self.rate}")
 
 
@@ -55,7 +55,7 @@ class Regimen:
     def repeat(cls, *, amt: float, every: float, count: int, start: float = 0.0, rate: float = 0.0,
                cmt: int | str = 0, time_unit: str = "h", amt_unit: str = "mg", name: str = "") -> Regimen:
         """`count` doses of `amt` every `every` time units from `start`."""
-        if count < 1 or every <= 0:
+        if count < 1 or not every > 0:
             raise SpecError(f"repeat needs count >= 1 and every > 0, got count={count}, every={every}")
         doses = tuple(Dose(start + i * every, amt, rate, cmt) for i in range(count))
         return cls(doses, time_unit=time_unit, amt_unit=amt_unit,

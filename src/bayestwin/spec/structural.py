@@ -52,11 +52,16 @@ class AbstractStructuralModel(abc.ABC):
     description: ClassVar[str] = ""
 
     @abc.abstractmethod
-    def predict(self, theta: Mapping[str, Array], doses: Doses, times: Array) -> Array:
+    def predict(
+        self, theta: Mapping[str, Array], doses: Doses, times: Array, *, features: frozenset[str] | None = None
+    ) -> Array:
         """Predicted outputs, shape ``(len(times), len(outputs))``, for one patient.
 
         `theta` maps each name in ``parameters`` to a scalar. Pure JAX:
         must be jit-able, vmap-able over patients and differentiable.
+        `features` is a static promise of which dose kinds occur
+        (``"ss"``, ``"infusion"``, ``"reset"``; None: any), letting a model
+        compile a cheaper kernel.
         """
 
     def compartment_index(self, cmt: int | str) -> int:

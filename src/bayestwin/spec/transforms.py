@@ -85,10 +85,10 @@ def remove_bsv(spec: TwinSpec, parameter: str) -> TwinSpec:
     >>> remove_bsv(example_spec(), "v").bsv_parameters
     ('cl',)
     """
-    out = _with_parameter(spec, replace(spec.parameter(parameter), bsv=None))
-    if out.correlation is not None and len(out.bsv_parameters) < 2:
-        out = replace(out, correlation=None)
-    return out
+    changed = replace(spec.parameter(parameter), bsv=None)
+    params = tuple(changed if p.name == parameter else p for p in spec.parameters)
+    still_correlated = sum(p.has_bsv for p in params) >= 2
+    return replace(spec, parameters=params, correlation=spec.correlation if still_correlated else None)
 
 
 def add_covariate_effect(

@@ -76,7 +76,7 @@ class TwinSpec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "parameters", tuple(self.parameters))
         object.__setattr__(self, "error", tuple(self.error))
-        object.__setattr__(self, "units", tuple((str(k), str(v)) for k, v in dict(self.units).items()))
+        object.__setattr__(self, "units", tuple(sorted((str(k), str(v)) for k, v in dict(self.units).items())))
         names = [p.name for p in self.parameters]
         if len(set(names)) != len(names):
             raise SpecError(f"spec {self.name!r} defines a parameter twice: {names}")

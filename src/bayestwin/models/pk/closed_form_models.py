@@ -29,6 +29,7 @@ class OneCmtIV(AbstractStructuralModel):
 
     Examples
     --------
+    >>> import jax.numpy as jnp
     >>> from bayestwin.dynamics.events import Doses
     >>> m = OneCmtIV()
     >>> float(m.predict({"cl": 2.0, "v": 20.0}, Doses.single(time=0.0, amt=100.0), jnp.array([0.0]))[0, 0])
@@ -41,8 +42,11 @@ class OneCmtIV(AbstractStructuralModel):
     units: ClassVar[Mapping[str, str]] = _UNITS
     description: ClassVar[str] = "one-compartment IV (bolus/infusion), linear elimination"
 
-    def predict(self, theta: Mapping[str, Array], doses: Doses, times: Array) -> Array:
-        return cf.one_cmt_iv(times, doses, theta["cl"], theta["v"])[:, None]
+    def predict(
+        self, theta: Mapping[str, Array], doses: Doses, times: Array, *, features: frozenset[str] | None = None
+    ) -> Array:
+        """Central concentration at `times`, shape ``(len(times), 1)``."""
+        return cf.one_cmt_iv(times, doses, theta["cl"], theta["v"], features=features)[:, None]
 
 
 @register("pk.one_cmt_oral")
@@ -61,9 +65,12 @@ class OneCmtOral(AbstractStructuralModel):
     units: ClassVar[Mapping[str, str]] = _UNITS
     description: ClassVar[str] = "one-compartment, first-order absorption, linear elimination"
 
-    def predict(self, theta: Mapping[str, Array], doses: Doses, times: Array) -> Array:
+    def predict(
+        self, theta: Mapping[str, Array], doses: Doses, times: Array, *, features: frozenset[str] | None = None
+    ) -> Array:
+        """Central concentration at `times`, shape ``(len(times), 1)``."""
         return cf.one_cmt_oral(times, doses, theta["ka"], theta["cl"], theta["v"], f=theta.get("f", 1.0),
-                               tlag=theta.get("tlag", 0.0))[:, None]
+                               tlag=theta.get("tlag", 0.0), features=features)[:, None]
 
 
 @register("pk.two_cmt_iv")
@@ -77,8 +84,12 @@ class TwoCmtIV(AbstractStructuralModel):
     units: ClassVar[Mapping[str, str]] = _UNITS
     description: ClassVar[str] = "two-compartment IV (bolus/infusion), linear elimination"
 
-    def predict(self, theta: Mapping[str, Array], doses: Doses, times: Array) -> Array:
-        return cf.two_cmt_iv(times, doses, theta["cl"], theta["v1"], theta["q"], theta["v2"])[:, None]
+    def predict(
+        self, theta: Mapping[str, Array], doses: Doses, times: Array, *, features: frozenset[str] | None = None
+    ) -> Array:
+        """Central concentration at `times`, shape ``(len(times), 1)``."""
+        return cf.two_cmt_iv(times, doses, theta["cl"], theta["v1"], theta["q"], theta["v2"],
+                             features=features)[:, None]
 
 
 @register("pk.two_cmt_oral")
@@ -94,8 +105,11 @@ class TwoCmtOral(AbstractStructuralModel):
     units: ClassVar[Mapping[str, str]] = _UNITS
     description: ClassVar[str] = "two-compartment, first-order absorption, linear elimination"
 
-    def predict(self, theta: Mapping[str, Array], doses: Doses, times: Array) -> Array:
+    def predict(
+        self, theta: Mapping[str, Array], doses: Doses, times: Array, *, features: frozenset[str] | None = None
+    ) -> Array:
+        """Central concentration at `times`, shape ``(len(times), 1)``."""
         return cf.two_cmt_oral(times, doses, theta["ka"], theta["cl"], theta["v1"], theta["q"], theta["v2"],
-                               f=theta.get("f", 1.0), tlag=theta.get("tlag", 0.0))[:, None]
+                               f=theta.get("f", 1.0), tlag=theta.get("tlag", 0.0), features=features)[:, None]
 
 

@@ -43,7 +43,12 @@ class OneCmtOralMM(AbstractStructuralModel):
     kind: ClassVar[str] = "ode"
     description: ClassVar[str] = "one-compartment, first-order absorption, Michaelis-Menten elimination (ODE)"
 
-    def predict(self, theta: Mapping[str, Array], doses: Doses, times: Array) -> Array:
+    def predict(
+        self, theta: Mapping[str, Array], doses: Doses, times: Array, *, features: frozenset[str] | None = None
+    ) -> Array:
+        """Central concentration at `times`, shape ``(len(times), 1)``."""
         params = jnp.stack([theta["ka"], theta["km"], theta["vm"], theta["v"]])
-        amounts, _status = solve_amounts(one_cmt_oral_mm_rhs, params, doses, times, n_cmt=2, ss_iterations=0)
+        ss_iterations = 8 if features is None or "ss" in features else 0  # skip the Newton solve when unused
+        amounts, _status = solve_amounts(one_cmt_oral_mm_rhs, params, doses, times, n_cmt=2,
+                                         ss_iterations=ss_iterations)
         return (amounts[:, 1] / theta["v"])[:, None]
