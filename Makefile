@@ -24,8 +24,8 @@ $(BIN)/python:
 venv: $(BIN)/python
 
 demo: venv
-	$(PIP) install --quiet -e .
-	$(BIN)/bayestwin demo
+	$(PIP) install --quiet -e ".[plot]"
+	$(BIN)/bayestwin demo --spec model_specs/theophylline.py --output demo_output
 
 test: venv
 	$(PIP) install --quiet -e ".[dev]"

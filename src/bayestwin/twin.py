@@ -146,7 +146,8 @@ class Twin:
         self.diagnostics_: ConvergenceReport = check_convergence(self.idata_, var_names=list(bsv), gate=self.gate)
         self.events_ = events
         self.arrays_: CohortArrays = arrays
-        self.patient_id_ = events.patients[0]
+        pid = events.patients[0]
+        self.patient_id_ = pid.item() if hasattr(pid, "item") else pid
         self.population_overridden_ = overridden
         if not self.diagnostics_.ok:
             warnings.warn(f"twin of patient {self.patient_id_!r} FAILED its convergence gate:\n"
@@ -156,7 +157,7 @@ class Twin:
     def update(self, new_events: EventTable) -> Twin:
         """Add `new_events` (same patient) to the history and refit; return ``self``."""
         self._require_fitted("update")
-        if new_events.patients != [self.patient_id_]:
+        if [p.item() if hasattr(p, "item") else p for p in new_events.patients] != [self.patient_id_]:
             raise ValueError(f"update expects events of patient {self.patient_id_!r}, got {new_events.patients}")
         return self.fit(append_events(self.events_, new_events))
 

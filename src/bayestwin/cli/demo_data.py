@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["run_demo"]
+__all__ = ["run_data_demo"]
 
 
 def _step(title: str, timings: list[tuple[str, float]]) -> Callable[[Callable[[], Any]], Any]:
@@ -49,14 +49,14 @@ def _corrupt(text: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_demo(output: str | Path = "demo_output") -> int:
+def run_data_demo(output: str | Path = "demo_output") -> int:
     """Run the data demo; write its files under `output`; return 0 on success.
 
     Examples
     --------
     >>> import tempfile
     >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     run_demo(tmp)  # doctest: +ELLIPSIS
+    ...     run_data_demo(tmp)  # doctest: +ELLIPSIS
     bayestwin demo ...
     0
     """

@@ -52,7 +52,13 @@ def _cmd_rules(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from bayestwin.cli.demo import run_demo
 
-    return run_demo(output=args.output)
+    return run_demo(args.spec, output=args.output)
+
+
+def _cmd_demo_data(args: argparse.Namespace) -> int:
+    from bayestwin.cli.demo_data import run_data_demo
+
+    return run_data_demo(output=args.output)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,9 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="run the end-to-end demo on the bundled theophylline data")
+    demo = sub.add_parser("demo", help="run the end-to-end twin demo on the bundled theophylline data")
+    demo.add_argument("--spec", default="model_specs/theophylline.py", help="Python file defining spec()")
     demo.add_argument("--output", default="demo_output", help="folder for the demo's files")
     demo.set_defaults(func=_cmd_demo)
+
+    demo_data = sub.add_parser("demo-data", help="the data-foundation demo: readers, validation, round trip")
+    demo_data.add_argument("--output", default="demo_output", help="folder for the demo's files")
+    demo_data.set_defaults(func=_cmd_demo_data)
 
     val = sub.add_parser("validate", help="check a NONMEM-style CSV and list every problem")
     val.add_argument("path", help="CSV file (units from --unit or the <file>.units.json sidecar)")

@@ -61,7 +61,10 @@ from jax.typing import ArrayLike
 from bayestwin.dynamics.events import Doses
 from bayestwin.dynamics.steady_state import absorbed_response, direct_response, exp_dd, phi
 
-__all__ = ["dose_features", "log_one_cmt_oral_single", "one_cmt_iv", "one_cmt_oral", "superpose", "two_cmt_iv", "two_cmt_oral"]
+__all__ = [
+    "dose_features", "log_one_cmt_oral_single", "one_cmt_iv", "one_cmt_oral", "superpose", "two_cmt_iv",
+    "two_cmt_oral",
+]
 
 
 def _kept_after_resets(t: Array, doses: Doses) -> Array:

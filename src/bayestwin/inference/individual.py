@@ -42,8 +42,10 @@ class PopulationPrior(dict):  # type: ignore[type-arg]
     """Arrays describing the K population components for one patient.
 
     Keys: ``mu`` (K, n_bsv) means of the log-parameters with BSV, ``chol`` (K, n_bsv, n_bsv)
-    Cholesky factors of their covariance, ``fixed`` (K, n_other) values of the parameters
-    without BSV, and one (K,) array per residual SD.
+    Cholesky factors of their covariance with their inverses ``chol_inv`` and the normalising
+    constants ``log_norm`` (K,) of the normal densities (precomputed once, so a gradient costs no
+    triangular solves), ``fixed`` (K, n_other) values of the parameters without BSV, and one (K,)
+    array per residual SD.
     """
 
 
@@ -67,7 +69,10 @@ def population_prior(
     corr = draws.get("corr_chol")
     chol = omega[:, :, None] * corr if corr is not None else np.einsum("ki,ij->kij", omega, np.eye(len(bsv)))
     fixed = np.exp(np.stack([log_mu[n] for n in others], axis=1)) if others else np.zeros((k, 0))
-    prior = PopulationPrior(mu=mu, chol=chol, fixed=fixed)
+    chol_inv = np.linalg.inv(chol) if len(bsv) else chol
+    log_norm = (-np.log(np.abs(np.diagonal(chol, axis1=1, axis2=2))).sum(axis=1)
+                - 0.5 * len(bsv) * np.log(2 * np.pi)) if len(bsv) else np.zeros(k)
+    prior = PopulationPrior(mu=mu, chol=chol, chol_inv=chol_inv, log_norm=log_norm, fixed=fixed)
     for s in spec.error[0].sigma_names:
         prior[s] = np.asarray(draws[s], dtype=float)
     return prior
@@ -83,8 +88,12 @@ def component_log_weights(
     err = spec.error[0]
     times = jnp.where(jnp.isfinite(obs.time), obs.time, 0.0)
 
-    def one(mu: Array, chol: Array, fixed: Array, sig: Mapping[str, Array]) -> Array:
-        log_prior = dist.MultivariateNormal(mu, scale_tril=chol).log_prob(u) if bsv else 0.0
+    def normal_log_density(mu: Array, chol_inv: Array, log_norm: Array) -> Array:
+        white = chol_inv @ (u - mu)
+        return log_norm - 0.5 * jnp.sum(white * white)
+
+    def one(mu: Array, chol_inv: Array, log_norm: Array, fixed: Array, sig: Mapping[str, Array]) -> Array:
+        log_prior = normal_log_density(mu, chol_inv, log_norm) if bsv else 0.0
         theta = {n: jnp.exp(u[j]) for j, n in enumerate(bsv)} | {n: fixed[j] for j, n in enumerate(others)}
         pred = model.predict(theta, doses, times, features=features)[:, 0]
         ll = observation_loglik(obs.value, pred, kind=err.kind, sigmas=sig, cens=obs.cens, limit=obs.limit,
@@ -92,7 +101,15 @@ def component_log_weights(
         return log_prior + jnp.sum(ll)
 
     sigmas = {s: prior[s] for s in err.sigma_names}
-    return jax.vmap(one)(prior["mu"], prior["chol"], prior["fixed"], sigmas)
+    if others:
+        return jax.vmap(one)(prior["mu"], prior["chol_inv"], prior["log_norm"], prior["fixed"], sigmas)
+    # Every parameter has BSV: the prediction does not depend on k, so compute it once and
+    # vary only the prior density and the residual SDs across components.
+    pred = model.predict({n: jnp.exp(u[j]) for j, n in enumerate(bsv)}, doses, times, features=features)[:, 0]
+    log_prior = jax.vmap(normal_log_density)(prior["mu"], prior["chol_inv"], prior["log_norm"])
+    loglik = jax.vmap(lambda sig: jnp.sum(observation_loglik(
+        obs.value, pred, kind=err.kind, sigmas=sig, cens=obs.cens, limit=obs.limit, mask=obs.mask)))(sigmas)
+    return log_prior + loglik
 
 
 def build_individual_model(
