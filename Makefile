@@ -39,9 +39,9 @@ lint: venv
 
 validate: venv
 	$(PIP) install --quiet -e ".[dev]"
-	@echo "make validate: full SBC / recovery studies arrive with the proof-of-correctness issue;"
-	@echo "running the data-layer validation battery (every rule, every bundled data set) meanwhile."
-	$(BIN)/python -m pytest tests/data -q
+	@echo "make validate: full-size checks (twin vs joint refit); SBC and calibration studies arrive"
+	@echo "with the proof-of-correctness issue."
+	$(BIN)/python -m pytest validation -q -p no:cacheprovider
 
 bench: venv
 	$(PIP) install --quiet -e ".[dev]"

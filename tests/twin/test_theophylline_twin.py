@@ -1,0 +1,123 @@
+"""Real-data checks of the twin core on theophylline, with one population fit per scenario (module scope).
+
+Compiles and samples a few times (about 2-3 minutes on 2 cores in all): the population fit of all 12
+subjects against the published nlmixr2 estimates, and the twin of subject 12 against a joint refit.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bayestwin.data import load_dataset
+from bayestwin.exceptions import ConvergenceError, ConvergenceWarning, NotFittedError
+from bayestwin.forecast import FORECAST_SCHEMA
+from bayestwin.inference import SamplerConfig, fit_population
+from bayestwin.twin import Twin
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from model_specs.theophylline import spec as theophylline_spec
+
+SAMPLER = SamplerConfig(chains=4, warmup=1000, draws=1000, seed=1)
+
+
+@pytest.fixture(scope="module")
+def theo():
+    return load_dataset("theo_sd")
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return theophylline_spec()
+
+
+@pytest.fixture(scope="module")
+def pop_all(spec, theo):
+    return fit_population(spec, theo, sampler=SAMPLER)
+
+
+@pytest.fixture(scope="module")
+def first_three(theo):
+    p12 = theo.patient(12)
+    later = p12.frame.index.isin(p12.frame.index[p12.frame["evid"] == 0][3:])
+    return p12.exclude(later, reason="measured after the twin is built")
+
+
+def test_population_estimates_match_nlmixr2(pop_all) -> None:
+    assert pop_all.ok, pop_all.diagnostics.format()
+    post = pop_all.idata.posterior
+    median = {k: float(post[k].median()) for k in ("tv_ka", "tv_cl", "tv_v", "sigma_add")}
+    # nlmixr2 SAEM 95% intervals (theo_sd, dose in mg); residual SD window from the issue.
+    assert 1.07 <= median["tv_ka"] <= 2.31, median
+    assert 2.34 <= median["tv_cl"] <= 3.26, median
+    assert 28.8 <= median["tv_v"] <= 34.4, median
+    assert 0.6 <= median["sigma_add"] <= 0.8, median
+
+
+def test_population_fit_is_labelled(pop_all, spec) -> None:
+    post = pop_all.idata.posterior
+    assert post["cl"].dims == ("chain", "draw", "patient")
+    assert list(post["patient"].to_numpy()) == [str(i) for i in range(1, 13)]
+    assert post["cl"].attrs["unit"] == "L/h" and post["tv_v"].attrs["unit"] == "L"
+    assert post["sigma_add"].attrs["unit"] == "mg/L"
+    ll = pop_all.idata.log_likelihood["obs"]
+    assert ll.dims == ("chain", "draw", "observation") and ll.sizes["observation"] == 132
+    assert np.isfinite(ll.to_numpy()).all()
+    assert post.attrs["spec_digest"] == spec.digest() and post.attrs["fit_id"] == pop_all.fit_id
+    table = pop_all.summary()
+    assert list(table.index[:3]) == ["tv_ka", "tv_cl", "tv_v"] and table.loc["tv_cl", "unit"] == "L/h"
+
+
+def test_forecast_tables_and_json(pop_all, spec, first_three) -> None:
+    twin = Twin(spec, population=pop_all, sampler=SamplerConfig(chains=4, warmup=500, draws=500)).fit(first_three)
+    with pytest.raises(ValueError, match="one patient"):
+        twin.fit(load_dataset("theo_sd"))
+    fc = twin.forecast([0.5, 4.0, 12.0])
+    table = fc.interval(0.8)
+    assert list(table.columns) == ["time", "output", "lower", "median", "upper", "unit", "time_unit"]
+    assert (table["lower"] <= table["median"]).all() and (table["median"] <= table["upper"]).all()
+    assert set(table["unit"]) == {"mg/L"} and set(table["time_unit"]) == {"h"}
+    wide = fc.intervals([0.5, 0.95])
+    assert sorted(set(wide["prob"])) == [0.5, 0.95]
+    narrow, broad = wide[wide["prob"] == 0.5], wide[wide["prob"] == 0.95]
+    assert (broad["upper"].to_numpy() - broad["lower"].to_numpy() > narrow["upper"].to_numpy()
+            - narrow["lower"].to_numpy()).all()
+    assert fc.dataset["ipred"].dims == ("chain", "draw", "time", "output")
+    doc = json.loads(fc.to_json())
+    assert doc["schema"] == FORECAST_SCHEMA and doc["patient"] == "12"
+    assert {"spec_digest", "data_digest", "population_fit_id", "twin_fit_id", "software"} <= set(doc["provenance"])
+    assert doc["diagnostics"]["status"] == "ok" and doc["outputs"] == [{"name": "conc", "unit": "mg/L"}]
+    with pytest.raises(ValueError, match="prob must be"):
+        fc.interval(1.5)
+
+
+def test_failed_gate_is_loud_and_blocks_forecasts(spec, theo, first_three) -> None:
+    tiny = SamplerConfig(chains=2, warmup=15, draws=15, seed=3)
+    with pytest.warns(ConvergenceWarning, match="FAILED its convergence gate"):
+        bad = fit_population(spec, theo, sampler=tiny)
+    assert not bad.ok and bad.diagnostics.failures
+    with pytest.raises(ConvergenceError, match="failed its convergence gate"):
+        Twin(spec, population=bad, sampler=tiny).fit(first_three)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        twin = Twin(spec, population=bad, sampler=tiny, override_convergence=True).fit(first_three)
+    with pytest.raises(ConvergenceError, match="override_convergence=True"):
+        twin.forecast([1.0])
+    fc = twin.forecast([1.0], override_convergence=True)
+    assert fc.metadata["diagnostics"]["status"] == "failed-overridden"
+    assert fc.metadata["diagnostics"]["override_recorded"] is True
+    # same seed, same draws
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        again = fit_population(spec, theo, sampler=tiny)
+    np.testing.assert_array_equal(again.idata.posterior["tv_cl"].to_numpy(), bad.idata.posterior["tv_cl"].to_numpy())
+
+
+def test_forecast_before_fit_raises(spec) -> None:
+    with pytest.raises(NotFittedError, match=r"call twin.fit\(events\)"):
+        Twin(spec, population=None).forecast([1.0])

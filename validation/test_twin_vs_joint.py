@@ -1,0 +1,74 @@
+"""Twin vs joint refit (full size; run with ``make validate``, not in the default suite).
+
+STATUS (2026-11-26): with seed 1 one of the fits in this check failed the convergence gate
+(R-hat 1.54 on tv_ka, one chain apart) — the gate did its job, but the comparison could not be made.
+The 11-subject cohort fit alone converges with seed 1 (chain means agree), so the suspect is the joint
+fit, where subject 12 has only three early samples (0, 0.25, 0.5 h) and its absorption is weakly
+identified. Investigate before relying on this check; do not change the seed to make it pass.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bayestwin.data import load_dataset
+from bayestwin.inference import SamplerConfig, fit_population
+from bayestwin.twin import Twin
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from model_specs.theophylline import spec as theophylline_spec
+
+SAMPLER = SamplerConfig(chains=4, warmup=1000, draws=1000, seed=1)
+
+
+@pytest.fixture(scope="module")
+def theo():
+    return load_dataset("theo_sd")
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return theophylline_spec()
+
+
+@pytest.fixture(scope="module")
+def first_three(theo):
+    p12 = theo.patient(12)
+    later = p12.frame.index.isin(p12.frame.index[p12.frame["evid"] == 0][3:])
+    return p12.exclude(later, reason="measured after the twin is built")
+
+
+def test_twin_agrees_with_joint_refit(spec, theo, first_three) -> None:
+    """The mixture-prior twin equals a joint refit of cohort + patient, within Monte Carlo error.
+
+    Tolerance on each log-parameter mean: 4 x sqrt(MCSE_twin^2 + MCSE_joint^2 + sd^2 / K). The last term
+    is the Monte Carlo error of representing the population posterior by K = 200 draws (its effect on the
+    patient's posterior mean is at most that of a K-draw average). k = 4: a false alarm rate of ~6e-5 each.
+    """
+    import arviz as az
+
+    cohort = theo.exclude(theo.frame["id"] == 12, reason="the new patient")
+    pop = fit_population(spec, cohort, sampler=SAMPLER)
+    twin = Twin(spec, population=pop, sampler=SAMPLER, n_components=200).fit(first_three)
+    assert twin.diagnostics_.ok, twin.diagnostics_.format()
+    # joint refit: the 11 subjects plus subject 12's first three samples
+    joint_table = theo.exclude((theo.frame["id"] == 12).to_numpy() & ~theo.frame.index.isin(first_three.frame.index),
+                               reason="measured after the twin is built")
+    joint = fit_population(spec, joint_table, sampler=SAMPLER)
+    assert joint.ok, joint.diagnostics.format()
+    for name in spec.parameter_names:
+        a = np.log(twin.idata_.posterior[name].to_numpy())
+        b = np.log(joint.idata.posterior[name].sel(patient="12").to_numpy())
+        mcse = np.hypot(float(az.mcse(a)), float(az.mcse(b)))
+        tol = 4 * np.sqrt(mcse**2 + b.var() / 200)
+        assert abs(a.mean() - b.mean()) <= tol, (name, a.mean(), b.mean(), tol)
+        assert 0.8 <= a.std() / b.std() <= 1.25, (name, a.std(), b.std())  # same spread, beyond sampling noise
+    fc = twin.forecast(np.array([1.0, 2.0, 24.0]))
+    assert fc.metadata["diagnostics"]["status"] == "ok"
+    assert fc.metadata["provenance"]["population_fit_id"] == pop.fit_id
+
+
