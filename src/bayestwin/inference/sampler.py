@@ -81,7 +81,7 @@ def init_near_prior_median(site: dict[str, Any] | None = None, radius: float = 0
     if fn.support is constraints.real or type(fn).__name__ == "ImproperUniform":
         center = jnp.zeros(shape)
     else:
-        draws = fn.sample(key_sample, sample_shape=(31,) + site["kwargs"].get("sample_shape", ()))
+        draws = fn.sample(key_sample, sample_shape=(31, *site["kwargs"].get("sample_shape", ())))
         center = transform.inv(jnp.median(draws, axis=0))
     unconstrained_shape = jnp.shape(center)
     return transform(center + jax.random.uniform(key_jitter, unconstrained_shape, minval=-radius, maxval=radius))
