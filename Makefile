@@ -39,8 +39,8 @@ lint: venv
 
 validate: venv
 	$(PIP) install --quiet -e ".[dev]"
-	@echo "make validate: full-size checks (twin vs joint refit); SBC and calibration studies arrive"
-	@echo "with the proof-of-correctness issue."
+	@echo "make validate: full-size checks (twin vs joint refit, posteriordb Michaelis-Menten); SBC and"
+	@echo "calibration studies arrive with the proof-of-correctness issue."
 	$(BIN)/python -m pytest validation -q -p no:cacheprovider
 
 bench: venv

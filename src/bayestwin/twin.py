@@ -118,7 +118,8 @@ class Twin:
         doses = jax.tree_util.tree_map(lambda x: x[0], arrays.doses)
         obs = jax.tree_util.tree_map(lambda x: x[0], arrays.obs)
         start = time.perf_counter()
-        mcmc = run_nuts(build_individual_model(self.spec, model, arrays.features), (args, doses, obs), sampler)
+        mcmc = run_nuts(build_individual_model(self.spec, model, arrays.features), (args, doses, obs), sampler,
+                         parallel_ok=model.kind != "ode")
         self.wall_time_s_ = time.perf_counter() - start
         log_theta = np.asarray(mcmc.get_samples(group_by_chain=True)["log_theta"])  # (chain, draw, n_bsv)
         chains, draws = log_theta.shape[:2]

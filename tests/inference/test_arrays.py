@@ -49,11 +49,11 @@ def _arrays(rows: dict[str, list], spec: object = None, units: dict[str, str] | 
 # --- the bundled theophylline data ----------------------------------------------------------------
 def test_theo_shapes_and_dtypes(theo: CohortArrays) -> None:
     assert theo.patients == tuple(range(1, 13)) and theo.n_patients == 12
-    # one dose and 11 samples per patient: buckets are powers of two, at least 8
+    # one dose and 11 samples per patient: buckets 2**k or 3 * 2**k, doses at least 1, observations 8
     for name, arr in theo.doses._asdict().items():
-        assert arr.shape == (12, 8), name
+        assert arr.shape == (12, 1), name
     for name, arr in theo.obs._asdict().items():
-        assert arr.shape == (12, 16), name
+        assert arr.shape == (12, 12), name
     assert {str(a.dtype) for a in (theo.doses.time, theo.doses.amt, theo.doses.rate, theo.doses.ii)} == {"float64"}
     assert {str(a.dtype) for a in (theo.obs.time, theo.obs.value, theo.obs.limit)} == {"float64"}
     assert {str(a.dtype) for a in (theo.doses.cmt, theo.doses.ss, theo.obs.cens, theo.obs.output)} == {"int32"}
@@ -69,7 +69,7 @@ def test_theo_doses(theo: CohortArrays) -> None:
     np.testing.assert_array_equal(d["amt"][:, 0], doses["amt"].to_numpy())
     np.testing.assert_array_equal(d["time"][:, 0], 0.0)
     np.testing.assert_array_equal(d["cmt"][:, 0], 0)  # CMT 1 is the depot, index 0
-    np.testing.assert_array_equal(d["mask"], np.broadcast_to(np.arange(8) < 1, (12, 8)))
+    np.testing.assert_array_equal(d["mask"], np.ones((12, 1), dtype=bool))
     for name, pad in {"time": np.inf, "amt": 0.0, "rate": 0.0, "ii": 0.0, "cmt": 0, "ss": 0, "reset": False}.items():
         np.testing.assert_array_equal(d[name][:, 1:], pad, err_msg=name)
     for name in ("rate", "ii", "ss", "reset"):
@@ -94,7 +94,7 @@ def test_theo_observations(theo: CohortArrays) -> None:
     at = (table["patient_index"].to_numpy(), table["slot"].to_numpy())
     np.testing.assert_array_equal(o["value"][at], obs["dv"])
     np.testing.assert_array_equal(o["time"][at], obs["time"])  # samples at t = 0 follow the dose: not moved
-    np.testing.assert_array_equal(o["mask"], np.broadcast_to(np.arange(16) < 11, (12, 16)))
+    np.testing.assert_array_equal(o["mask"], np.broadcast_to(np.arange(12) < 11, (12, 12)))
     assert int(o["mask"].sum()) == 132
     for name, pad in {"time": np.inf, "value": 0.0, "cens": 0, "output": 0}.items():
         np.testing.assert_array_equal(o[name][:, 11:], pad, err_msg=name)
@@ -105,7 +105,7 @@ def test_theo_padding_can_be_chosen(theo: CohortArrays) -> None:
     a = cohort_arrays(load_dataset("theo_sd"), example_spec(), MODEL, n_dose=2, n_obs=11)
     assert a.doses.time.shape == (12, 2) and a.obs.time.shape == (12, 11)
     np.testing.assert_array_equal(np.asarray(a.obs.value), np.asarray(theo.obs.value)[:, :11])
-    with pytest.raises(ValueError, match=r"padded sizes n_dose=8, n_obs=10 are smaller than the data \(1, 11\)"):
+    with pytest.raises(ValueError, match=r"padded sizes n_dose=1, n_obs=10 are smaller than the data \(1, 11\)"):
         cohort_arrays(load_dataset("theo_sd"), example_spec(), MODEL, n_obs=10)
     with pytest.raises(ValueError, match=r"padded sizes n_dose=1, n_obs=16 are smaller than the data \(2, 1\)"):
         _arrays({"ID": [1, 1, 1], "TIME": [0, 1, 2], "AMT": [100, 100, 0], "DV": [".", ".", 2.0],
@@ -209,9 +209,9 @@ def test_addl_doses_are_expanded() -> None:
     a = _arrays({"ID": [1, 1], "TIME": [0.0, 30.0], "AMT": [100, 0], "II": [12.0, 0], "ADDL": [2, 0],
                  "DV": [".", 1.0], "EVID": [1, 0]})
     d = {k: np.asarray(v)[0] for k, v in a.doses._asdict().items()}
-    np.testing.assert_array_equal(d["time"], [0.0, 12.0, 24.0] + [np.inf] * 5)
-    np.testing.assert_array_equal(d["amt"], [100.0] * 3 + [0.0] * 5)
-    np.testing.assert_array_equal(d["mask"], np.arange(8) < 3)
+    np.testing.assert_array_equal(d["time"], [0.0, 12.0, 24.0])  # bucket 3: no padding
+    np.testing.assert_array_equal(d["amt"], [100.0] * 3)
+    np.testing.assert_array_equal(d["mask"], True)
     np.testing.assert_array_equal(d["ii"][:3], [12.0, 0.0, 0.0])  # the parent keeps its II
     np.testing.assert_array_equal(d["reset"], False)
 
@@ -219,7 +219,7 @@ def test_addl_doses_are_expanded() -> None:
 def test_addl_expansion_sets_the_dose_bucket() -> None:
     a = _arrays({"ID": [1, 1], "TIME": [0.0, 300.0], "AMT": [100, 0], "II": [12.0, 0], "ADDL": [9, 0],
                  "DV": [".", 1.0], "EVID": [1, 0]})
-    assert a.doses.time.shape == (1, 16)  # 10 doses
+    assert a.doses.time.shape == (1, 12)  # 10 doses
     np.testing.assert_array_equal(np.asarray(a.doses.time)[0, :10], 12.0 * np.arange(10))
 
 

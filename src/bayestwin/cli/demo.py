@@ -68,7 +68,10 @@ def run_demo(spec_path: str | Path, output: str | Path = "demo_output") -> int:
     timings: list[tuple[str, float]] = []
     pd.set_option("display.width", 140)
     pd.set_option("display.precision", 3)
-    sampler = SamplerConfig.default()
+    import sys
+
+    # numpyro's per-chain progress bars when a person is watching (a terminal), not in logs or CI
+    sampler = SamplerConfig.default(progress_bar=sys.stderr.isatty())
     print("bayestwin demo: a digital twin of a patient on theophylline (an asthma drug), built from a "
           "population model\nand the patient's own first three blood samples, forecasting the rest of the profile.\n"
           f"NUTS settings: {sampler.chains} chains x ({sampler.warmup} warm-up + {sampler.draws} draws)")

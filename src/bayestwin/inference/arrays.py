@@ -51,6 +51,10 @@ class CohortArrays:
         ``source_row`` — the ``observation`` dimension of fit outputs.
     units : dict
         Units of ``time``, ``amt`` and the output, as in the spec.
+    features : frozenset of str
+        Static facts about the data that let the kernels skip work: the dose kinds present (``ss``,
+        ``infusion``, ``reset``; see ``dose_features``) and ``censored`` when some observation is
+        censored (BLQ/ALQ).
     """
 
     patients: tuple[Any, ...]
@@ -96,7 +100,7 @@ def cohort_arrays(
     >>> from bayestwin.spec import example_spec
     >>> arrays = cohort_arrays(load_dataset("theo_sd"), example_spec(), get_model("pk.one_cmt_oral"))
     >>> arrays.obs.time.shape, len(arrays.observations)
-    ((12, 16), 132)
+    ((12, 12), 132)
     """
     report = check_events(table, compartments=model.compartment_map(), required_covariates=spec.covariates)
     if not report.ok:
@@ -131,7 +135,7 @@ def cohort_arrays(
     rows_of = {pid: np.flatnonzero(ids == pid) for pid in patients}
     most_doses = max((int(is_dose[r].sum()) for r in rows_of.values()), default=0)
     most_obs = max((int(is_obs[r].sum()) for r in rows_of.values()), default=0)
-    nd = n_dose or bucket_size(most_doses)
+    nd = n_dose or bucket_size(most_doses, minimum=1)
     no = n_obs or bucket_size(most_obs)
     if most_doses > nd or most_obs > no:
         raise ValueError(f"padded sizes n_dose={nd}, n_obs={no} are smaller than the data ({most_doses}, {most_obs})")
@@ -172,8 +176,9 @@ def cohort_arrays(
     obs = Observations(time=jnp.asarray(o["time"]), value=jnp.asarray(o["value"]), cens=jnp.asarray(o_int["cens"]),
                        limit=jnp.asarray(o["limit"]), output=jnp.asarray(o_int["output"]), mask=jnp.asarray(o_mask))
     covariates = _covariates(table, spec, patients)
+    features = dose_features(doses) | ({"censored"} if np.any(o_int["cens"][o_mask] != 0) else frozenset())
     return CohortArrays(patients=patients, doses=doses, obs=obs, covariates=covariates,
-                        observations=pd.DataFrame.from_records(records), units=units, features=dose_features(doses))
+                        observations=pd.DataFrame.from_records(records), units=units, features=features)
 
 
 def _covariates(table: EventTable, spec: TwinSpec, patients: tuple[Any, ...]) -> dict[str, np.ndarray]:

@@ -167,16 +167,23 @@ def fit_population(
     fn = build_population_model(spec, model, arrays.features)
     start = time.perf_counter()
     mcmc = run_nuts(fn, (arrays.doses, arrays.obs, {k: np.asarray(v) for k, v in arrays.covariates.items()}),
-                    sampler)
+                    sampler, parallel_ok=model.kind != "ode")
     wall = time.perf_counter() - start
     samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
     extra = {k: np.asarray(v) for k, v in mcmc.get_extra_fields(group_by_chain=True).items()}
     idata = population_inference_data(samples, extra, spec, model, arrays)
-    checked = population_quantities(spec) + list(spec.parameter_names)
+    # per-patient parameters that vary (a fixed value without BSV or covariates is a constant: no R-hat)
+    checked = population_quantities(spec) + [p.name for p in spec.parameters
+                                             if p.estimated or p.has_bsv or p.covariates]
     report = check_convergence(idata, var_names=[n for n in checked if n in idata.posterior], gate=gate)
     digest = table.digest()
+    starts = mcmc.bayestwin_starts
+    notes = arrays.notes + ((starts.describe(),) if starts is not None else ())
+    if starts is not None:
+        idata.sample_stats.attrs.update({"start_potential_energy": [float(v) for v in starts.potential_after],
+                                         "restarted_chains": [int(c) for c in np.flatnonzero(starts.restarted)]})
     fit = PopulationFit(spec=spec, idata=idata, diagnostics=report, arrays=arrays, data_digest=digest,
-                        fit_id=_fit_id(spec, digest, sampler), wall_time_s=wall, sampler=sampler)
+                        fit_id=_fit_id(spec, digest, sampler), wall_time_s=wall, sampler=sampler, notes=notes)
     idata.posterior.attrs.update({"fit_id": fit.fit_id, "spec_digest": spec.digest(), "data_digest": digest,
                                   "convergence_ok": int(report.ok)})
     if not report.ok:

@@ -97,7 +97,8 @@ def component_log_weights(
         theta = {n: jnp.exp(u[j]) for j, n in enumerate(bsv)} | {n: fixed[j] for j, n in enumerate(others)}
         pred = model.predict(theta, doses, times, features=features)[:, 0]
         ll = observation_loglik(obs.value, pred, kind=err.kind, sigmas=sig, cens=obs.cens, limit=obs.limit,
-                                mask=obs.mask)
+                                mask=obs.mask,
+                                censored=features is None or "censored" in features)
         return log_prior + jnp.sum(ll)
 
     sigmas = {s: prior[s] for s in err.sigma_names}
@@ -108,7 +109,8 @@ def component_log_weights(
     pred = model.predict({n: jnp.exp(u[j]) for j, n in enumerate(bsv)}, doses, times, features=features)[:, 0]
     log_prior = jax.vmap(normal_log_density)(prior["mu"], prior["chol_inv"], prior["log_norm"])
     loglik = jax.vmap(lambda sig: jnp.sum(observation_loglik(
-        obs.value, pred, kind=err.kind, sigmas=sig, cens=obs.cens, limit=obs.limit, mask=obs.mask)))(sigmas)
+        obs.value, pred, kind=err.kind, sigmas=sig, cens=obs.cens, limit=obs.limit, mask=obs.mask,
+                                censored=features is None or "censored" in features)))(sigmas)
     return log_prior + loglik
 
 

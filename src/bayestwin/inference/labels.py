@@ -54,7 +54,7 @@ def pointwise_loglik(
     def one(th: Mapping[str, jax.Array], sg: Mapping[str, jax.Array]) -> jax.Array:
         pred = predict_cohort(model, th, arrays.doses, obs.time, arrays.features)
         return observation_loglik(obs.value, pred, kind=err.kind, sigmas=sg, cens=obs.cens, limit=obs.limit,
-                                  mask=obs.mask)
+                                  mask=obs.mask, censored="censored" in arrays.features)
 
     full = jax.jit(jax.vmap(one))({k: jnp.asarray(v) for k, v in theta.items()},
                                   {k: jnp.asarray(v) for k, v in sigmas.items()})

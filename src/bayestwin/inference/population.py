@@ -97,7 +97,8 @@ def build_population_model(
         pred = predict_cohort(model, theta, doses, obs.time, features)
         sigmas = {s: numpyro.sample(s, to_numpyro(err.prior(s))) for s in err.sigma_names}
         loglik = observation_loglik(obs.value, pred, kind=err.kind, sigmas=sigmas, cens=obs.cens,
-                                    limit=obs.limit, mask=obs.mask)
+                                    limit=obs.limit, mask=obs.mask,
+                                censored=features is None or "censored" in features)
         numpyro.factor("obs_loglik", jnp.sum(loglik))
 
     return population_model
