@@ -39,7 +39,7 @@ lint: venv
 
 validate: venv
 	$(PIP) install --quiet -e ".[dev]"
-	@echo "make validate: full-size checks (twin vs joint refit, posteriordb Michaelis-Menten); SBC and"
+	@echo "make validate: full-size checks (posteriordb Michaelis-Menten reference posterior); SBC and"
 	@echo "calibration studies arrive with the proof-of-correctness issue."
 	$(BIN)/python -m pytest validation -q -p no:cacheprovider
 
