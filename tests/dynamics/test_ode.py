@@ -419,3 +419,18 @@ def test_gradient_matches_closed_form_and_finite_differences() -> None:
     fd = [(ode_loss({**x, "theta": theta.at[i].add(h[i])})[0] - ode_loss({**x, "theta": theta.at[i].add(-h[i])})[0])
           / (2 * h[i]) for i in range(3)]
     np.testing.assert_allclose(np.asarray(fd), grad["theta"], rtol=1e-5)
+
+
+def test_failed_solve_gives_nan_not_a_wrong_value() -> None:
+    # ka = 1e5 /day makes the MM model stiff for tsit5: the solver stops at max_steps, where its state is finite
+    # but belongs to an earlier time. The structural model must return NaN so no likelihood uses it.
+    from bayestwin.models import get_model
+
+    model = get_model("pk.one_cmt_oral_mm")
+    dose = Doses.single(time=0.0, amt=30.0, n=1)
+    stiff = model.predict({"ka": jnp.asarray(1e5), "km": jnp.asarray(1.0), "vm": jnp.asarray(0.9),
+                           "v": jnp.asarray(2.0)}, dose, jnp.asarray([0.5, 1.0]))
+    assert np.all(np.isnan(np.asarray(stiff)))
+    fine = model.predict({"ka": jnp.asarray(0.76), "km": jnp.asarray(1.0), "vm": jnp.asarray(0.9),
+                          "v": jnp.asarray(2.0)}, dose, jnp.asarray([0.5, 1.0]))
+    assert np.all(np.isfinite(np.asarray(fine)))

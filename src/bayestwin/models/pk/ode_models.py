@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from jax import Array
 
 from bayestwin.dynamics.events import Doses
-from bayestwin.dynamics.ode import solve_amounts
+from bayestwin.dynamics.ode import SolveStatus, solve_amounts
 from bayestwin.dynamics.ode_models import one_cmt_oral_mm_rhs
 from bayestwin.models.registry import register
 from bayestwin.spec.structural import AbstractStructuralModel
@@ -24,7 +24,8 @@ class OneCmtOralMM(AbstractStructuralModel):
 
     ``d depot/dt = -ka depot``; ``d central/dt = ka depot - Vm C / (Km + C)``, ``C = central / V``.
     Vm is an amount per time (mg/h with the default units), Km a concentration.
-    Solved with an explicit adaptive Runge–Kutta method (tsit5, rtol 1e-8) in float64.
+    Solved with an explicit adaptive Runge–Kutta method (tsit5, rtol 1e-8) in float64; where the solver
+    fails (e.g. ``max_steps`` reached for a stiff parameter set) the prediction is NaN.
 
     Examples
     --------
@@ -42,6 +43,11 @@ class OneCmtOralMM(AbstractStructuralModel):
     units: ClassVar[Mapping[str, str]] = {"time": "h", "amt": "mg", "conc": "mg/L"}
     kind: ClassVar[str] = "ode"
     description: ClassVar[str] = "one-compartment, first-order absorption, Michaelis-Menten elimination (ODE)"
+    #: Solver steps allowed per interval between events. Measured on the posteriordb data (20 intervals): the
+    #: gradient costs 2.8 ms with 4096, 0.94 ms with 512 (diffrax's checkpointed loop scales with the bound),
+    #: and tsit5 at rtol 1e-8 needs far fewer steps for non-stiff parameters. Stiff ones (ka ~ 1000/day) hit
+    #: the bound and give NaN (see ``predict``), never a wrong finite value.
+    max_steps: ClassVar[int] = 512
 
     def predict(
         self, theta: Mapping[str, Array], doses: Doses, times: Array, *, features: frozenset[str] | None = None
@@ -49,6 +55,9 @@ class OneCmtOralMM(AbstractStructuralModel):
         """Central concentration at `times`, shape ``(len(times), 1)``."""
         params = jnp.stack([theta["ka"], theta["km"], theta["vm"], theta["v"]])
         ss_iterations = 8 if features is None or "ss" in features else 0  # skip the Newton solve when unused
-        amounts, _status = solve_amounts(one_cmt_oral_mm_rhs, params, doses, times, n_cmt=2,
-                                         ss_iterations=ss_iterations)
-        return (amounts[:, 1] / theta["v"])[:, None]
+        amounts, status = solve_amounts(one_cmt_oral_mm_rhs, params, doses, times, n_cmt=2,
+                                        ss_iterations=ss_iterations, max_steps=self.max_steps)
+        conc = amounts[:, 1] / theta["v"]
+        # A failed solve leaves the state where the solver stopped: finite and wrong. NaN instead, so the
+        # log density is not finite and NUTS rejects the point (counted as divergent, so the gate reports it).
+        return jnp.where(status == SolveStatus.OK, conc, jnp.nan)[:, None]
