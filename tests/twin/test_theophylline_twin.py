@@ -7,9 +7,7 @@ subjects against the published nlmixr2 estimates, and the twin of subject 12 aga
 from __future__ import annotations
 
 import json
-import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,32 +18,12 @@ from bayestwin.forecast import FORECAST_SCHEMA
 from bayestwin.inference import SamplerConfig, fit_population
 from bayestwin.twin import Twin
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from model_specs.theophylline import spec as theophylline_spec
-
 SAMPLER = SamplerConfig(chains=4, warmup=1000, draws=1000, seed=1)
-
-
-@pytest.fixture(scope="module")
-def theo():
-    return load_dataset("theo_sd")
-
-
-@pytest.fixture(scope="module")
-def spec():
-    return theophylline_spec()
 
 
 @pytest.fixture(scope="module")
 def pop_all(spec, theo):
     return fit_population(spec, theo, sampler=SAMPLER)
-
-
-@pytest.fixture(scope="module")
-def first_three(theo):
-    p12 = theo.patient(12)
-    later = p12.frame.index.isin(p12.frame.index[p12.frame["evid"] == 0][3:])
-    return p12.exclude(later, reason="measured after the twin is built")
 
 
 def test_population_estimates_match_nlmixr2(pop_all) -> None:

@@ -8,37 +8,12 @@ not changed.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
-import pytest
 
-from bayestwin.data import load_dataset
 from bayestwin.inference import SamplerConfig, fit_population
 from bayestwin.twin import Twin
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from model_specs.theophylline import spec as theophylline_spec
-
 SAMPLER = SamplerConfig(chains=4, warmup=1000, draws=1000, seed=1)
-
-
-@pytest.fixture(scope="module")
-def theo():
-    return load_dataset("theo_sd")
-
-
-@pytest.fixture(scope="module")
-def spec():
-    return theophylline_spec()
-
-
-@pytest.fixture(scope="module")
-def first_three(theo):
-    p12 = theo.patient(12)
-    later = p12.frame.index.isin(p12.frame.index[p12.frame["evid"] == 0][3:])
-    return p12.exclude(later, reason="measured after the twin is built")
 
 
 def test_twin_agrees_with_joint_refit(spec, theo, first_three) -> None:
