@@ -14,20 +14,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bayestwin import units
+from bayestwin import plausibility, units
 from bayestwin.exceptions import UnitError
+from bayestwin.plausibility import MOLAR_MASSES, PLAUSIBLE_RANGES, descriptor_for, plausible_range
 from bayestwin.units import (
     KINDS,
-    MOLAR_MASSES,
-    PLAUSIBLE_RANGES,
     conversion_factor,
     convert,
-    descriptor_for,
     dose_per_weight_to_amount,
     format_unit,
     kind_of,
     parse_unit,
-    plausible_range,
     require_kind,
     ureg,
 )
@@ -437,9 +434,9 @@ def test_plausible_range_bad_unit_names_descriptor() -> None:
 def test_public_api() -> None:
     assert set(units.__all__) <= set(dir(units))
     assert {"ureg", "parse_unit", "format_unit", "kind_of", "require_kind", "conversion_factor", "convert",
-            "dose_per_weight_to_amount", "PLAUSIBLE_RANGES", "descriptor_for", "plausible_range"} <= set(
-        units.__all__
-    )  # fmt: skip
+            "dose_per_weight_to_amount"} <= set(units.__all__)  # fmt: skip
+    assert set(plausibility.__all__) == {"MOLAR_MASSES", "PLAUSIBLE_RANGES", "descriptor_for", "plausible_range"}
+    assert set(plausibility.__all__) <= set(dir(plausibility))
 
 
 def test_import_is_light() -> None:

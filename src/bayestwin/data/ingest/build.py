@@ -60,7 +60,8 @@ def _resolve_units(
     Returns the accepted units, the violations and every column a unit was declared for
     (accepted or not), so that a rejected unit is not reported again as a missing one.
     """
-    from bayestwin.units import PLAUSIBLE_RANGES, descriptor_for, format_unit, kind_of, parse_unit
+    from bayestwin.plausibility import PLAUSIBLE_RANGES, descriptor_for
+    from bayestwin.units import format_unit, kind_of, parse_unit
 
     header = [h.strip() for h in raw.header if h.strip()]
     spelled = {}  # canonical or covariate name -> spelling in the source
@@ -131,7 +132,8 @@ def build_table(
     The table is None exactly when the report has errors. See
     ``bayestwin.data.read_nonmem`` for the parameters.
     """
-    from bayestwin.units import descriptor_for, kind_of
+    from bayestwin.plausibility import descriptor_for
+    from bayestwin.units import kind_of
 
     resolve = column_resolver(aliases)
     resolved, violations, declared = _resolve_units(units, raw, resolve)

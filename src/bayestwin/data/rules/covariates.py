@@ -73,7 +73,7 @@ def static_changes(ctx: RuleContext, me: Rule) -> Iterator[Violation]:
           "Check the unit: a classic mix-up is grams for kg, or mg/L for µg/L; declare the unit the "
           "column is really in.")
 def implausible_magnitude(ctx: RuleContext, me: Rule) -> Iterator[Violation]:
-    from bayestwin.units import descriptor_for, plausible_range
+    from bayestwin.plausibility import descriptor_for, plausible_range
 
     f = ctx.frame
     for column in ctx.covariates:
@@ -132,7 +132,7 @@ def implied_volume(ctx: RuleContext, me: Rule) -> Iterator[Violation]:
 @register("U007", "warning", "a covariate that looks quantitative has no unit",
           "Declare its unit, e.g. units={'WT': 'kg'}, so conversions and plausibility checks apply.")
 def covariate_without_unit(ctx: RuleContext, me: Rule) -> Iterator[Violation]:
-    from bayestwin.units import descriptor_for
+    from bayestwin.plausibility import descriptor_for
 
     for column in ctx.covariates:
         descriptor = descriptor_for(column)
