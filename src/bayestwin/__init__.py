@@ -14,3 +14,33 @@ if "jax" not in _sys.modules and "xla_force_host_platform_device_count" not in _
     _os.environ["XLA_FLAGS"] = (_os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4").strip()
 
 __version__ = "0.1.0.dev0"
+
+# The public API, imported on first use (PEP 562) so that ``import bayestwin`` stays light and the
+# XLA flag above is set before JAX loads.
+_EXPORTS = {
+    "EventTable": "bayestwin.data", "read_nonmem": "bayestwin.data", "read_tidy": "bayestwin.data",
+    "load_dataset": "bayestwin.data", "list_datasets": "bayestwin.data", "write_nonmem": "bayestwin.data",
+    "TwinSpec": "bayestwin.spec", "Parameter": "bayestwin.spec", "Prior": "bayestwin.spec",
+    "CovariateEffect": "bayestwin.spec", "ErrorModel": "bayestwin.spec",
+    "AbstractStructuralModel": "bayestwin.spec",
+    "get_model": "bayestwin.models", "model_names": "bayestwin.models", "register": "bayestwin.models",
+    "fit_population": "bayestwin.inference", "PopulationFit": "bayestwin.inference",
+    "SamplerConfig": "bayestwin.inference",
+    "Twin": "bayestwin.twin", "Forecast": "bayestwin.forecast",
+    "ConvergenceGate": "bayestwin.diagnostics", "ConvergenceReport": "bayestwin.diagnostics",
+}
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str) -> object:  # PEP 562 module attribute hook
+    if name in _EXPORTS:
+        import importlib
+
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'bayestwin' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

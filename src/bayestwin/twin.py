@@ -39,7 +39,7 @@ from bayestwin.inference.individual import (
     population_prior,
 )
 from bayestwin.inference.predictive import predictive_draws
-from bayestwin.inference.sampler import SamplerConfig, run_nuts
+from bayestwin.inference.sampler import SamplerConfig, parallel_chains_ok, run_nuts
 from bayestwin.models.registry import get_model
 from bayestwin.spec import example_spec  # noqa: F401  (doctest namespace)
 from bayestwin.spec.regimen import Regimen
@@ -110,7 +110,7 @@ class Twin:
         sampler = self.sampler or SamplerConfig.default()
         model = get_model(self.spec.model)
         arrays = cohort_arrays(events, self.spec, model)
-        covs = {k: float(v[0]) for k, v in arrays.covariates.items()}
+        covs = {k: (np.asarray(v[0]) if np.ndim(v) == 2 else float(v[0])) for k, v in arrays.covariates.items()}
         prior = population_prior(self.spec, self.population.population_draws(self.n_components), covs)
         center, scale = mixture_scaling(prior)
         args = {k: jnp.asarray(v) for k, v in prior.items()} | {"center": jnp.asarray(center),
@@ -119,7 +119,7 @@ class Twin:
         obs = jax.tree_util.tree_map(lambda x: x[0], arrays.obs)
         start = time.perf_counter()
         mcmc = run_nuts(build_individual_model(self.spec, model, arrays.features), (args, doses, obs), sampler,
-                         parallel_ok=model.kind != "ode")
+                         parallel_ok=parallel_chains_ok(model, arrays.features))
         self.wall_time_s_ = time.perf_counter() - start
         log_theta = np.asarray(mcmc.get_samples(group_by_chain=True)["log_theta"])  # (chain, draw, n_bsv)
         chains, draws = log_theta.shape[:2]
@@ -130,18 +130,29 @@ class Twin:
         posterior: dict[str, np.ndarray] = {}
         bsv = self.spec.bsv_parameters
         others = [p.name for p in self.spec.parameters if not p.has_bsv]
-        for j, name in enumerate(bsv):
-            posterior[name] = np.exp(flat[:, j]).reshape(chains, draws)
-        for j, name in enumerate(others):
-            posterior[name] = prior["fixed"][comp, j].reshape(chains, draws)
-        for s in self.spec.error[0].sigma_names:
+        dims: dict[str, list[str]] = {}
+        if "starts" in prior:  # time-varying covariates: (chain, draw, segment)
+            n_seg = len(prior["starts"])
+            for j, name in enumerate(bsv):
+                posterior[name] = np.exp(flat[:, j][:, None] + prior["shift"][comp, :, j]).reshape(chains, draws, n_seg)
+            for j, name in enumerate(others):
+                posterior[name] = prior["fixed"][comp, :, j].reshape(chains, draws, n_seg)
+            dims = {name: ["segment"] for name in self.spec.parameter_names}
+        else:
+            for j, name in enumerate(bsv):
+                posterior[name] = np.exp(flat[:, j]).reshape(chains, draws)
+            for j, name in enumerate(others):
+                posterior[name] = prior["fixed"][comp, j].reshape(chains, draws)
+        for s in self.spec.sigma_names:
             posterior[s] = prior[s][comp].reshape(chains, draws)
         posterior["component"] = comp.reshape(chains, draws)
         import arviz as az
 
         extra = mcmc.get_extra_fields(group_by_chain=True)
-        self.idata_ = az.from_dict(posterior=posterior, sample_stats={
+        self.idata_ = az.from_dict(posterior=posterior, dims=dims, sample_stats={
             "diverging": np.asarray(extra["diverging"]), "energy": np.asarray(extra["energy"])})
+        if "starts" in prior:
+            self.idata_.posterior.coords["segment_start"] = ("segment", np.asarray(prior["starts"]))
         for p in self.spec.parameters:
             self.idata_.posterior[p.name].attrs["unit"] = p.unit
         self.diagnostics_: ConvergenceReport = check_convergence(self.idata_, var_names=list(bsv), gate=self.gate)
@@ -181,11 +192,13 @@ class Twin:
         doses = self._doses_with(regimen, model)
         post = self.idata_.posterior
         chains = post.sizes["chain"]
-        theta = {p: post[p].to_numpy().ravel() for p in self.spec.parameter_names}
-        sigmas = {s: post[s].to_numpy().ravel() for s in self.spec.error[0].sigma_names}
+        n = chains * post.sizes["draw"]
+        theta = {p: post[p].to_numpy().reshape(n, *post[p].shape[2:]) for p in self.spec.parameter_names}
+        starts = post["segment_start"].to_numpy() if "segment_start" in post.coords else None
+        sigmas = {s: post[s].to_numpy().ravel() for s in self.spec.sigma_names}
         times = np.asarray(times, dtype=float)
-        ipred, pred = predictive_draws(self.spec, model, theta, sigmas, doses, times, seed=seed)
-        output = self.spec.error[0].output
+        ipred, pred = predictive_draws(self.spec, model, theta, sigmas, doses, times, seed=seed, starts=starts)
+        outputs = list(self.spec.observed_outputs)
         meta = {
             "patient": str(self.patient_id_),
             "time_origin": "the time origin of the patient's data (time 0 of the event table)",
@@ -199,8 +212,9 @@ class Twin:
                             "status": "failed-overridden" if failed else "ok",
                             "override_recorded": bool(failed)},
         }
-        return Forecast.from_draws(ipred, pred, chains=chains, times=times, outputs=[output],
-                                   units={output: self.arrays_.units["conc"]}, time_unit=self.arrays_.units["time"],
+        return Forecast.from_draws(ipred, pred, chains=chains, times=times, outputs=outputs,
+                                   units={o: self.arrays_.units[o] for o in outputs},
+                                   time_unit=self.arrays_.units["time"],
                                    metadata=meta)
 
     # --- helpers ------------------------------------------------------------------------------

@@ -366,6 +366,15 @@ OBSERVATION_CASES = [
          "ID,TIME,AMT,DV,EVID\n1,0,100,.,1\n1,1,.,2.5,0\n1,2,.,-0.5,0\n",  # line 4 <-
          "ID,TIME,AMT,DV,EVID\n1,0,100,.,1\n1,1,.,2.5,0\n1,2,.,0.5,0\n",
          (1, 4, "DV")),
+    case("negative-effect-is-not-a-concentration", "O008", "error",
+         # DVID 2 has its own unit (%): a negative effect is fine there, a negative DVID 1 concentration is not
+         "ID,TIME,AMT,DV,EVID,DVID\n1,0,100,.,1,.\n1,1,.,-5,0,2\n1,2,.,-0.5,0,1\n",  # line 4 <-
+         "ID,TIME,AMT,DV,EVID,DVID\n1,0,100,.,1,.\n1,1,.,-5,0,2\n1,2,.,0.5,0,1\n",
+         (1, 4, "DV"), options={"units": {"time": "h", "amt": "mg", "dv": "mg/L", "dv[2]": "%"}}),
+    case("dvid-zero", "O009", "error",
+         "ID,TIME,AMT,DV,EVID,DVID\n1,0,100,.,1,.\n1,1,.,2.5,0,0\n",  # line 3 <-
+         "ID,TIME,AMT,DV,EVID,DVID\n1,0,100,.,1,.\n1,1,.,2.5,0,1\n",
+         (1, 3, "DVID")),
 ]
 
 # --- patients (P) -------------------------------------------------------------------------------------

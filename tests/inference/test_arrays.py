@@ -16,7 +16,7 @@ import bayestwin.dynamics  # noqa: F401  - enables jax_enable_x64 before any arr
 from bayestwin.data import load_dataset, read_nonmem
 from bayestwin.data.datasets import dataset_path
 from bayestwin.exceptions import DataValidationError, SpecError
-from bayestwin.inference.arrays import CohortArrays, cohort_arrays
+from bayestwin.inference.arrays import SEGMENT_STARTS, CohortArrays, cohort_arrays
 from bayestwin.models import get_model
 from bayestwin.spec import add_covariate_effect, example_spec
 from bayestwin.units import convert
@@ -81,7 +81,8 @@ def test_theo_observations(theo: CohortArrays) -> None:
     obs = frame[(frame["evid"] == 0) & (frame["mdv"] == 0)]
     table = theo.observations
     assert len(table) == 132
-    assert list(table.columns) == ["patient", "patient_index", "slot", "time", "dv", "cens", "source_row"]
+    assert list(table.columns) == ["patient", "patient_index", "slot", "time", "output", "dv", "cens", "source_row"]
+    assert set(table["output"]) == {"conc"}
     np.testing.assert_array_equal(table["patient"], obs["id"])
     np.testing.assert_array_equal(table["patient_index"], obs["id"] - 1)
     np.testing.assert_array_equal(table["slot"], np.tile(np.arange(11), 12))
@@ -271,14 +272,15 @@ def test_shared_covariate_is_extracted_once() -> None:
     assert list(a.covariates) == ["WT"]
 
 
-def test_covariate_varying_within_a_patient_raises() -> None:
+def test_covariate_varying_within_a_patient_gives_segments() -> None:
     spec = add_covariate_effect(example_spec(), "cl", "WT", reference=70.0, fixed=0.75)
-    rows = {"ID": [1, 1, 2, 2], "TIME": [0, 1, 0, 1], "AMT": [100, 0, 100, 0], "DV": [".", 2.0, ".", 3.0],
-            "EVID": [1, 0, 1, 0], "WT": [70, 70, 60, 65]}
-    # the message names the patient as the data do ("patient 2"), like every other validation message
-    with pytest.raises(SpecError, match=r"covariate 'WT' changes within patient 2; time-varying covariate effects "
-                                        r"are not supported yet"):
-        _arrays(rows, spec=spec, units=UNITS | {"WT": "kg"})
+    rows = {"ID": [1, 1, 1, 2, 2, 2], "TIME": [0, 1, 2, 0, 1, 2], "AMT": [100, 0, 0, 100, 0, 0],
+            "DV": [".", 2.0, 1.0, ".", 3.0, 2.0], "EVID": [1, 0, 0, 1, 0, 0], "WT": [70, 70, 70, 60, 65, 65]}
+    arrays = _arrays(rows, spec=spec, units=UNITS | {"WT": "kg"})
+    # patient 2 weighs 60 kg until 1 h, then 65 kg (last value carried forward); patient 1 is constant
+    np.testing.assert_array_equal(arrays.covariates[SEGMENT_STARTS], [[-np.inf, np.inf], [-np.inf, 1.0]])
+    np.testing.assert_array_equal(arrays.covariates["WT"], [[70.0, 70.0], [60.0, 65.0]])
+    assert "time_varying" in arrays.features
 
 
 def test_text_covariate_raises() -> None:

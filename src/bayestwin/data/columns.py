@@ -22,7 +22,13 @@ column      meaning                                                      default
 ``cens``    1 DV holds the LLOQ (below), -1 the ULOQ (above), 0 none     0
 ``limit``   other end of the censoring interval (M4); missing = none     missing
 ``lloq``    lower limit of quantification of this sample                 missing
+``dvid``    which observed output DV measures (1-based; see below)       1
 ==========  ===========================================================  ==========
+
+``DVID`` k says that the row measures the k-th observed output of the model spec (the k-th
+``ErrorModel`` of ``TwinSpec.error``), so one table can hold, say, concentrations (DVID 1) and a drug
+effect (DVID 2). The unit of DV is ``units["dv"]`` for every DVID unless ``units["dv[k]"]`` gives DVID
+k its own (e.g. ``units={"dv": "mg/L", "dv[2]": "%"}``).
 
 Examples
 --------
@@ -75,6 +81,7 @@ CANONICAL: dict[str, ColumnSpec] = {
                    default=0.0),
         ColumnSpec("limit", ("LIMIT",), "other end of the censoring interval"),
         ColumnSpec("lloq", ("LLOQ", "LOQ"), "lower limit of quantification"),
+        ColumnSpec("dvid", ("DVID", "YTYPE", "OUTPUT"), "observed output", integer=True, default=1.0),
     )
 }
 

@@ -148,18 +148,34 @@ class EventTable:
         return replace(self, frame=self.frame[mask])
 
     def unit(self, column: str) -> str:
-        """Unit of a column: ``time``, ``amt``, ``dv``, ``rate``, ``dur``, ``ii`` or a covariate."""
+        """Unit of a column: ``time``, ``amt``, ``dv``, ``rate``, ``dur``, ``ii`` or a covariate.
+
+        ``"dv[k]"`` is the unit of DV on rows with DVID k (``units["dv"]`` unless declared apart).
+        """
         if column in ("dur", "ii"):
             return self.units["time"]
         if column == "rate":
             return f"{self.units['amt']}/{self.units['time']}"
         if column in ("limit", "lloq"):
             return self.units["dv"]
+        if column.startswith("dv[") and column not in self.units:
+            return self.units["dv"]
         if column not in self.units:
             raise KeyError(f"column {column!r} has no unit; units are declared for {sorted(self.units)}")
         return self.units[column]
 
     # --- derived tables ---------------------------------------------------------------
+    def dv_unit(self, dvid: int) -> str:
+        """Unit of DV (and LIMIT, LLOQ) on rows with DVID `dvid`.
+
+        Examples
+        --------
+        >>> from bayestwin.data import load_dataset
+        >>> load_dataset("theo_sd").dv_unit(1)
+        'mg/L'
+        """
+        return self.unit(f"dv[{int(dvid)}]")
+
     def summary(self) -> pd.DataFrame:
         """Per-patient counts: doses (after ADDL expansion), total amount, observations, BLQ, span.
 

@@ -10,8 +10,9 @@ times, and returns the compartment amounts at those times plus a
 How the solve works
 -------------------
 The *breakpoints* are the union of the dose times (resets are dose records),
-the infusion end times ``time + amt / rate`` and the evaluation times, in one
-fixed-size array (``2 * n_doses + n_times``, padding ``+inf``) sorted once. A
+the infusion end times ``time + amt / rate``, the evaluation times and the times
+at which piecewise-constant parameters change (``theta_times``), in one
+fixed-size array (``2 * n_doses + n_times + n_segments``, padding ``+inf``) sorted once. A
 ``lax.scan`` walks the breakpoints: it integrates from the previous breakpoint to
 this one with the infusion rates then running (constant in between, because
 every start and end is a breakpoint), then applies the event at this
@@ -92,6 +93,7 @@ import numpy as np
 from jax import Array, lax
 
 from bayestwin.dynamics.events import Doses
+from bayestwin.dynamics.linear import propagate_linear
 from bayestwin.exceptions import SpecError
 
 __all__ = ["SOLVERS", "Rhs", "SolveStatus", "solve_amounts", "status_messages"]
@@ -229,7 +231,10 @@ def _augmented(rhs: Rhs, t: Array, y: tuple[Array, Array], theta: Any, rate: Arr
 
 def _steady_states(rhs: Rhs, theta: Any, doses: Doses, live: Array, n_cmt: int, cfg: _Config,
                    iterations: int) -> tuple[Array, Array]:
-    """Pre-dose periodic state ``a*`` of every steady-state record (zeros for the others) and a status code."""
+    """Pre-dose periodic state ``a*`` of every steady-state record (zeros for the others) and a status code.
+
+    `theta` has a leading dose axis: record i's train runs with ``theta[i]`` (the parameters at its time).
+    """
     dtype = jnp.result_type(float)
     nd = doses.time.shape[0]
     is_ss = live & (doses.ss > 0)
@@ -243,11 +248,11 @@ def _steady_states(rhs: Rhs, theta: Any, doses: Doses, live: Array, n_cmt: int, 
 
     eye = jnp.eye(n_cmt, dtype=dtype)
     augmented = functools.partial(_augmented, rhs)
-    theta_fixed = lax.stop_gradient(theta)
-    theta_finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(theta)]))
 
     def one(x: tuple[Array, ...]) -> tuple[Array, Array]:
-        ok_i, t_i, ii_i, amt_i, rate_i, cmt_i, dur_i = x
+        ok_i, t_i, ii_i, amt_i, rate_i, cmt_i, dur_i, theta = x
+        theta_fixed = lax.stop_gradient(theta)
+        theta_finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(theta)]))
         # Benign values for the records that are skipped: under vmap `cond` runs both branches, and a NaN in the
         # unused one would still poison gradients.
         ii = jnp.where(ok_i, ii_i, 1.0)
@@ -306,14 +311,15 @@ def _steady_states(rhs: Rhs, theta: Any, doses: Doses, live: Array, n_cmt: int, 
 
         return lax.cond(ok_i, compute, skip, None)
 
-    a_ss, codes = lax.map(one, (ok, doses.time, doses.ii, doses.amt, doses.rate, doses.cmt, dur))
+    a_ss, codes = lax.map(one, (ok, doses.time, doses.ii, doses.amt, doses.rate, doses.cmt, dur, theta))
     return a_ss, _first_failure(status, codes[jnp.argmax(codes != SolveStatus.OK)])  # first failing record
 
 
 def solve_amounts(rhs: Rhs, theta: Any, doses: Doses, times: Array, *, n_cmt: int, solver: str = "tsit5",
                   rtol: float = 1e-8, atol: float = 1e-10, max_steps: int = 4096, y0: Array | None = None,
                   times_mask: Array | None = None, predose: Array | None = None,
-                  ss_iterations: int = 8) -> tuple[Array, Array]:
+                  ss_iterations: int = 8, theta_times: Array | None = None,
+                  matrix: Callable[[Any], Array] | None = None) -> tuple[Array, Array]:
     """Compartment amounts at `times` for one patient's `doses`, and a ``SolveStatus`` code.
 
     Pure JAX: ``jit`` it with `rhs`, `n_cmt`, `solver`, `rtol`, `atol`, `max_steps` and `ss_iterations` static
@@ -346,6 +352,16 @@ def solve_amounts(rhs: Rhs, theta: Any, doses: Doses, times: Array, *, n_cmt: in
         False marks padded evaluation times.
     predose : bool array, shape (n_times,), optional
         True for evaluation times read *before* the doses at the same time (trough samples).
+    theta_times : array, shape (n_segments,), optional
+        Piecewise-constant parameters (time-varying covariates): every leaf of `theta` then has a leading
+        ``n_segments`` axis, and segment ``k`` holds from ``theta_times[k]`` (sorted; the first may be
+        ``-inf``, padding ``+inf``) until the next. Each finite change time is a breakpoint, so every
+        interval integrates with one segment's constants (the state is continuous across a change); a
+        steady-state train uses the parameters at its record's time.
+    matrix : callable, optional
+        For a *linear* model, ``matrix(theta) -> K`` ``(n_cmt, n_cmt)`` with ``rhs(t, a, theta, rate) ==
+        K @ a + rate``: each interval is then propagated exactly by one matrix exponential instead of the
+        adaptive solver (about 10x cheaper, no tolerance); steady states still use the Newton solve on `rhs`.
     ss_iterations : int
         Newton steps for each steady-state record; ``0`` turns steady state off (ss records then give
         ``UNSUPPORTED_DOSE``). Under ``vmap`` every padded dose record runs these steps (on a trivial problem when
@@ -369,7 +385,8 @@ def solve_amounts(rhs: Rhs, theta: Any, doses: Doses, times: Array, *, n_cmt: in
     cfg = _Config(SOLVERS[solver](), float(rtol), float(atol), int(max_steps))
     y0 = jnp.zeros(n_cmt, dtype) if y0 is None else jnp.asarray(y0, dtype)
     zero_rate = jnp.zeros(n_cmt, dtype)
-    out = jax.eval_shape(rhs, jnp.zeros((), dtype), y0, theta, zero_rate)
+    one_theta = theta if theta_times is None else jax.tree.map(lambda x: x[0], theta)
+    out = jax.eval_shape(rhs, jnp.zeros((), dtype), y0, one_theta, zero_rate)
     if getattr(out, "shape", None) != (n_cmt,):
         raise SpecError(f"rhs returned shape {getattr(out, 'shape', type(out))} for a state of shape ({n_cmt},); "
                         "it must return da/dt with one entry per compartment")
@@ -390,15 +407,30 @@ def solve_amounts(rhs: Rhs, theta: Any, doses: Doses, times: Array, *, n_cmt: in
     live = live & cmt_ok
     bolus_amt = jnp.where(live & ~infusion, doses.amt, 0.0)
     inf_rate = jnp.where(infusion & cmt_ok, doses.rate, 0.0)
-    a_ss, ss_status = _steady_states(rhs, theta, doses, live, n_cmt, cfg, ss_iterations)
+    if theta_times is None:
+        n_seg = 0
+        theta_times = jnp.zeros((0,), dtype)
+        segment_theta = lambda mid: theta  # noqa: E731
+        dose_theta = jax.tree.map(lambda x: jnp.broadcast_to(x, (nd, *jnp.shape(x))), theta)
+    else:
+        theta_times = jnp.asarray(theta_times, dtype)
+        n_seg = theta_times.shape[0]
+
+        def segment_theta(mid: Array) -> Any:
+            k = jnp.clip(jnp.searchsorted(theta_times, mid, side="right") - 1, 0, n_seg - 1)
+            return jax.tree.map(lambda x: x[k], theta)
+
+        dose_theta = jax.vmap(segment_theta)(jnp.where(live, doses.time, 0.0))
+    a_ss, ss_status = _steady_states(rhs, dose_theta, doses, live, n_cmt, cfg, ss_iterations)
     status = _first_failure(status, ss_status)
     ss1 = live & (doses.ss == 1)
     ss2 = live & (doses.ss == 2)
     resets = live & (doses.reset | ss1)
 
     # Sort breakpoints by time, ties by rank: predose reads, doses (record order), infusion ends, other reads.
-    keys = jnp.concatenate([d_time, d_end, t_eval])
-    rank = jnp.concatenate([jnp.full(nd, 1), jnp.full(nd, 2), jnp.where(predose, 0, 3)])
+    changes = jnp.where(jnp.isfinite(theta_times), theta_times, jnp.inf)  # breakpoints that only split intervals
+    keys = jnp.concatenate([d_time, d_end, t_eval, changes])
+    rank = jnp.concatenate([jnp.full(nd, 1), jnp.full(nd, 2), jnp.where(predose, 0, 3), jnp.full(n_seg, 2)])
     order = jnp.lexsort((jnp.arange(keys.shape[0]), rank, keys))
 
     def step(carry: tuple[Array, Array, Array, Array], x: tuple[Array, Array]):
@@ -407,7 +439,11 @@ def solve_amounts(rhs: Rhs, theta: Any, doses: Doses, times: Array, *, n_cmt: in
         advance = jnp.isfinite(b) & (b > t)
         dt = jnp.where(advance, b - jnp.where(advance, t, 0.0), 0.0)
         rate = jnp.zeros(n_cmt, dtype).at[cmt].add(jnp.where(on, inf_rate, 0.0))
-        a, code = _integrate(rhs, a, t, dt, theta, rate, cfg)
+        th = segment_theta(t + 0.5 * dt)
+        if matrix is None:
+            a, code = _integrate(rhs, a, t, dt, th, rate, cfg)
+        else:
+            a, code = propagate_linear(matrix(th), a, dt, rate)
         st = _first_failure(st, code)
         t = jnp.where(advance, b, t)
         i = jnp.where(src < 2 * nd, src % nd, 0)
@@ -429,5 +465,5 @@ def solve_amounts(rhs: Rhs, theta: Any, doses: Doses, times: Array, *, n_cmt: in
     init = (t_first, y0, jnp.zeros(nd, bool), status)
     (_, _, _, status), path = lax.scan(step, init, (keys[order], order))
     position = jnp.zeros(order.shape[0], jnp.int32).at[order].set(jnp.arange(order.shape[0], dtype=jnp.int32))
-    amounts = jnp.where(t_ok[:, None], path[position[2 * nd:]], 0.0)
+    amounts = jnp.where(t_ok[:, None], path[position[2 * nd:2 * nd + nt]], 0.0)
     return amounts, status

@@ -9,8 +9,11 @@ divided by the volume that the caller also holds in ``theta``.
 =======================  ===============  ================================
 rhs                      compartments     theta
 =======================  ===============  ================================
+``one_cmt_iv_rhs``       central          CL, V
 ``one_cmt_oral_rhs``     depot, central   ka, CL, V
 ``two_cmt_iv_rhs``       central, periph  CL, V1, Q, V2
+``two_cmt_oral_rhs``     depot, central,  ka, CL, V1, Q, V2
+                         periph
 ``one_cmt_oral_mm_rhs``  depot, central   ka, Km, Vm, V
 =======================  ===============  ================================
 
@@ -28,7 +31,13 @@ from typing import Any
 import jax.numpy as jnp
 from jax import Array
 
-__all__ = ["one_cmt_oral_mm_rhs", "one_cmt_oral_rhs", "two_cmt_iv_rhs"]
+__all__ = ["LINEAR_MATRICES", "one_cmt_iv_rhs", "one_cmt_oral_mm_rhs", "one_cmt_oral_rhs", "two_cmt_iv_rhs",
+           "two_cmt_oral_rhs"]
+
+
+def one_cmt_iv_rhs(t: Array | float, a: Array, theta: Any, rate: Array) -> Array:
+    """One compartment, linear elimination: ``d central/dt = -(CL/V)·central``; ``theta = (CL, V)``."""
+    return jnp.stack([-theta[0] / theta[1] * a[0]]) + rate
 
 
 def one_cmt_oral_rhs(t: Array | float, a: Array, theta: Any, rate: Array) -> Array:
@@ -75,6 +84,16 @@ def two_cmt_iv_rhs(t: Array | float, a: Array, theta: Any, rate: Array) -> Array
     return jnp.stack([-cl / v1 * central - flow, flow]) + rate
 
 
+def two_cmt_oral_rhs(t: Array | float, a: Array, theta: Any, rate: Array) -> Array:
+    """Two compartments with first-order absorption from a depot (cmt 0) into the central one (cmt 1).
+
+    ``theta = (ka, CL, V1, Q, V2)``; the central and peripheral compartments follow ``two_cmt_iv_rhs``.
+    """
+    ka = theta[0]
+    inner = two_cmt_iv_rhs(t, a[1:], theta[1:], rate[1:])
+    return jnp.concatenate([jnp.stack([-ka * a[0] + rate[0]]), inner.at[0].add(ka * a[0])])
+
+
 def one_cmt_oral_mm_rhs(t: Array | float, a: Array, theta: Any, rate: Array) -> Array:
     """One compartment, first-order absorption, Michaelis–Menten (saturable) elimination.
 
@@ -109,3 +128,32 @@ def one_cmt_oral_mm_rhs(t: Array | float, a: Array, theta: Any, rate: Array) -> 
     depot, central = a[0], a[1]
     conc = central / v
     return jnp.stack([-ka * depot, ka * depot - vm * conc / (km + conc)]) + rate
+
+
+def one_cmt_iv_matrix(theta: Any) -> Array:
+    """``K`` of ``one_cmt_iv_rhs`` (``da/dt = K a + rate``)."""
+    return jnp.reshape(-theta[0] / theta[1], (1, 1))
+
+
+def one_cmt_oral_matrix(theta: Any) -> Array:
+    """``K`` of ``one_cmt_oral_rhs``."""
+    ka, k = theta[0], theta[1] / theta[2]
+    return jnp.array([[-ka, 0.0], [ka, -k]])
+
+
+def two_cmt_iv_matrix(theta: Any) -> Array:
+    """``K`` of ``two_cmt_iv_rhs``."""
+    cl, v1, q, v2 = theta[0], theta[1], theta[2], theta[3]
+    return jnp.array([[-(cl + q) / v1, q / v2], [q / v1, -q / v2]])
+
+
+def two_cmt_oral_matrix(theta: Any) -> Array:
+    """``K`` of ``two_cmt_oral_rhs``."""
+    ka = theta[0]
+    inner = two_cmt_iv_matrix(theta[1:])
+    return jnp.zeros((3, 3)).at[0, 0].set(-ka).at[1, 0].set(ka).at[1:, 1:].set(inner)
+
+
+#: The linear right-hand sides and their matrices ``K`` (``rhs(t, a, theta, rate) == K(theta) @ a + rate``).
+LINEAR_MATRICES = {one_cmt_iv_rhs: one_cmt_iv_matrix, one_cmt_oral_rhs: one_cmt_oral_matrix,
+                   two_cmt_iv_rhs: two_cmt_iv_matrix, two_cmt_oral_rhs: two_cmt_oral_matrix}

@@ -3,7 +3,8 @@
 ``Forecast.dataset`` is an xarray Dataset with ``ipred`` (the latent prediction:
 the patient's true concentration under the model) and ``pred`` (a new
 measurement: IPRED plus residual error), both with dims
-``(chain, draw, time, output)``. Interval tables are tidy pandas frames with
+``(chain, draw, time, output)``; the ``unit`` coordinate along ``output`` gives
+each output's unit (several observed outputs may have different units). Interval tables are tidy pandas frames with
 explicit units. ``to_json`` writes the documented schema below, for
 decision-support tools.
 
@@ -71,9 +72,11 @@ class Forecast:
                   "output": list(outputs)}
         dims = ("chain", "draw", "time", "output")
         ds = xr.Dataset({"ipred": (dims, ipred.reshape(shape)), "pred": (dims, pred.reshape(shape))}, coords=coords)
-        unit = units[outputs[0]]
-        ds["ipred"].attrs.update(unit=unit, description="latent prediction (IPRED) without residual error")
-        ds["pred"].attrs.update(unit=unit, description="a new measurement: IPRED plus residual error")
+        ds = ds.assign_coords(unit=("output", [units[o] for o in outputs]))
+        ds["ipred"].attrs.update(description="latent prediction (IPRED) without residual error")
+        ds["pred"].attrs.update(description="a new measurement: IPRED plus residual error")
+        if len({units[o] for o in outputs}) == 1:  # one unit for the whole variable; else see the `unit` coordinate
+            ds["ipred"].attrs["unit"] = ds["pred"].attrs["unit"] = units[outputs[0]]
         ds["time"].attrs["unit"] = time_unit
         ds.attrs.update(time_unit=time_unit)
         return cls(ds, dict(metadata))
@@ -82,6 +85,17 @@ class Forecast:
     def time_unit(self) -> str:
         """Unit of the ``time`` coordinate."""
         return str(self.dataset.attrs["time_unit"])
+
+    @property
+    def outputs(self) -> list[str]:
+        """Names of the forecast outputs (the spec's observed outputs)."""
+        return [str(o) for o in self.dataset["output"].to_numpy()]
+
+    def unit(self, output: str) -> str:
+        """Unit of one output's values."""
+        if "unit" in self.dataset.coords:
+            return str(self.dataset["unit"].sel(output=output).item())
+        return str(self.dataset["pred"].attrs["unit"])  # forecasts saved before the per-output unit coordinate
 
     def interval(self, prob: float = 0.8, *, quantity: str = "pred") -> pd.DataFrame:
         """Central interval of `quantity` with probability `prob`, one row per time and output.
@@ -97,10 +111,11 @@ class Forecast:
         rows = []
         for out in da["output"].to_numpy():
             sub = q.sel(output=out)
+            unit = self.unit(str(out))
             for i, t in enumerate(sub["time"].to_numpy()):
                 lo, med, hi = (float(x) for x in sub.isel(time=i).to_numpy())
                 rows.append({"time": float(t), "output": str(out), "lower": lo, "median": med, "upper": hi,
-                             "unit": da.attrs["unit"], "time_unit": self.time_unit})
+                             "unit": unit, "time_unit": self.time_unit})
         return pd.DataFrame(rows)
 
     def intervals(self, probs: Sequence[float] = (0.5, 0.8, 0.95), *, quantity: str = "pred") -> pd.DataFrame:
@@ -120,8 +135,7 @@ class Forecast:
             "schema": FORECAST_SCHEMA,
             "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             "time_unit": self.time_unit,
-            "outputs": [{"name": str(o), "unit": self.dataset["pred"].attrs["unit"]}
-                        for o in self.dataset["output"].to_numpy()],
+            "outputs": [{"name": o, "unit": self.unit(o)} for o in self.outputs],
             "intervals": rows,
             **{k: v for k, v in self.metadata.items()},
         }

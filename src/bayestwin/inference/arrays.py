@@ -26,11 +26,20 @@ from bayestwin.data.validate import check_events
 from bayestwin.dynamics.closed_form import dose_features
 from bayestwin.dynamics.events import Doses, Observations, bucket_size
 from bayestwin.exceptions import DataValidationError, SpecError
+from bayestwin.inference.outputs import output_columns
 from bayestwin.spec.structural import AbstractStructuralModel
 from bayestwin.spec.twin_spec import TwinSpec
 from bayestwin.units import convert
 
-__all__ = ["CohortArrays", "cohort_arrays"]
+__all__ = ["SEGMENT_STARTS", "CohortArrays", "cohort_arrays", "output_unit"]
+
+#: Key of ``CohortArrays.covariates`` holding segment start times when a covariate varies within a patient.
+SEGMENT_STARTS = "@segment_starts"
+
+
+def output_unit(spec: TwinSpec, model: AbstractStructuralModel, output: str) -> str:
+    """Unit in which `output` is modelled: the spec's ``units[output]``, else the model's."""
+    return spec.unit(output) if output in dict(spec.units) else model.units[output]
 
 
 @dataclass(frozen=True)
@@ -44,17 +53,19 @@ class CohortArrays:
     doses, obs : Doses, Observations
         Arrays with a leading patient axis.
     covariates : dict of str to numpy.ndarray
-        Baseline covariate value per patient, in the unit the spec asks for.
+        Covariate values in the unit the spec asks for: ``(patient,)`` when every covariate is constant
+        within each patient; otherwise ``(patient, segment)``, with the segments' start times under the
+        key ``SEGMENT_STARTS`` (time-varying covariates: last value carried forward).
     observations : pandas.DataFrame
         One row per real observation: ``patient`` (id), ``patient_index``,
-        ``slot`` (position in the padded axis), ``time``, ``dv``, ``cens``,
-        ``source_row`` — the ``observation`` dimension of fit outputs.
+        ``slot`` (position in the padded axis), ``time``, ``output`` (the observed output's name, from
+        DVID), ``dv``, ``cens``, ``source_row`` — the ``observation`` dimension of fit outputs.
     units : dict
-        Units of ``time``, ``amt`` and the output, as in the spec.
+        Units of ``time``, ``amt`` and of each observed output (keyed by output name), as in the spec.
     features : frozenset of str
         Static facts about the data that let the kernels skip work: the dose kinds present (``ss``,
         ``infusion``, ``reset``; see ``dose_features``) and ``censored`` when some observation is
-        censored (BLQ/ALQ).
+        censored (BLQ/ALQ), and ``time_varying`` when covariates change within a patient.
     """
 
     patients: tuple[Any, ...]
@@ -105,19 +116,36 @@ def cohort_arrays(
     report = check_events(table, compartments=model.compartment_map(), required_covariates=spec.covariates)
     if not report.ok:
         raise DataValidationError(report)
-    units = {"time": spec.unit("time"), "amt": spec.unit("amt"), "conc": spec.unit(spec.error[0].output)
-             if spec.error[0].output in dict(spec.units) else model.units[spec.error[0].output]}
+    output_columns(spec, model)  # every observed output must be one the model predicts
+    units = {"time": spec.unit("time"), "amt": spec.unit("amt")}
+    units |= {out: output_unit(spec, model, out) for out in spec.observed_outputs}
     f = expand_addl(table).frame
     t_unit, a_unit = table.unit("time"), table.unit("amt")
 
     def to_spec(column: str, source: str, target: str) -> np.ndarray:  # exact: multiply by N or divide by N
         return np.asarray(convert(f[column].to_numpy(dtype=float), source, target, where=f"column {column.upper()}"))
 
-    out_unit = units["conc"]
-    dv = np.asarray(convert(f["dv"].to_numpy(dtype=float), table.unit("dv"), out_unit, where="column DV"))
-    limit = np.asarray(convert(f["limit"].to_numpy(dtype=float), table.unit("dv"), out_unit, where="column LIMIT"))
-    time = to_spec("time", t_unit, units["time"])
     evid = f["evid"].to_numpy()
+    is_obs = (evid == 0) & (f["mdv"].to_numpy() == 0)
+    dvid = f["dvid"].to_numpy()
+    too_high = is_obs & (dvid > len(spec.error))
+    if too_high.any():
+        row = f.index[np.flatnonzero(too_high)[0]]
+        pid = f["id"][row]
+        pid = pid.item() if hasattr(pid, "item") else pid
+        raise SpecError(f"row {row} (patient {pid!r}): DVID {dvid[too_high][0]} but spec {spec.name!r} "
+                        f"observes {len(spec.error)} output(s) {list(spec.observed_outputs)} "
+                        f"(DVID 1-{len(spec.error)}); add an ErrorModel for that output or fix the DVID")
+    dv = np.full(len(f), np.nan)
+    limit = np.full(len(f), np.nan)
+    for k, out in enumerate(spec.observed_outputs, start=1):  # DV to each output's spec unit, DVID by DVID
+        rows = dvid == k
+        if rows.any():
+            source = table.dv_unit(k)
+            dv[rows] = convert(f["dv"].to_numpy(dtype=float)[rows], source, units[out], where=f"column DV (DVID {k})")
+            limit[rows] = convert(f["limit"].to_numpy(dtype=float)[rows], source, units[out],
+                                  where=f"column LIMIT (DVID {k})")
+    time = to_spec("time", t_unit, units["time"])
     if np.any(f["rate"].isin((-1, -2))):
         raise SpecError("RATE -1/-2 (modelled infusion rate or duration) is not supported by bayestwin models yet; "
                         "give RATE or DUR explicitly")
@@ -129,7 +157,6 @@ def cohort_arrays(
     ss = f["ss"].to_numpy()
     cmt = np.array([model.compartment_index(c) for c in f["cmt"].tolist()], dtype=np.int32)
     is_dose = np.isin(evid, (1, 3, 4))
-    is_obs = (evid == 0) & (f["mdv"].to_numpy() == 0)
     ids = f["id"].to_numpy()
     patients = tuple(pd.unique(ids))
     rows_of = {pid: np.flatnonzero(ids == pid) for pid in patients}
@@ -148,6 +175,7 @@ def cohort_arrays(
     o_int = {k: np.zeros((n, no), dtype=np.int32) for k in ("cens", "output")}
     o_mask = np.zeros((n, no), dtype=bool)
     records = []
+    outputs = spec.observed_outputs
     source_rows = f.index.to_numpy()
     for p, pid in enumerate(patients):
         rows = rows_of[pid]
@@ -167,41 +195,76 @@ def cohort_arrays(
                 t_obs[j] = np.nextafter(time[r], -np.inf)
         o["time"][p, :m], o["value"][p, :m], o["limit"][p, :m] = t_obs, dv[orows], limit[orows]
         o_int["cens"][p, :m] = f["cens"].to_numpy()[orows]
+        o_int["output"][p, :m] = dvid[orows] - 1
         o_mask[p, :m] = True
-        records += [{"patient": pid, "patient_index": p, "slot": j, "time": time[r], "dv": dv[r],
-                     "cens": int(o_int["cens"][p, j]), "source_row": source_rows[r]} for j, r in enumerate(orows)]
+        records += [{"patient": pid, "patient_index": p, "slot": j, "time": time[r], "output": outputs[dvid[r] - 1],
+                     "dv": dv[r], "cens": int(o_int["cens"][p, j]), "source_row": source_rows[r]}
+                    for j, r in enumerate(orows)]
     doses = Doses(time=jnp.asarray(d["time"]), amt=jnp.asarray(d["amt"]), rate=jnp.asarray(d["rate"]),
                   cmt=jnp.asarray(d_int["cmt"]), ii=jnp.asarray(d["ii"]), ss=jnp.asarray(d_int["ss"]),
                   reset=jnp.asarray(d_bool["reset"]), mask=jnp.asarray(d_bool["mask"]))
     obs = Observations(time=jnp.asarray(o["time"]), value=jnp.asarray(o["value"]), cens=jnp.asarray(o_int["cens"]),
                        limit=jnp.asarray(o["limit"]), output=jnp.asarray(o_int["output"]), mask=jnp.asarray(o_mask))
-    covariates = _covariates(table, spec, patients)
+    covariates = _covariates(f, time, table, spec, patients)
     features = dose_features(doses) | ({"censored"} if np.any(o_int["cens"][o_mask] != 0) else frozenset())
+    if SEGMENT_STARTS in covariates:
+        features = features | {"time_varying"}
     return CohortArrays(patients=patients, doses=doses, obs=obs, covariates=covariates,
                         observations=pd.DataFrame.from_records(records), units=units, features=features)
 
 
-def _covariates(table: EventTable, spec: TwinSpec, patients: tuple[Any, ...]) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
-    f = table.frame
+def _covariates(frame: pd.DataFrame, time: np.ndarray, table: EventTable, spec: TwinSpec,
+                patients: tuple[Any, ...]) -> dict[str, np.ndarray]:
+    """Covariate values per patient: ``(patient,)`` when constant, else ``(patient, segment)`` + starts.
+
+    A value recorded at time t holds from t until the next record (last observation carried forward;
+    before a patient's first record, the first value). When some covariate that the spec uses changes
+    within a patient, every covariate array gets a segment axis, padded to a bucket size with the last
+    value, and ``out[SEGMENT_STARTS]`` holds each segment's start time (``-inf`` for the first, ``+inf``
+    for padding) in the spec's time unit.
+    """
+    names: list[str] = []
+    effects = {}
     for p in spec.parameters:
         for eff in p.covariates:
-            name = eff.covariate
-            if name in out:
-                continue
-            col = f.groupby("id", sort=False)[name]
-            if not pd.api.types.is_numeric_dtype(f[name]):
-                raise SpecError(f"covariate {name!r} holds text codes; covariate effects need numbers "
-                                f"(e.g. recode sex as 0/1)")
-            varying = col.nunique(dropna=True) > 1
-            if varying.any():
-                pid = varying[varying].index[0]
-                raise SpecError(f"covariate {name!r} changes within patient {pid}; time-varying covariate "
-                                "effects are not supported yet — use the baseline value in its own column")
-            values = col.first().reindex(list(patients)).to_numpy(dtype=float)
-            if eff.unit is not None:
-                if name not in table.units:
-                    raise SpecError(f"the spec wants {name!r} in {eff.unit} but the data declare no unit for it")
-                values = np.asarray(convert(values, table.units[name], eff.unit, where=f"covariate {name}"))
-            out[name] = values
+            if eff.covariate not in effects:
+                names.append(eff.covariate)
+                effects[eff.covariate] = eff
+    if not names:
+        return {}
+    for name in names:
+        if not pd.api.types.is_numeric_dtype(frame[name]):
+            raise SpecError(f"covariate {name!r} holds text codes; covariate effects need numbers "
+                            f"(e.g. recode sex as 0/1)")
+    values = np.column_stack([frame[name].to_numpy(dtype=float) for name in names])
+    for j, name in enumerate(names):
+        unit = effects[name].unit
+        if unit is not None:
+            if name not in table.units:
+                raise SpecError(f"the spec wants {name!r} in {unit} but the data declare no unit for it")
+            values[:, j] = np.asarray(convert(values[:, j], table.units[name], unit, where=f"covariate {name}"))
+    ids = frame["id"].to_numpy()
+    per_patient = []
+    for pid in patients:
+        rows = np.flatnonzero(ids == pid)
+        rows = rows[np.argsort(time[rows], kind="stable")]
+        v, t = values[rows], time[rows]
+        changed = np.any(v[1:] != v[:-1], axis=1) & ~np.all(np.isnan(v[1:]) & np.isnan(v[:-1]), axis=1)
+        keep = np.concatenate([[0], 1 + np.flatnonzero(changed)])
+        # several records at one time: the last one's value holds from that time on
+        last_at_time = np.array([np.flatnonzero(t == t[k])[-1] for k in keep])
+        starts = np.concatenate([[-np.inf], t[keep[1:]]])
+        per_patient.append((starts, v[last_at_time] if len(keep) > 1 else v[keep]))
+    most = max(len(st) for st, _ in per_patient)
+    if most == 1:
+        return {name: np.array([v[0, j] for _, v in per_patient]) for j, name in enumerate(names)}
+    size = bucket_size(most, minimum=1)
+    starts = np.full((len(patients), size), np.inf)
+    out = {name: np.zeros((len(patients), size)) for name in names}
+    for i, (st, v) in enumerate(per_patient):
+        starts[i, :len(st)] = st
+        for j, name in enumerate(names):
+            out[name][i, :len(st)] = v[:, j]
+            out[name][i, len(st):] = v[-1, j]
+    out[SEGMENT_STARTS] = starts
     return out

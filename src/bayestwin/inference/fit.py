@@ -27,7 +27,7 @@ from bayestwin.exceptions import ConvergenceError, ConvergenceWarning
 from bayestwin.inference.arrays import CohortArrays, cohort_arrays
 from bayestwin.inference.labels import population_inference_data
 from bayestwin.inference.population import build_population_model
-from bayestwin.inference.sampler import SamplerConfig, run_nuts
+from bayestwin.inference.sampler import SamplerConfig, parallel_chains_ok, run_nuts
 from bayestwin.models.registry import get_model
 from bayestwin.spec.twin_spec import TwinSpec
 
@@ -41,7 +41,7 @@ def population_quantities(spec: TwinSpec) -> list[str]:
     names = [f"tv_{p.name}" for p in spec.parameters if p.estimated]
     names += [f"beta_{p.name}_{e.covariate}" for p in spec.parameters for e in p.covariates if e.fixed is None]
     names += [f"omega_{n}" for n in spec.bsv_parameters]
-    names += list(spec.error[0].sigma_names)
+    names += list(spec.sigma_names)
     return names
 
 
@@ -167,7 +167,7 @@ def fit_population(
     fn = build_population_model(spec, model, arrays.features)
     start = time.perf_counter()
     mcmc = run_nuts(fn, (arrays.doses, arrays.obs, {k: np.asarray(v) for k, v in arrays.covariates.items()}),
-                    sampler, parallel_ok=model.kind != "ode")
+                    sampler, parallel_ok=parallel_chains_ok(model, arrays.features))
     wall = time.perf_counter() - start
     samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
     extra = {k: np.asarray(v) for k, v in mcmc.get_extra_fields(group_by_chain=True).items()}

@@ -30,7 +30,8 @@ from jax import Array
 from jax.scipy.special import logsumexp
 
 from bayestwin.dynamics.events import Doses, Observations
-from bayestwin.inference.likelihood import observation_loglik
+from bayestwin.inference.arrays import SEGMENT_STARTS
+from bayestwin.inference.outputs import output_columns, outputs_loglik, select_outputs, sigma_groups
 from bayestwin.inference.population import covariate_log_effect
 from bayestwin.spec.structural import AbstractStructuralModel
 from bayestwin.spec.twin_spec import TwinSpec
@@ -50,30 +51,50 @@ class PopulationPrior(dict):  # type: ignore[type-arg]
 
 
 def population_prior(
-    spec: TwinSpec, draws: Mapping[str, np.ndarray], covariates: Mapping[str, float]
+    spec: TwinSpec, draws: Mapping[str, np.ndarray], covariates: Mapping[str, Any]
 ) -> PopulationPrior:
-    """Per-component prior of a patient with `covariates` from population `draws` (see ``PopulationFit``)."""
+    """Per-component prior of a patient with `covariates` from population `draws` (see ``PopulationFit``).
+
+    A covariate value is a scalar, or an array over segments when covariates change within the patient;
+    then `covariates` also holds ``SEGMENT_STARTS`` and the prior gets ``starts`` (segment starts),
+    ``shift`` (K, segment, n_bsv): the change of each BSV log-parameter from its first-segment value
+    (``mu`` is the first segment's), and ``fixed`` becomes (K, segment, n_other).
+    """
     k = len(next(iter(draws.values())))
+    starts = covariates.get(SEGMENT_STARTS)
     log_mu: dict[str, np.ndarray] = {}
     for p in spec.parameters:
         value = np.log(draws[f"tv_{p.name}"])
+        if starts is not None:
+            value = np.repeat(value[:, None], len(starts), axis=1)
         for eff in p.covariates:
-            x = jnp.asarray(float(covariates[eff.covariate]))
+            x = jnp.asarray(np.asarray(covariates[eff.covariate], dtype=float))
             beta = jnp.asarray(draws[f"beta_{p.name}_{eff.covariate}"])
-            value = value + np.asarray(covariate_log_effect(eff, x, beta))
+            value = value + np.asarray(covariate_log_effect(eff, x, beta if starts is None else beta[:, None]))
         log_mu[p.name] = np.asarray(value, dtype=float)
     bsv = spec.bsv_parameters
     others = [p.name for p in spec.parameters if not p.has_bsv]
+    shift = None
+    if starts is not None:
+        shift = (np.stack([log_mu[n] - log_mu[n][:, :1] for n in bsv], axis=2) if bsv
+                 else np.zeros((k, len(starts), 0)))
+        fixed = (np.exp(np.stack([log_mu[n] for n in others], axis=2)) if others
+                 else np.zeros((k, len(starts), 0)))
+        log_mu = {n: v[:, 0] for n, v in log_mu.items()}
     mu = np.stack([log_mu[n] for n in bsv], axis=1) if bsv else np.zeros((k, 0))
     omega = np.stack([draws[f"omega_{n}"] for n in bsv], axis=1) if bsv else np.zeros((k, 0))
     corr = draws.get("corr_chol")
     chol = omega[:, :, None] * corr if corr is not None else np.einsum("ki,ij->kij", omega, np.eye(len(bsv)))
-    fixed = np.exp(np.stack([log_mu[n] for n in others], axis=1)) if others else np.zeros((k, 0))
+    if starts is None:
+        fixed = np.exp(np.stack([log_mu[n] for n in others], axis=1)) if others else np.zeros((k, 0))
     chol_inv = np.linalg.inv(chol) if len(bsv) else chol
     log_norm = (-np.log(np.abs(np.diagonal(chol, axis1=1, axis2=2))).sum(axis=1)
                 - 0.5 * len(bsv) * np.log(2 * np.pi)) if len(bsv) else np.zeros(k)
     prior = PopulationPrior(mu=mu, chol=chol, chol_inv=chol_inv, log_norm=log_norm, fixed=fixed)
-    for s in spec.error[0].sigma_names:
+    if starts is not None:
+        prior["starts"] = np.asarray(starts, dtype=float)
+        prior["shift"] = shift
+    for s in spec.sigma_names:
         prior[s] = np.asarray(draws[s], dtype=float)
     return prior
 
@@ -85,8 +106,14 @@ def component_log_weights(
     """``log N(u; mu_k, Sigma_k) + log p(y | theta(u, k), sigma_k)`` for every component k: shape (K,)."""
     bsv = spec.bsv_parameters
     others = [p.name for p in spec.parameters if not p.has_bsv]
-    err = spec.error[0]
+    columns = output_columns(spec, model)
     times = jnp.where(jnp.isfinite(obs.time), obs.time, 0.0)
+    censored = features is None or "censored" in features
+
+    def loglik(pred_all: Array, sig: Mapping[str, Array]) -> Array:
+        pred = select_outputs(pred_all, obs.output, columns)
+        return jnp.sum(outputs_loglik(obs.value, pred, obs.output, errors=spec.error, sigmas=sigma_groups(spec, sig),
+                                      cens=obs.cens, limit=obs.limit, mask=obs.mask, censored=censored))
 
     def normal_log_density(mu: Array, chol_inv: Array, log_norm: Array) -> Array:
         white = chol_inv @ (u - mu)
@@ -95,23 +122,28 @@ def component_log_weights(
     def one(mu: Array, chol_inv: Array, log_norm: Array, fixed: Array, sig: Mapping[str, Array]) -> Array:
         log_prior = normal_log_density(mu, chol_inv, log_norm) if bsv else 0.0
         theta = {n: jnp.exp(u[j]) for j, n in enumerate(bsv)} | {n: fixed[j] for j, n in enumerate(others)}
-        pred = model.predict(theta, doses, times, features=features)[:, 0]
-        ll = observation_loglik(obs.value, pred, kind=err.kind, sigmas=sig, cens=obs.cens, limit=obs.limit,
-                                mask=obs.mask,
-                                censored=features is None or "censored" in features)
-        return log_prior + jnp.sum(ll)
+        return log_prior + loglik(model.predict(theta, doses, times, features=features), sig)
 
-    sigmas = {s: prior[s] for s in err.sigma_names}
+    sigmas = {s: prior[s] for s in spec.sigma_names}
+    if "starts" in prior:  # time-varying covariates: each component has its own parameter time course
+        starts = prior["starts"]
+
+        def one_segmented(mu: Array, chol_inv: Array, log_norm: Array, fixed: Array, shift: Array,
+                          sig: Mapping[str, Array]) -> Array:
+            log_prior = normal_log_density(mu, chol_inv, log_norm) if bsv else 0.0
+            theta = ({n: jnp.exp(u[j] + shift[:, j]) for j, n in enumerate(bsv)}
+                     | {n: fixed[:, j] for j, n in enumerate(others)})
+            return log_prior + loglik(model.predict_segments(theta, starts, doses, times, features=features), sig)
+
+        return jax.vmap(one_segmented)(prior["mu"], prior["chol_inv"], prior["log_norm"], prior["fixed"],
+                                       prior["shift"], sigmas)
     if others:
         return jax.vmap(one)(prior["mu"], prior["chol_inv"], prior["log_norm"], prior["fixed"], sigmas)
     # Every parameter has BSV: the prediction does not depend on k, so compute it once and
     # vary only the prior density and the residual SDs across components.
-    pred = model.predict({n: jnp.exp(u[j]) for j, n in enumerate(bsv)}, doses, times, features=features)[:, 0]
+    pred_all = model.predict({n: jnp.exp(u[j]) for j, n in enumerate(bsv)}, doses, times, features=features)
     log_prior = jax.vmap(normal_log_density)(prior["mu"], prior["chol_inv"], prior["log_norm"])
-    loglik = jax.vmap(lambda sig: jnp.sum(observation_loglik(
-        obs.value, pred, kind=err.kind, sigmas=sig, cens=obs.cens, limit=obs.limit, mask=obs.mask,
-                                censored=features is None or "censored" in features)))(sigmas)
-    return log_prior + loglik
+    return log_prior + jax.vmap(lambda sig: loglik(pred_all, sig))(sigmas)
 
 
 def build_individual_model(

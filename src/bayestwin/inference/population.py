@@ -12,7 +12,10 @@ padded patient axis; the likelihood sums over real observations only.
 Sample sites: ``tv_<p>`` (typical values), ``beta_<p>_<cov>`` (covariate
 coefficients), ``omega_<p>``, ``corr_chol`` (with LKJ), ``eta_z`` or ``eta``,
 the residual SDs, and deterministic per-patient parameters named as in the
-spec (``cl``, ``v``...), dims ``(patient,)``.
+spec (``cl``, ``v``...), dims ``(patient,)``, or ``(patient, segment)`` when a
+covariate changes within a patient (time-varying covariates: the parameters
+are piecewise constant, the random effect eta constant, and predictions come
+from the model's ``predict_segments``).
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ import numpyro.distributions as dist
 from jax import Array
 
 from bayestwin.dynamics.events import Doses, Observations
-from bayestwin.inference.likelihood import observation_loglik
+from bayestwin.inference.arrays import SEGMENT_STARTS
+from bayestwin.inference.outputs import output_columns, outputs_loglik, select_outputs, sigma_groups
 from bayestwin.inference.priors import to_numpyro
 from bayestwin.spec.parameters import CovariateEffect
 from bayestwin.spec.structural import AbstractStructuralModel
@@ -52,11 +56,18 @@ def covariate_log_effect(effect: CovariateEffect, x: Array, beta: Array) -> Arra
 
 def predict_cohort(
     model: AbstractStructuralModel, theta: Mapping[str, Array], doses: Doses, times: Array,
-    features: frozenset[str] | None = None,
+    features: frozenset[str] | None = None, starts: Array | None = None,
 ) -> Array:
-    """Predictions of output 0 for every patient: ``(patient, time)`` from per-patient `theta`."""
+    """Predictions of every model output for every patient: ``(patient, time, output)`` from per-patient `theta`.
+
+    With `starts` ``(patient, segment)`` (time-varying covariates), each ``theta`` value is
+    ``(patient, segment)`` and the model's ``predict_segments`` is used.
+    """
     safe = jnp.where(jnp.isfinite(times), times, 0.0)
-    return jax.vmap(lambda th, d, t: model.predict(th, d, t, features=features)[:, 0])(dict(theta), doses, safe)
+    if starts is None:
+        return jax.vmap(lambda th, d, t: model.predict(th, d, t, features=features))(dict(theta), doses, safe)
+    return jax.vmap(lambda th, st, d, t: model.predict_segments(th, st, d, t, features=features))(
+        dict(theta), starts, doses, safe)
 
 
 def build_population_model(
@@ -76,14 +87,16 @@ def build_population_model(
     """
     params = spec.parameters
     bsv = spec.bsv_parameters
-    err = spec.error[0]
+    columns = output_columns(spec, model)
 
     def population_model(doses: Doses, obs: Observations, covariates: Mapping[str, Array]) -> None:
         n = obs.time.shape[0]
+        starts = covariates.get(SEGMENT_STARTS)
+        shape = (n,) if starts is None else starts.shape  # (patient,) or (patient, segment)
         log_theta: dict[str, Array] = {}
         for p in params:
             tv = p.fixed if p.fixed is not None else numpyro.sample(f"tv_{p.name}", to_numpyro(p.typical))
-            value = jnp.full((n,), jnp.log(tv))
+            value = jnp.full(shape, jnp.log(tv))
             for eff in p.covariates:
                 beta = eff.fixed if eff.fixed is not None else numpyro.sample(
                     f"beta_{p.name}_{eff.covariate}", to_numpyro(eff.prior))
@@ -92,12 +105,12 @@ def build_population_model(
         if bsv:
             eta = _random_effects(spec, n)
             for j, name in enumerate(bsv):
-                log_theta[name] = log_theta[name] + eta[:, j]
+                log_theta[name] = log_theta[name] + (eta[:, j] if starts is None else eta[:, j, None])
         theta = {name: numpyro.deterministic(name, jnp.exp(v)) for name, v in log_theta.items()}
-        pred = predict_cohort(model, theta, doses, obs.time, features)
-        sigmas = {s: numpyro.sample(s, to_numpyro(err.prior(s))) for s in err.sigma_names}
-        loglik = observation_loglik(obs.value, pred, kind=err.kind, sigmas=sigmas, cens=obs.cens,
-                                    limit=obs.limit, mask=obs.mask,
+        pred = select_outputs(predict_cohort(model, theta, doses, obs.time, features, starts), obs.output, columns)
+        sigmas = {s: numpyro.sample(s, to_numpyro(spec.sigma_prior(s))) for s in spec.sigma_names}
+        loglik = outputs_loglik(obs.value, pred, obs.output, errors=spec.error, sigmas=sigma_groups(spec, sigmas),
+                                cens=obs.cens, limit=obs.limit, mask=obs.mask,
                                 censored=features is None or "censored" in features)
         numpyro.factor("obs_loglik", jnp.sum(loglik))
 

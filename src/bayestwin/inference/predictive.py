@@ -25,6 +25,7 @@ import numpy as np
 from bayestwin.dynamics.closed_form import dose_features
 from bayestwin.dynamics.events import Doses
 from bayestwin.inference.likelihood import residual_sd
+from bayestwin.inference.outputs import output_columns, sigma_groups
 from bayestwin.spec.structural import AbstractStructuralModel
 from bayestwin.spec.twin_spec import TwinSpec
 
@@ -40,14 +41,17 @@ def predictive_draws(
     times: np.ndarray,
     *,
     seed: int = 0,
+    starts: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """IPRED and observation-scale draws at `times`: two arrays ``(sample, time, output)``.
 
+    The output axis holds the spec's observed outputs in the order of ``spec.error``.
     `theta` maps every structural parameter to ``(sample,)`` values; `sigmas`
-    every residual SD. Observations are simulated from the spec's error model
-    (log-normal error: ``exp(log ipred + sigma * e)``), uncensored.
+    every residual SD site (``spec.sigma_names``). With time-varying covariates, `starts` holds the
+    segments' start times and each `theta` value is ``(sample, segment)``. Observations are simulated from
+    each output's error model (log-normal error: ``exp(log ipred + sigma * e)``), uncensored.
     """
-    err = spec.error[0]
+    columns = list(output_columns(spec, model))
     features = dose_features(doses)
     t = jnp.asarray(times, dtype=float)
     th = {k: jnp.asarray(v, dtype=float) for k, v in theta.items()}
@@ -55,14 +59,24 @@ def predictive_draws(
 
     @jax.jit
     def run(th: Mapping[str, jax.Array], sg: Mapping[str, jax.Array], key: jax.Array) -> tuple[jax.Array, jax.Array]:
-        ipred = jax.vmap(lambda one: model.predict(one, doses, t, features=features))(th)  # (sample, time, output)
-        noise = jax.random.normal(key, ipred.shape)
-        sd = jax.vmap(lambda f, s: residual_sd(f, err.kind, s))(ipred, sg)
-        if err.kind == "lognormal":
-            pred = jnp.exp(jnp.log(jnp.maximum(ipred, 1e-300)) + sd * noise)
+        if starts is None:
+            every = jax.vmap(lambda one: model.predict(one, doses, t, features=features))(th)
         else:
-            pred = ipred + sd * noise
-        return ipred, pred
+            st = jnp.asarray(starts, dtype=float)
+            every = jax.vmap(lambda one: model.predict_segments(one, st, doses, t, features=features))(th)
+        # every: (sample, time, model output)
+        ipred = every[..., jnp.asarray(columns)]  # (sample, time, observed output)
+        noise = jax.random.normal(key, ipred.shape)
+        groups = sigma_groups(spec, sg)
+        pred = []
+        for j, err in enumerate(spec.error):
+            f = ipred[..., j]
+            sd = jax.vmap(lambda f1, s, kind=err.kind: residual_sd(f1, kind, s))(f, groups[j])
+            if err.kind == "lognormal":
+                pred.append(jnp.exp(jnp.log(jnp.maximum(f, 1e-300)) + sd * noise[..., j]))
+            else:
+                pred.append(f + sd * noise[..., j])
+        return ipred, jnp.stack(pred, axis=-1)
 
     ipred, pred = run(th, sg, jax.random.PRNGKey(seed))
     return np.asarray(ipred), np.asarray(pred)

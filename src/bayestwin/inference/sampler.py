@@ -23,7 +23,8 @@ from numpyro.infer import MCMC, NUTS
 
 from bayestwin.config import fast_mode
 
-__all__ = ["ChainStarts", "SamplerConfig", "init_near_prior_median", "optimized_starts", "run_nuts"]
+__all__ = ["ChainStarts", "SamplerConfig", "init_near_prior_median", "optimized_starts", "parallel_chains_ok",
+           "run_nuts"]
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,16 @@ def optimized_starts(
     params = jax.vmap(unravel)(moved)
     return ChainStarts(params=params, potential_before=np.asarray(before), potential_after=after,
                        restarted=restarted)
+
+
+def parallel_chains_ok(model: Any, features: frozenset[str]) -> bool:
+    """Whether chains of a fit of `model` on data with `features` may run under ``pmap`` (see ``run_nuts``).
+
+    Not when a diffrax solve is differentiated: ODE models, and nonlinear models with time-varying covariates.
+    """
+    if model.kind == "ode":
+        return False
+    return "time_varying" not in features or bool(getattr(model, "linear", False))
 
 
 def run_nuts(

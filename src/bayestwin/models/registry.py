@@ -18,8 +18,9 @@ from typing import TypeVar
 
 from bayestwin.exceptions import SpecError
 from bayestwin.spec.structural import AbstractStructuralModel
+from bayestwin.spec.twin_spec import TwinSpec
 
-__all__ = ["get_model", "model_names", "register"]
+__all__ = ["get_model", "model_names", "register", "validate_spec"]
 
 _REGISTRY: dict[str, type[AbstractStructuralModel]] = {}
 M = TypeVar("M", bound=type[AbstractStructuralModel])
@@ -54,3 +55,30 @@ def get_model(name: str) -> AbstractStructuralModel:
     if name not in _REGISTRY:
         raise SpecError(f"no structural model {name!r}; registered models: {sorted(_REGISTRY)}")
     return _REGISTRY[name]()
+
+
+def validate_spec(spec: TwinSpec, model: AbstractStructuralModel | None = None) -> None:
+    """Raise ``SpecError`` unless `spec` fits its structural model.
+
+    Every required model parameter must be in the spec, every spec parameter must be a model parameter
+    (required or optional, such as ``f`` and ``tlag``), and every observed output one the model predicts.
+
+    Examples
+    --------
+    >>> from bayestwin.spec import example_spec
+    >>> validate_spec(example_spec())
+    """
+    model = model or get_model(spec.model)
+    required = set(model.parameters)
+    allowed = required | set(getattr(model, "optional_parameters", {}))
+    names = set(spec.parameter_names)
+    if required - names:
+        raise SpecError(f"spec {spec.name!r} lacks parameter(s) {sorted(required - names)} of model {model.name!r} "
+                        f"(it needs {sorted(required)})")
+    if names - allowed:
+        raise SpecError(f"spec {spec.name!r} has parameter(s) {sorted(names - allowed)} that model {model.name!r} "
+                        f"does not use (it takes {sorted(allowed)})")
+    for out in spec.observed_outputs:
+        if out not in model.outputs:
+            raise SpecError(f"spec {spec.name!r} observes output {out!r}, but model {model.name!r} predicts "
+                            f"{list(model.outputs)}")

@@ -40,6 +40,12 @@ class AbstractStructuralModel(abc.ABC):
         Units of ``time``, ``amt`` and of each output, in which `predict` works.
     kind : {"closed_form", "ode"}
         How predictions are computed.
+    reference_values : Mapping[str, float]
+        Typical parameter values in the model's units (an adult patient), used by
+        ``bayestwin.testing`` to simulate data and centre default priors; optional.
+    linear : bool
+        True when the dynamics are linear in the amounts (``predict_segments`` then propagates exactly by
+        matrix exponentials, without diffrax, so chains may run in parallel under ``pmap``).
     """
 
     name: ClassVar[str]
@@ -49,6 +55,8 @@ class AbstractStructuralModel(abc.ABC):
     parameters: ClassVar[Mapping[str, str]]
     units: ClassVar[Mapping[str, str]]
     kind: ClassVar[str] = "closed_form"
+    linear: ClassVar[bool] = False
+    reference_values: ClassVar[Mapping[str, float]] = {}
     description: ClassVar[str] = ""
 
     @abc.abstractmethod
@@ -63,6 +71,23 @@ class AbstractStructuralModel(abc.ABC):
         (``"ss"``, ``"infusion"``, ``"reset"``; None: any), letting a model
         compile a cheaper kernel.
         """
+
+    def predict_segments(
+        self, theta: Mapping[str, Array], starts: Array, doses: Doses, times: Array, *,
+        features: frozenset[str] | None = None,
+    ) -> Array:
+        """Like `predict`, with parameters that are piecewise constant in time (time-varying covariates).
+
+        ``theta[name]`` has shape ``(n_segments,)``; segment ``k`` holds from ``starts[k]`` (sorted, the
+        first may be ``-inf``, padding ``+inf``) until the next start. Models that support it override
+        this (the built-in PK models integrate their ODE form, see ``bayestwin.models.piecewise``); the
+        default raises ``SpecError``.
+        """
+        from bayestwin.exceptions import SpecError
+
+        raise SpecError(f"model {self.name!r} cannot take parameters that change over time; a covariate that "
+                        "changes within a patient needs a model that implements predict_segments (the built-in "
+                        "PK models do), or use each patient's baseline value in its own column")
 
     def compartment_index(self, cmt: int | str) -> int:
         """0-based compartment index for a data CMT value (1-based number, name, or 0 = default)."""

@@ -115,6 +115,40 @@ class TwinSpec:
                 seen[c.covariate] = None
         return tuple(seen)
 
+    @property
+    def observed_outputs(self) -> tuple[str, ...]:
+        """The observed outputs, in the order of ``error`` (DVID k in the data = entry k - 1)."""
+        return tuple(e.output for e in self.error)
+
+    @property
+    def sigma_sites(self) -> tuple[tuple[str, int, str], ...]:
+        """Residual SDs as ``(site name, error-model index, SD name)``.
+
+        With one observed output the sites are the SD names (``sigma_add``...); with several, each is
+        suffixed with its output (``sigma_add_conc``, ``sigma_add_effect``) so that none collide.
+
+        Examples
+        --------
+        >>> from bayestwin.spec import example_spec
+        >>> example_spec().sigma_sites
+        (('sigma_add', 0, 'sigma_add'),)
+        """
+        several = len(self.error) > 1
+        return tuple((f"{s}_{e.output}" if several else s, j, s)
+                     for j, e in enumerate(self.error) for s in e.sigma_names)
+
+    @property
+    def sigma_names(self) -> tuple[str, ...]:
+        """Names of every residual-SD sample site (see ``sigma_sites``)."""
+        return tuple(site for site, _, _ in self.sigma_sites)
+
+    def sigma_prior(self, site: str) -> Prior:
+        """Prior of the residual SD sampled at `site`."""
+        for name, j, sd in self.sigma_sites:
+            if name == site:
+                return self.error[j].prior(sd)
+        raise SpecError(f"spec {self.name!r} has no residual SD {site!r}; it has {list(self.sigma_names)}")
+
     def parameter(self, name: str) -> Parameter:
         """The parameter called `name`; SpecError listing the spec's parameters otherwise."""
         for p in self.parameters:

@@ -6,6 +6,7 @@ time-stamped records all get the same defaults, recodings and checks.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
@@ -52,6 +53,9 @@ def column_resolver(aliases: Mapping[str, str] | None) -> Callable[[str], str | 
     return lambda name: extra.get(name.strip().upper()) or canonical_name(name)
 
 
+_DV_OUTPUT_KEY = re.compile(r"^dv\[(\d+)\]$", re.IGNORECASE)
+
+
 def _resolve_units(
     units: Mapping[str, str], raw: RawTable, resolve: Callable[[str], str | None]
 ) -> tuple[dict[str, str], list[Violation], set[str]]:
@@ -72,6 +76,16 @@ def _resolve_units(
     declared: set[str] = set()
     violations: list[Violation] = []
     for key, text in units.items():
+        per_output = _DV_OUTPUT_KEY.match(key.strip())
+        if per_output is not None and "dv" in spelled:  # units["dv[k]"]: the unit of DV on DVID k rows
+            key_name = f"dv[{int(per_output.group(1))}]"
+            try:
+                unit = parse_unit(str(text), where=f"{spelled['dv']} of DVID {int(per_output.group(1))}")
+            except UnitError as err:
+                violations.append(BAD_UNIT.violation(str(err), column=spelled["dv"], value=text))
+                continue
+            resolved[key_name] = format_unit(unit)
+            continue
         canon = resolve(key) if key.strip().upper() not in by_upper else resolve(by_upper[key.strip().upper()])
         name = canon if canon is not None else by_upper.get(key.strip().upper())
         if name is None or name not in spelled:
@@ -285,7 +299,7 @@ def _fill_defaults(frame: pd.DataFrame, parsed: ParsedColumns) -> pd.DataFrame:
         frame["id"] = np.arange(n)
     for col in ("time",):
         frame[col] = frame[col].astype(float)
-    for col in ("amt", "rate", "dur", "ii", "addl", "ss", "cens", "evid", "mdv"):
+    for col in ("amt", "rate", "dur", "ii", "addl", "ss", "cens", "evid", "mdv", "dvid"):
         bad = parsed.failed.get(col)
         if bad is not None and bad.any():
             fallback = {"evid": pd.Series(derived_evid, index=frame.index)}.get(col, CANONICAL[col].default)

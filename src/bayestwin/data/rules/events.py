@@ -180,10 +180,12 @@ def conflicting_obs(ctx: RuleContext, me: Rule) -> Iterator[Violation]:
     is_obs = (ctx.is_obs & f["dv"].notna() & f["time"].notna()).to_numpy()
     if not is_obs.any():
         return
-    key = pd.DataFrame({"id": f["id"].astype(object), "time": f["time"], "cmt": f["cmt"].astype(object).map(repr)})
+    key = pd.DataFrame({"id": f["id"].astype(object), "time": f["time"], "cmt": f["cmt"].astype(object).map(repr),
+                        "dvid": f["dvid"].astype(object).map(repr)})  # one output = one CMT and DVID
     key = key[is_obs]
     dv = f["dv"][is_obs]
-    differ = dv.groupby([key["id"], key["time"], key["cmt"]], sort=False, dropna=False).transform("nunique") > 1
+    differ = dv.groupby([key["id"], key["time"], key["cmt"], key["dvid"]], sort=False,
+                        dropna=False).transform("nunique") > 1
     later = key.duplicated(keep="first") & differ
     mask = np.zeros(len(f), dtype=bool)
     mask[np.flatnonzero(is_obs)[later.to_numpy()]] = True

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import pandas as pd
+
 from bayestwin.data.report import Violation
 from bayestwin.data.rules.base import Rule, register
 from bayestwin.data.rules.context import RuleContext, emit
@@ -83,9 +85,19 @@ def predose_nonzero(ctx: RuleContext, me: Rule) -> Iterator[Violation]:
 def negative_concentration(ctx: RuleContext, me: Rule) -> Iterator[Violation]:
     from bayestwin.units import kind_of
 
-    unit = ctx.units.get("dv")
-    if unit is None or kind_of(unit) not in ("mass_concentration", "molar_concentration"):
-        return
     f = ctx.frame
-    mask = ctx.is_obs & (f["dv"] < 0)
-    yield from emit(me, ctx, mask, "dv", lambda r: f"concentration {r['dv']:g} {unit} is negative")
+    dvid = f["dvid"] if "dvid" in f.columns else pd.Series(1.0, index=f.index)
+    for k in sorted(set(dvid[ctx.is_obs].dropna().astype(int).tolist())):
+        unit = ctx.units.get(f"dv[{k}]", ctx.units.get("dv"))
+        if unit is None or kind_of(unit) not in ("mass_concentration", "molar_concentration"):
+            continue
+        mask = ctx.is_obs & (dvid == k) & (f["dv"] < 0)
+        yield from emit(me, ctx, mask, "dv", lambda r, u=unit: f"concentration {r['dv']:g} {u} is negative")
+
+
+@register("O009", "error", "DVID is not a positive whole number",
+          "DVID k names the k-th observed output of the model spec (1 = the first ErrorModel); write 1, 2, ...")
+def dvid_values(ctx: RuleContext, me: Rule) -> Iterator[Violation]:
+    f = ctx.frame
+    mask = f["dvid"].notna() & (f["dvid"] < 1)
+    yield from emit(me, ctx, mask, "dvid", lambda r: f"DVID {r['dvid']:g} is not 1, 2, ...")
