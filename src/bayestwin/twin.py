@@ -243,17 +243,28 @@ class Twin:
 
 
 def append_events(table: EventTable, new: EventTable) -> EventTable:
-    """One validated table holding `table`'s events followed by `new`'s (units converted to `table`'s)."""
+    """One validated table holding `table`'s events followed by `new`'s (units converted to `table`'s).
+
+    DV, LIMIT and LLOQ are converted DVID by DVID (each output may have its own unit), and covariates
+    with a unit to the unit `table` declares for them.
+    """
     from bayestwin.units import convert
 
     frame = new.frame.copy()
-    for col, unit_col in (("time", "time"), ("dur", "time"), ("ii", "time"), ("amt", "amt"), ("dv", "dv"),
-                          ("limit", "dv"), ("lloq", "dv")):
+    for col, unit_col in (("time", "time"), ("dur", "time"), ("ii", "time"), ("amt", "amt")):
         frame[col] = convert(frame[col].to_numpy(dtype=float), new.unit(unit_col), table.unit(unit_col))
     frame["rate"] = convert(frame["rate"].to_numpy(dtype=float), new.unit("rate"), table.unit("rate"))
+    for k in sorted(set(frame["dvid"].tolist())):
+        rows = (frame["dvid"] == k).to_numpy()
+        for col in ("dv", "limit", "lloq"):
+            frame.loc[rows, col] = convert(frame.loc[rows, col].to_numpy(dtype=float), new.dv_unit(k),
+                                           table.dv_unit(k), where=f"column {col.upper()} (DVID {k})")
+    for c in new.covariates:
+        if c in new.units and c in table.units:
+            frame[c] = convert(frame[c].to_numpy(dtype=float), new.units[c], table.units[c], where=f"covariate {c}")
     both = pd.concat([table.frame, frame], ignore_index=True)
     both = both.sort_values("time", kind="stable")
-    units = {"time": table.units["time"], "amt": table.units["amt"], "dv": table.units["dv"]}
+    units = {k: v for k, v in table.units.items() if k in ("time", "amt", "dv") or k.startswith("dv[")}
     units |= {c: table.units[c] for c in table.covariates if c in table.units}
     from bayestwin.data.columns import COLUMN_ORDER
 

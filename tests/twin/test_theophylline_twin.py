@@ -99,3 +99,17 @@ def test_failed_gate_is_loud_and_blocks_forecasts(spec, theo, first_three) -> No
 def test_forecast_before_fit_raises(spec) -> None:
     with pytest.raises(NotFittedError, match=r"call twin.fit\(events\)"):
         Twin(spec, population=None).forecast([1.0])
+
+
+def test_update_refits_on_the_whole_history(pop_all, spec, theo, first_three) -> None:
+    twin = Twin(spec, population=pop_all, sampler=SamplerConfig(chains=4, warmup=500, draws=500)).fit(first_three)
+    p12 = theo.patient(12).frame
+    fourth = p12[p12["evid"] == 0].iloc[[3]]  # the next concentration of subject 12
+    new = theo.patient(12).exclude(~p12.index.isin(fourth.index), reason="not yet measured")
+    before = twin.events_.digest()
+    twin.update(new)
+    assert len(twin.arrays_.observations) == 4 and twin.events_.digest() != before
+    assert twin.arrays_.observations["time"].tolist()[-1] == float(fourth["time"].iloc[0])
+    assert twin.diagnostics_.ok, twin.diagnostics_.format()
+    with pytest.raises(ValueError, match="update expects events of patient 12"):
+        twin.update(theo.patient(1))
