@@ -38,7 +38,7 @@ lint: venv
 	$(BIN)/python tools/check_module_size.py src/bayestwin
 
 validate: venv
-	$(PIP) install --quiet -e ".[dev]"
+	$(PIP) install --quiet -e ".[dev,pymc]"
 	@echo "make validate: full-size checks (posteriordb Michaelis-Menten reference posterior); SBC and"
 	@echo "calibration studies arrive with the proof-of-correctness issue."
 	$(BIN)/python -m pytest validation -q -p no:cacheprovider
