@@ -39,9 +39,7 @@ lint: venv
 
 validate: venv
 	$(PIP) install --quiet -e ".[dev,pymc]"
-	@echo "make validate: full-size checks (posteriordb Michaelis-Menten reference posterior); SBC and"
-	@echo "calibration studies arrive with the proof-of-correctness issue."
-	$(BIN)/python -m pytest validation -q -p no:cacheprovider
+	$(BIN)/python validation/run.py
 
 bench: venv
 	$(PIP) install --quiet -e ".[dev]"

@@ -1,6 +1,6 @@
 """MkDocs hook: write the validation rule table into the docs from the code, at build time.
 
-``docs/validation.md`` holds the marker ``<!-- RULE_TABLE -->``; this hook replaces it
+``docs/data-checks.md`` holds the marker ``<!-- RULE_TABLE -->``; this hook replaces it
 with a Markdown table built from :func:`bayestwin.data.rule_table`, so the published
 list of rules (id, severity, stage, title, fix) can never drift from the rules the
 readers actually apply. A page that should hold the table but lacks the marker is a
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 MARKER = "<!-- RULE_TABLE -->"
-PAGE = "validation.md"
+PAGE = "data-checks.md"
 
 log = logging.getLogger("mkdocs.hooks.rule_table")
 

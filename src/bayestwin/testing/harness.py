@@ -20,6 +20,12 @@ Checks, each reported with what was measured:
     A fit to data simulated from known typical values passes its gate, and the truth lies in the
     central 95 % interval for all but at most ``binom.ppf(0.99, P, 0.05)`` of the P typical values
     (so a calibrated model fails by chance less than 1 % of the time).
+``sbc``
+    A short simulation-based calibration (``bayestwin.validation.run_sbc``): ``sbc_replications`` prior
+    draws (default 30), 2 chains x (300 + 500) thinned by 10, ranks of every population parameter and of
+    the first patient's parameters tested for uniformity (chi-square, Bonferroni at 1 %). It runs the
+    spec's non-centred form (the same model and posterior; prior draws with a small BSV SD make the
+    centred form a funnel that no short run explores).
 
 Examples
 --------
@@ -52,7 +58,7 @@ from bayestwin.units import parse_unit
 
 __all__ = ["ALL_CHECKS", "CheckReport", "CheckResult", "check_model"]
 
-ALL_CHECKS: tuple[str, ...] = ("spec", "prior_predictive", "gradients", "compile_once", "recovery")
+ALL_CHECKS: tuple[str, ...] = ("spec", "prior_predictive", "gradients", "compile_once", "recovery", "sbc")
 
 
 @dataclass(frozen=True)
@@ -91,12 +97,14 @@ class CheckReport:
 def check_model(
     model: str | AbstractStructuralModel, spec: TwinSpec | None = None, *, checks: Sequence[str] = ALL_CHECKS,
     n_prior_draws: int = 1000, n_patients: int = 12, seed: int = 0, recovery_sampler: object | None = None,
+    sbc_replications: int = 30,
 ) -> CheckReport:
     """Run the conformance checks `checks` on `model` (a registered name or instance) with `spec`.
 
     `spec` defaults to ``default_spec(model)`` (the model's ``reference_values`` as prior medians);
     simulated data follow ``simulate_cohort``. `recovery_sampler` is the ``SamplerConfig`` of the
-    recovery fit (default 4 chains x (500 + 500), dense mass matrix).
+    recovery fit (default 4 chains x (500 + 500), dense mass matrix); `sbc_replications` the number of
+    SBC replications.
     """
     model = get_model(model) if isinstance(model, str) else model
     unknown = set(checks) - set(ALL_CHECKS)
@@ -108,7 +116,7 @@ def check_model(
         if name in checks:
             try:
                 ok, detail = _CHECKS[name](model, spec, n_prior_draws=n_prior_draws, n_patients=n_patients,
-                                           seed=seed, sampler=recovery_sampler)
+                                           seed=seed, sampler=recovery_sampler, sbc_replications=sbc_replications)
             except Exception as err:  # a check that crashes has failed; say how
                 ok, detail = False, f"raised {type(err).__name__}: {err}"
             results.append(CheckResult(name, bool(ok), detail))
@@ -222,5 +230,16 @@ def _check_recovery(model: AbstractStructuralModel, spec: TwinSpec, *, n_patient
                 f"outside their 95 % interval (allowed {allowed}){': ' + ', '.join(misses) if misses else ''}")
 
 
+def _check_sbc(model: AbstractStructuralModel, spec: TwinSpec, *, n_patients: int, seed: int,
+               sbc_replications: int, **_: object) -> tuple[bool, str]:
+    import dataclasses
+
+    from bayestwin.validation.sbc import run_sbc  # validation builds on testing.design
+
+    res = run_sbc(dataclasses.replace(spec, centered=False), n_replications=sbc_replications, n_patients=n_patients,
+                  warmup=300, draws=500, thin=10, seed=seed)
+    return res.ok, res.format()
+
+
 _CHECKS = {"spec": _check_spec, "prior_predictive": _check_prior_predictive, "gradients": _check_gradients,
-           "compile_once": _check_compile_once, "recovery": _check_recovery}
+           "compile_once": _check_compile_once, "recovery": _check_recovery, "sbc": _check_sbc}

@@ -27,7 +27,7 @@ from bayestwin.dynamics.events import Doses
 from bayestwin.inference import SamplerConfig, fit_population
 from bayestwin.models import get_model
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from model_specs.two_cmt_iv import spec as two_cmt_spec
 
 TRUTH = {"tv_cl": 4.0, "tv_v1": 15.0, "tv_q": 6.0, "tv_v2": 40.0}
