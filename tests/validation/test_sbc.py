@@ -1,6 +1,6 @@
 """Simulation-based calibration: the rank statistics and tests, and a reduced real run with its power check.
 
-The reduced run (one-compartment IV model, non-centred, 12 patients, 40 replications x 2 chains) is the
+The reduced run (one-compartment IV model, centred, dense mass matrix, 12 patients, 40 replications x 2 chains) is the
 default-suite subset of ``make validate``'s SBC (200 replications per built-in model). Its power check fits
 with every prior scale divided by 3; with 40 replications that misspecification must already fail.
 """
@@ -99,7 +99,7 @@ def test_sbc_refuses_covariates() -> None:
 
 @pytest.fixture(scope="module")
 def iv_spec():
-    return dataclasses.replace(default_spec(get_model("pk.one_cmt_iv")), centered=False)
+    return default_spec(get_model("pk.one_cmt_iv"))
 
 
 @pytest.mark.slow

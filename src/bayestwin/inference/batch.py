@@ -55,7 +55,8 @@ class BatchDraws(NamedTuple):
 def run_batched_nuts(
     model: Callable[..., None], args: tuple[Any, ...], *, warmup: int, draws: int, chains: int = 2, thin: int = 1,
     keep: Callable[[dict[str, jax.Array]], Any] | None = None, max_tree_depth: int = 8,
-    target_accept: float = 0.8, batch: int = 4, parallel_ok: bool = True, seed: int = 0,
+    target_accept: float = 0.8, dense_mass: bool = False, batch: int = 4, parallel_ok: bool = True,
+    seed: int = 0,
 ) -> BatchDraws:
     """NUTS on ``model(*args_b)`` for every data set b; each leaf of `args` has a leading data-set axis B.
 
@@ -71,8 +72,8 @@ def run_batched_nuts(
     keep : callable, optional
         Maps the constrained values of a draw (sample and deterministic sites) to what is stored (default:
         the sample sites). Keep it small: it is stored for B x chains x draws / thin draws.
-    max_tree_depth, target_accept :
-        NUTS settings.
+    max_tree_depth, target_accept, dense_mass :
+        NUTS settings (the mass matrix, diagonal or dense, is adapted in warm-up).
     batch : int
         (data set, chain) fits vectorised on each device per call.
     parallel_ok : bool
@@ -89,7 +90,10 @@ def run_batched_nuts(
     info = initialize_model(key_init, model, model_args=first, dynamic_args=True,
                             init_strategy=init_near_prior_median(radius=0.0))
     z0 = info.param_info.z
-    tr = handlers.trace(handlers.seed(model, key_init)).get_trace(*first)
+    # the plates of each site (values substituted: sites without a sampler, e.g. ImproperUniform, are fine)
+    constrained = info.postprocess_fn(*first)(z0)
+    tr = handlers.trace(handlers.substitute(handlers.seed(model, key_init), data={k: constrained[k] for k in z0})
+                        ).get_trace(*first)
     fixed = {k for k in z0 if any(f.name == "patient" for f in tr[k].get("cond_indep_stack", ()))}
     init_kernel, sample_kernel = hmc(potential_fn_gen=info.potential_fn, algo="NUTS")
     post_gen = info.postprocess_fn
@@ -102,7 +106,7 @@ def run_batched_nuts(
                                                                  minval=-0.5, maxval=0.5)
                  for i, (k, v) in enumerate(sorted(z0.items()))}
         state = init_kernel(start, warmup, model_args=data, rng_key=k_run, max_tree_depth=max_tree_depth,
-                            target_accept_prob=target_accept)
+                            target_accept_prob=target_accept, dense_mass=dense_mass)
         state = jax.lax.fori_loop(0, warmup, lambda i, s: sample_kernel(s, model_args=data), state)
         post = post_gen(*data)
 

@@ -1,5 +1,13 @@
 """Evidence that bayestwin's posteriors and forecasts are calibrated: SBC and forecast calibration."""
 
+from bayestwin.validation.calibration import (
+                                              LEVELS,
+                                              CalibrationResult,
+                                              calibration_by_group,
+                                              crps_from_draws,
+                                              leave_future_out,
+)
 from bayestwin.validation.sbc import SBCResult, misspecified_prior, run_sbc
 
-__all__ = ["SBCResult", "misspecified_prior", "run_sbc"]
+__all__ = ["LEVELS", "CalibrationResult", "SBCResult", "calibration_by_group", "crps_from_draws",
+           "leave_future_out", "misspecified_prior", "run_sbc"]
