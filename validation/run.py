@@ -234,7 +234,16 @@ def main() -> int:
             f"* Date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}; wall time {wall / 60:.1f} min",
             f"* Machine: {_machine()}",
             f"* Versions: {_versions()}",
-            f"* Studies run: {', '.join(s[0] for s in sections)}", ""]
+            f"* Studies run: {', '.join(s[0] for s in sections)}", "",
+            "The same tools work on your own model and data:", "",
+            "```python",
+            "from bayestwin.testing import check_model          # spec, prior predictive, gradients, compile once,",
+            "check_model(my_model).raise_if_failed()            # recovery, short SBC",
+            "from bayestwin.validation import run_sbc, misspecified_prior, leave_future_out, calibration_by_group",
+            "res = run_sbc(my_spec, n_replications=200); print(res.format()); res.plot_ecdf()",
+            "cal = leave_future_out(my_spec, my_table, n_conditioning=2); print(cal.coverage(), cal.mipd())",
+            "calibration_by_group(cal, 'SEX')                    # coverage gaps by subgroup, bootstrap CIs",
+            "```", ""]
     body = [line for s in sections for line in s[2]]
     Path(a.output).write_text("\n".join([*head, *body]) + "\n")
     print(f"validation report written to {a.output}: {'PASSED' if ok else 'FAILED'} in {wall / 60:.1f} min")

@@ -1,9 +1,10 @@
 """Forecast calibration: the scores (CRPS, coverage, MIPD), subgroup fairness, and a reduced real study.
 
-The reduced study is theophylline (theo_sd), 2 folds, twins conditioned on each patient's first three
-samples; ``make validate`` runs 3 folds on theophylline, phenobarbital and Oral_1CPT and checks the issue's
-targets there. Here: every later observation is scored exactly once, by a twin whose population never saw
-its patient, and the twin beats extrapolating the last observed value.
+The reduced study is theophylline (theo_sd), 3 folds, twins conditioned on each patient's first three
+samples (with 2 folds, populations fitted to 6 patients failed their gate: R-hat 1.011, or 1 divergence).
+``make validate`` runs 3 folds on theophylline, phenobarbital and Oral_1CPT and checks the issue's targets
+there. Here: every later observation is scored exactly once, by a twin whose population never saw its
+patient, and the twin beats extrapolating the last observed value.
 """
 
 from __future__ import annotations
@@ -99,9 +100,9 @@ def study():
     theo = load_dataset("theo_sd")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a fold's gate verdict is kept in result.notes, checked below
-        return theo, leave_future_out(theophylline_spec(), theo, n_conditioning=3, n_folds=2,
-                                      population_sampler=SamplerConfig(chains=4, warmup=400, draws=400, seed=1),
-                                      dataset="theo_sd", seed=1)
+        return theo, leave_future_out(theophylline_spec(), theo, n_conditioning=3, n_folds=3,
+                                      population_sampler=SamplerConfig(chains=4, warmup=500, draws=500, seed=0),
+                                      dataset="theo_sd", seed=0)
 
 
 @pytest.mark.slow
@@ -114,7 +115,7 @@ def test_every_later_observation_is_scored_once_by_a_twin_from_another_populatio
     expected = sum(max(0, int((obs["id"] == pid).sum()) - 3) for pid in theo.patients)
     assert len(p) == expected == 12 * 8
     assert (p.groupby("patient")["fold"].nunique() == 1).all()
-    assert p.groupby("fold")["patient"].nunique().tolist() == [6, 6]
+    assert p.groupby("fold")["patient"].nunique().tolist() == [4, 4, 4]
     assert p["pit"].between(0, 1).all() and (p["crps"] >= 0).all()
     cov = res.coverage()["coverage"]
     assert cov.is_monotonic_increasing

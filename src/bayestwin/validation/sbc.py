@@ -20,12 +20,22 @@ p-value per quantity. Multiple testing: Bonferroni -- the model fails SBC when a
 
 Examples
 --------
+A run (about a minute; tests/validation/test_sbc.py runs one):
+
 >>> from bayestwin.models import get_model
 >>> from bayestwin.testing import default_spec
->>> res = run_sbc(default_spec(get_model("pk.one_cmt_iv")), n_replications=4, n_patients=3, warmup=40,
-...               draws=40, thin=4, chains=1)
->>> res.ranks.shape, int(res.ranks.to_numpy().max()) <= res.n_draws
-((4, 7), True)
+>>> res = run_sbc(default_spec(get_model("pk.one_cmt_iv")), n_replications=30)   # doctest: +SKIP
+>>> print(res.format())                                                            # doctest: +SKIP
+SBC check.pk.one_cmt_iv (pk.one_cmt_iv): PASSED -- 30 replications, ranks among 100 draws, 6 bins; ...
+
+The tests on ranks (here 400 replications of uniform ranks among 99 draws):
+
+>>> import numpy as np, pandas as pd
+>>> ranks = pd.DataFrame({"tv_cl": np.random.default_rng(0).integers(0, 100, 400)})
+>>> rep = pd.DataFrame({"max_rhat": np.ones(400), "divergences": 0, "mean_steps": 7.0})
+>>> res = SBCResult("m", "s", ranks, n_draws=99, replications=rep, alpha=0.01, wall_s=0.0, settings={})
+>>> res.n_bins, res.ok
+(20, True)
 """
 
 from __future__ import annotations
