@@ -54,7 +54,7 @@ def _machine() -> str:
     return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}), Python {py}"
 
 
-def sbc_section(models: list[str], replications: int) -> tuple[bool, list[str]]:
+def sbc_section(models: list[str], replications: int, broken_replications: int) -> tuple[bool, list[str]]:
     """SBC and the broken-variant power check for every model in `models`."""
     import matplotlib
 
@@ -75,7 +75,8 @@ def sbc_section(models: list[str], replications: int) -> tuple[bool, list[str]]:
              "first patient's parameters. Test: chi-square on 20 equal-width rank bins per quantity; a model "
              "passes when every p-value is at least 0.01 / Q (Bonferroni over its Q quantities: family-wise "
              "false-failure rate <= 1 %). **Power check**: the same simulated data fitted with every prior "
-             "scale divided by 3 (``misspecified_prior``) must fail.", "",
+             "scale divided by 3 (``misspecified_prior``) must fail; "
+             f"{broken_replications} replications.", "",
              "| model | quantities | smallest p (quantity) | threshold | SBC | broken variant | replications with "
              "divergences | worst R-hat (median over replications) | wall time |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -83,10 +84,16 @@ def sbc_section(models: list[str], replications: int) -> tuple[bool, list[str]]:
     details = []
     for name in models:
         model = get_model(name)
+        if model.kind == "ode":  # see NOTES.md: vmapped NUTS through diffrax solves is far too slow on CPU
+            ok = False
+            lines.append(f"| `{name}` | | | | **NOT RUN** | | | | 4 replications x 6 patients x 200 iterations "
+                         "did not finish in 15 min on 2 cores (NUTS vmapped through diffrax solves) |")
+            continue
         spec = default_spec(model)
         settings = {"n_replications": replications, "warmup": 300, "draws": 500, "thin": 10, "seed": 0}
         good = run_sbc(spec, **settings)
-        bad = run_sbc(spec, fit_spec=misspecified_prior(spec, 1 / 3), **settings)
+        bad = run_sbc(spec, fit_spec=misspecified_prior(spec, 1 / 3), **(settings | {
+            "n_replications": broken_replications}))
         print(good.format(), flush=True)
         print(bad.format(), flush=True)
         t = good.tests()
@@ -209,6 +216,7 @@ def main() -> int:
     """Run the studies asked for and write the report; 0 if every study passed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replications", type=int, default=200)
+    parser.add_argument("--broken-replications", type=int, default=100)
     parser.add_argument("--only", default="sbc,calibration,pytest")
     parser.add_argument("--models", default="")
     parser.add_argument("--output", default=str(DOCS / "validation.md"))
@@ -220,7 +228,7 @@ def main() -> int:
     only = set(a.only.split(","))
     sections: list[tuple[str, bool, list[str]]] = []
     if "sbc" in only:
-        sections.append(("simulation-based calibration", *sbc_section(models, a.replications)))
+        sections.append(("simulation-based calibration", *sbc_section(models, a.replications, a.broken_replications)))
     if "calibration" in only:
         sections.append(("forecast calibration", *calibration_section()))
     if "pytest" in only:
