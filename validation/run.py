@@ -119,6 +119,11 @@ def sbc_section(models: list[str], replications: int, broken_replications: int) 
         details += [f"| {q} | {r.chi2:.1f} | {r.p_value:.3g} | {'yes' if r.passed else '**no**'} |"
                     for q, r in t.iterrows()]
         details.append("")
+    from bayestwin.models import model_names
+
+    left = [m for m in model_names() if not m.startswith("test.") and m not in models]
+    if left:
+        lines += ["", f"Built-in models not in this run (``--models``): {', '.join(f'`{m}`' for m in left)}."]
     return ok, [*lines, "", *details]
 
 

@@ -25,6 +25,7 @@ Examples
 
 from __future__ import annotations
 
+import itertools
 import time as _time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -325,7 +326,9 @@ def calibration_by_group(
     if pd.api.types.is_numeric_dtype(x) and x.nunique() > 5:
         edges = (np.quantile(x, np.linspace(0, 1, (bins or 3) + 1)) if bins is None or isinstance(bins, int)
                  else np.asarray(bins, dtype=float))
-        groups = pd.cut(x, np.unique(edges), include_lowest=True).astype(str)
+        edges = np.unique(edges)
+        labels = [f"{lo:.4g}-{hi:.4g}" for lo, hi in itertools.pairwise(edges)]
+        groups = pd.cut(x, edges, include_lowest=True, labels=labels).astype(str)
     else:
         groups = x.astype(str)
     rng = np.random.default_rng(seed)
