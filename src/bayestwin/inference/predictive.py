@@ -24,8 +24,7 @@ import numpy as np
 
 from bayestwin.dynamics.closed_form import dose_features
 from bayestwin.dynamics.events import Doses
-from bayestwin.inference.likelihood import residual_sd
-from bayestwin.inference.outputs import output_columns, sigma_groups
+from bayestwin.inference.outputs import output_columns, sigma_groups, simulate_observations
 from bayestwin.spec.structural import AbstractStructuralModel
 from bayestwin.spec.twin_spec import TwinSpec
 
@@ -66,17 +65,10 @@ def predictive_draws(
             every = jax.vmap(lambda one: model.predict_segments(one, st, doses, t, features=features))(th)
         # every: (sample, time, model output)
         ipred = every[..., jnp.asarray(columns)]  # (sample, time, observed output)
-        noise = jax.random.normal(key, ipred.shape)
-        groups = sigma_groups(spec, sg)
-        pred = []
-        for j, err in enumerate(spec.error):
-            f = ipred[..., j]
-            sd = jax.vmap(lambda f1, s, kind=err.kind: residual_sd(f1, kind, s))(f, groups[j])
-            if err.kind == "lognormal":
-                pred.append(jnp.exp(jnp.log(jnp.maximum(f, 1e-300)) + sd * noise[..., j]))
-            else:
-                pred.append(f + sd * noise[..., j])
-        return ipred, jnp.stack(pred, axis=-1)
+        n = ipred.shape[0]
+        groups = sigma_groups(spec, {k: v.reshape(n, 1, 1) for k, v in sg.items()})
+        output = jnp.broadcast_to(jnp.arange(len(columns)), ipred.shape)  # error model of each column
+        return ipred, simulate_observations(key, ipred, output, errors=spec.error, sigmas=groups)
 
     ipred, pred = run(th, sg, jax.random.PRNGKey(seed))
     return np.asarray(ipred), np.asarray(pred)
