@@ -38,6 +38,7 @@ from bayestwin.inference.individual import (
     mixture_scaling,
     population_prior,
 )
+from bayestwin.inference.latent import to_natural
 from bayestwin.inference.predictive import predictive_draws
 from bayestwin.inference.sampler import SamplerConfig, parallel_chains_ok, run_nuts
 from bayestwin.models.registry import get_model
@@ -121,7 +122,8 @@ class Twin:
         mcmc = run_nuts(build_individual_model(self.spec, model, arrays.features), (args, doses, obs), sampler,
                          parallel_ok=parallel_chains_ok(model, arrays.features))
         self.wall_time_s_ = time.perf_counter() - start
-        log_theta = np.asarray(mcmc.get_samples(group_by_chain=True)["log_theta"])  # (chain, draw, n_bsv)
+        # latent values of the BSV parameters (log-parameters on the log scale): (chain, draw, n_bsv)
+        log_theta = np.asarray(mcmc.get_samples(group_by_chain=True)["log_theta"])
         chains, draws = log_theta.shape[:2]
         flat = log_theta.reshape(chains * draws, -1)
         weights = jax.jit(jax.vmap(
@@ -130,17 +132,19 @@ class Twin:
         posterior: dict[str, np.ndarray] = {}
         bsv = self.spec.bsv_parameters
         others = [p.name for p in self.spec.parameters if not p.has_bsv]
+        natural = lambda name, z: np.asarray(to_natural(self.spec.parameter(name), z))  # noqa: E731
         dims: dict[str, list[str]] = {}
         if "starts" in prior:  # time-varying covariates: (chain, draw, segment)
             n_seg = len(prior["starts"])
             for j, name in enumerate(bsv):
-                posterior[name] = np.exp(flat[:, j][:, None] + prior["shift"][comp, :, j]).reshape(chains, draws, n_seg)
+                z = flat[:, j][:, None] + prior["shift"][comp, :, j]
+                posterior[name] = natural(name, z).reshape(chains, draws, n_seg)
             for j, name in enumerate(others):
                 posterior[name] = prior["fixed"][comp, :, j].reshape(chains, draws, n_seg)
             dims = {name: ["segment"] for name in self.spec.parameter_names}
         else:
             for j, name in enumerate(bsv):
-                posterior[name] = np.exp(flat[:, j]).reshape(chains, draws)
+                posterior[name] = natural(name, flat[:, j]).reshape(chains, draws)
             for j, name in enumerate(others):
                 posterior[name] = prior["fixed"][comp, j].reshape(chains, draws)
         for s in self.spec.sigma_names:
@@ -259,6 +263,10 @@ def append_events(table: EventTable, new: EventTable) -> EventTable:
         for col in ("dv", "limit", "lloq"):
             frame.loc[rows, col] = convert(frame.loc[rows, col].to_numpy(dtype=float), new.dv_unit(k),
                                            table.dv_unit(k), where=f"column {col.upper()} (DVID {k})")
+        sd = frame.loc[rows, "dvsd"].to_numpy(dtype=float)
+        if np.isfinite(sd).any():  # an SD scales with DV but is never shifted: refuse offset units (degC)
+            conversion_factor(new.dv_unit(k), table.dv_unit(k), where=f"column DVSD (DVID {k})")
+            frame.loc[rows, "dvsd"] = convert(sd, new.dv_unit(k), table.dv_unit(k), where=f"column DVSD (DVID {k})")
     for c in new.covariates:
         if c in new.units and c in table.units:
             frame[c] = convert(frame[c].to_numpy(dtype=float), new.units[c], table.units[c], where=f"covariate {c}")

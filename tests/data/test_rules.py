@@ -375,6 +375,10 @@ OBSERVATION_CASES = [
          "ID,TIME,AMT,DV,EVID,DVID\n1,0,100,.,1,.\n1,1,.,2.5,0,0\n",  # line 3 <-
          "ID,TIME,AMT,DV,EVID,DVID\n1,0,100,.,1,.\n1,1,.,2.5,0,1\n",
          (1, 3, "DVID")),
+    case("dvsd-not-positive", "O010", "error",
+         "ID,TIME,DV,DVSD\n1,0,28,15\n2,0,8,0\n3,0,-3,-16\n",  # lines 3 and 4: SD 0 and -16 <-
+         "ID,TIME,DV,DVSD\n1,0,28,15\n2,0,8,10\n3,0,-3,16\n",
+         (2, 3, "DVSD"), (3, 4, "DVSD"), options={"units": {"time": "h", "dv": "dimensionless"}}),
 ]
 
 # --- patients (P) -------------------------------------------------------------------------------------
@@ -464,6 +468,17 @@ MODEL_CASES = [
          "ID,TIME,AMT,DV,EVID,CMT\n1,0,100,.,1,depot\n1,1,.,2.5,0,central\n",
          (1, 3, "CMT"),
          options={"compartments": {1: "depot", 2: "central"}}),
+    # O011: the SD of an observation of a known_sd output is missing; never filled from an earlier row
+    case("known-sd-missing", "O011", "error",
+         "ID,TIME,AMT,DV,EVID,DVSD\n1,0,100,.,1,.\n1,1,.,2.5,0,0.3\n1,2,.,2.0,0,.\n",  # line 4 <-
+         "ID,TIME,AMT,DV,EVID,DVSD\n1,0,100,.,1,.\n1,1,.,2.5,0,0.3\n1,2,.,2.0,0,0.2\n",
+         (1, 4, "DVSD"),
+         options={"known_sd_outputs": (1,)}, reader=model),
+    case("known-sd-of-the-second-output-missing", "O011", "error",
+         "ID,TIME,AMT,DV,EVID,DVID,DVSD\n1,0,100,.,1,.,.\n1,1,.,2.5,0,1,.\n1,2,.,40,0,2,.\n",  # line 4 <-
+         "ID,TIME,AMT,DV,EVID,DVID,DVSD\n1,0,100,.,1,.,.\n1,1,.,2.5,0,1,.\n1,2,.,40,0,2,5\n",
+         (1, 4, "DVSD"),
+         options={"known_sd_outputs": (2,)}, reader=model),
 ]
 
 # --- date-times in TIME (Z) ----------------------------------------------------------------------------
@@ -601,6 +616,9 @@ def test_rule_fires_at_its_place_and_not_after_the_fix(c: Case) -> None:
         pytest.param("ID,TIME,AMT,DV,EVID,WT\n1,0,100,.,1,70\n1,1,.,2.5,0,70\n",  # a unit for WT, but wrong
                      {"units": {**UNITS, "WT": "cm"}}, ["U003"],
                      id="U003-wrong-kind-of-unit-is-not-also-a-missing-unit"),
+        pytest.param("ID,TIME,DV,DVSD\n1,0,28,15\n2,0,8,inf\n",  # line 3: an infinite SD is unreadable (V002)
+                     {"units": {"time": "h", "dv": "dimensionless"}}, ["V002"],
+                     id="V002-infinite-dvsd-is-not-also-a-bad-sd"),
     ],
 )
 def test_one_problem_one_violation(csv: str, options: dict[str, Any], rules: list[str]) -> None:

@@ -57,10 +57,12 @@ VALID_PARAMS: dict[str, dict[str, float]] = {
     "Uniform": {"lower": -1.0, "upper": 3.0},
     "Beta": {"alpha": 0.5, "beta": 0.5},
     "LKJ": {"eta": 2.0},
+    "Flat": {},
+    "HalfFlat": {},
 }
 SUPPORT = {"Normal": "real", "StudentT": "real", "Cauchy": "real", "LogNormal": "positive", "HalfNormal": "positive",
            "HalfCauchy": "positive", "HalfStudentT": "positive", "Exponential": "positive", "Gamma": "positive",
-           "Uniform": "interval", "Beta": "unit", "LKJ": "correlation"}
+           "Uniform": "interval", "Beta": "unit", "LKJ": "correlation", "Flat": "real", "HalfFlat": "positive"}
 
 
 def _rich_spec() -> TwinSpec:
@@ -254,7 +256,7 @@ def test_error_model_given_prior_kept_others_defaulted() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"kind": "poisson"}, r"error model 'poisson' is not one of \['additive', 'combined', 'lognormal', "
+        ({"kind": "poisson"}, r"error model 'poisson' is not one of \['additive', 'combined', 'known_sd', 'lognormal', "
                               r"'proportional'\]"),
         ({"kind": "additive", "priors": (("sigma_prop", Prior.half_normal(1.0)),)},
          r"additive error model has SDs \('sigma_add',\), not \['sigma_prop'\]"),

@@ -23,12 +23,17 @@ column      meaning                                                      default
 ``limit``   other end of the censoring interval (M4); missing = none     missing
 ``lloq``    lower limit of quantification of this sample                 missing
 ``dvid``    which observed output DV measures (1-based; see below)       1
+``dvsd``    known SD of this DV (measurement error), in DV units         missing
 ==========  ===========================================================  ==========
 
 ``DVID`` k says that the row measures the k-th observed output of the model spec (the k-th
 ``ErrorModel`` of ``TwinSpec.error``), so one table can hold, say, concentrations (DVID 1) and a drug
 effect (DVID 2). The unit of DV is ``units["dv"]`` for every DVID unless ``units["dv[k]"]`` gives DVID
 k its own (e.g. ``units={"dv": "mg/L", "dv[2]": "%"}``).
+
+``DVSD`` is the known standard deviation of the measurement on its row, in the unit of that row's DV
+(LIMIT and LLOQ share it too); the ``known_sd`` error model uses it instead of an estimated residual SD.
+Like LLOQ it belongs to its own record: it is never carried forward to later rows.
 
 Examples
 --------
@@ -82,6 +87,7 @@ CANONICAL: dict[str, ColumnSpec] = {
         ColumnSpec("limit", ("LIMIT",), "other end of the censoring interval"),
         ColumnSpec("lloq", ("LLOQ", "LOQ"), "lower limit of quantification"),
         ColumnSpec("dvid", ("DVID", "YTYPE", "OUTPUT"), "observed output", integer=True, default=1.0),
+        ColumnSpec("dvsd", ("DVSD",), "known SD of the observation (measurement error)"),
     )
 }
 

@@ -156,7 +156,7 @@ class EventTable:
             return self.units["time"]
         if column == "rate":
             return f"{self.units['amt']}/{self.units['time']}"
-        if column in ("limit", "lloq"):
+        if column in ("limit", "lloq", "dvsd"):
             return self.units["dv"]
         if column.startswith("dv[") and column not in self.units:
             return self.units["dv"]
@@ -166,7 +166,7 @@ class EventTable:
 
     # --- derived tables ---------------------------------------------------------------
     def dv_unit(self, dvid: int) -> str:
-        """Unit of DV (and LIMIT, LLOQ) on rows with DVID `dvid`.
+        """Unit of DV (and LIMIT, LLOQ, DVSD) on rows with DVID `dvid`.
 
         Examples
         --------

@@ -69,8 +69,12 @@ def check_events(
     *,
     compartments: Mapping[int, str] | None = None,
     required_covariates: Iterable[str] = (),
+    known_sd_outputs: Iterable[int] = (),
 ) -> ValidationReport:
-    """Check a table against a model: compartments (E006) and required covariates (C001).
+    """Check a table against a model: compartments (E006), required covariates (C001), known SDs (O011).
+
+    `known_sd_outputs` lists the DVIDs whose error model is ``known_sd``: each of their observations
+    needs its SD in DVSD.
 
     Examples
     --------
@@ -85,8 +89,9 @@ def check_events(
     f = table.frame
     ctx = RuleContext(frame=f, source_names=table.source_names, failed={}, units=table.units,
                       covariates=list(table.covariates), compartments=compartments,
-                      required_covariates=frozenset(required_covariates))
-    checks = [RULES["E006"], RULES["C001"]]
+                      required_covariates=frozenset(required_covariates),
+                      known_sd_outputs=frozenset(int(k) for k in known_sd_outputs))
+    checks = [RULES["E006"], RULES["C001"], RULES["O011"]]
     violations = [v for r in checks if r.check is not None for v in r.check(ctx, r)]
     return ValidationReport.from_violations(violations, source=table.source)
 

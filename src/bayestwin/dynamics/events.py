@@ -63,7 +63,9 @@ class Observations(NamedTuple):
 
     ``value`` holds DV (for ``cens == 1`` the LLOQ, for ``cens == -1`` the
     ULOQ); ``limit`` the other end of a censoring interval (NaN if none);
-    ``output`` the 0-based index of the observed output.
+    ``output`` the 0-based index of the observed output; ``sd`` the known SD
+    of each observation (DVSD; NaN where none is given), used by ``known_sd``
+    error models (None: no SDs at all).
     """
 
     time: Array
@@ -72,6 +74,7 @@ class Observations(NamedTuple):
     limit: Array
     output: Array
     mask: Array
+    sd: Array | None = None
 
 
 def bucket_size(n: int, *, minimum: int = 8) -> int:

@@ -29,7 +29,7 @@ from bayestwin.exceptions import DataValidationError, SpecError
 from bayestwin.inference.outputs import output_columns
 from bayestwin.spec.structural import AbstractStructuralModel
 from bayestwin.spec.twin_spec import TwinSpec
-from bayestwin.units import convert
+from bayestwin.units import conversion_factor, convert
 
 __all__ = ["SEGMENT_STARTS", "CohortArrays", "cohort_arrays", "output_unit"]
 
@@ -113,14 +113,16 @@ def cohort_arrays(
     >>> arrays.obs.time.shape, len(arrays.observations)
     ((12, 12), 132)
     """
-    report = check_events(table, compartments=model.compartment_map(), required_covariates=spec.covariates)
+    known_sd = [k for k, err in enumerate(spec.error, start=1) if err.known_sd]
+    report = check_events(table, compartments=model.compartment_map(), required_covariates=spec.covariates,
+                          known_sd_outputs=known_sd)
     if not report.ok:
         raise DataValidationError(report)
     output_columns(spec, model)  # every observed output must be one the model predicts
     units = {"time": spec.unit("time"), "amt": spec.unit("amt")}
     units |= {out: output_unit(spec, model, out) for out in spec.observed_outputs}
     f = expand_addl(table).frame
-    t_unit, a_unit = table.unit("time"), table.unit("amt")
+    t_unit = table.unit("time")
 
     def to_spec(column: str, source: str, target: str) -> np.ndarray:  # exact: multiply by N or divide by N
         return np.asarray(convert(f[column].to_numpy(dtype=float), source, target, where=f"column {column.upper()}"))
@@ -131,13 +133,12 @@ def cohort_arrays(
     too_high = is_obs & (dvid > len(spec.error))
     if too_high.any():
         row = f.index[np.flatnonzero(too_high)[0]]
-        pid = f["id"][row]
-        pid = pid.item() if hasattr(pid, "item") else pid
-        raise SpecError(f"row {row} (patient {pid!r}): DVID {dvid[too_high][0]} but spec {spec.name!r} "
+        raise SpecError(f"row {row} (patient {_py(f['id'][row])!r}): DVID {dvid[too_high][0]} but spec {spec.name!r} "
                         f"observes {len(spec.error)} output(s) {list(spec.observed_outputs)} "
                         f"(DVID 1-{len(spec.error)}); add an ErrorModel for that output or fix the DVID")
     dv = np.full(len(f), np.nan)
     limit = np.full(len(f), np.nan)
+    sd = np.full(len(f), np.nan)
     for k, out in enumerate(spec.observed_outputs, start=1):  # DV to each output's spec unit, DVID by DVID
         rows = dvid == k
         if rows.any():
@@ -145,18 +146,31 @@ def cohort_arrays(
             dv[rows] = convert(f["dv"].to_numpy(dtype=float)[rows], source, units[out], where=f"column DV (DVID {k})")
             limit[rows] = convert(f["limit"].to_numpy(dtype=float)[rows], source, units[out],
                                   where=f"column LIMIT (DVID {k})")
+            if k in known_sd:  # an SD scales with DV but is never shifted: offset units (degC) are refused
+                conversion_factor(source, units[out], where=f"column DVSD (DVID {k})")
+                sd[rows] = convert(f["dvsd"].to_numpy(dtype=float)[rows], source, units[out],
+                                   where=f"column DVSD (DVID {k})")
     time = to_spec("time", t_unit, units["time"])
     if np.any(f["rate"].isin((-1, -2))):
         raise SpecError("RATE -1/-2 (modelled infusion rate or duration) is not supported by bayestwin models yet; "
                         "give RATE or DUR explicitly")
-    amt = to_spec("amt", a_unit, units["amt"])
-    rate = to_spec("rate", table.unit("rate"), f"{units['amt']}/{units['time']}")
+    is_dose = np.isin(evid, (1, 3, 4))
+    if is_dose.any() and not model.compartments:
+        row = f.index[np.flatnonzero(is_dose)[0]]
+        raise SpecError(f"row {row} (patient {_py(f['id'][row])!r}) is a dose record (EVID {evid[is_dose][0]}), but "
+                        f"model {model.name!r} takes no doses (it has no compartments); remove the dosing records "
+                        "or choose a model that is dosed")
+    if is_dose.any():
+        amt = to_spec("amt", table.unit("amt"), units["amt"])
+        rate = to_spec("rate", table.unit("rate"), f"{units['amt']}/{units['time']}")
+    else:  # observations only (e.g. a disease marker): the table need not declare an amount unit
+        amt, rate = np.zeros(len(f)), np.zeros(len(f))
     dur = to_spec("dur", t_unit, units["time"])
     rate = np.where((rate <= 0) & (dur > 0), amt / np.where(dur > 0, dur, 1.0), rate)
     ii = to_spec("ii", t_unit, units["time"])
     ss = f["ss"].to_numpy()
-    cmt = np.array([model.compartment_index(c) for c in f["cmt"].tolist()], dtype=np.int32)
-    is_dose = np.isin(evid, (1, 3, 4))
+    cmt = np.zeros(len(f), dtype=np.int32)  # observation rows' CMT is checked (E006) but not used
+    cmt[is_dose] = [model.compartment_index(c) for c in f["cmt"][is_dose].tolist()]
     ids = f["id"].to_numpy()
     patients = tuple(pd.unique(ids))
     rows_of = {pid: np.flatnonzero(ids == pid) for pid in patients}
@@ -171,7 +185,8 @@ def cohort_arrays(
     d["time"][:] = np.inf
     d_int = {k: np.zeros((n, nd), dtype=np.int32) for k in ("cmt", "ss")}
     d_bool = {k: np.zeros((n, nd), dtype=bool) for k in ("reset", "mask")}
-    o = {"time": np.full((n, no), np.inf), "value": np.zeros((n, no)), "limit": np.full((n, no), np.nan)}
+    o = {"time": np.full((n, no), np.inf), "value": np.zeros((n, no)), "limit": np.full((n, no), np.nan),
+         "sd": np.full((n, no), np.nan)}
     o_int = {k: np.zeros((n, no), dtype=np.int32) for k in ("cens", "output")}
     o_mask = np.zeros((n, no), dtype=bool)
     records = []
@@ -194,6 +209,7 @@ def cohort_arrays(
             if later_dose.size:
                 t_obs[j] = np.nextafter(time[r], -np.inf)
         o["time"][p, :m], o["value"][p, :m], o["limit"][p, :m] = t_obs, dv[orows], limit[orows]
+        o["sd"][p, :m] = sd[orows]
         o_int["cens"][p, :m] = f["cens"].to_numpy()[orows]
         o_int["output"][p, :m] = dvid[orows] - 1
         o_mask[p, :m] = True
@@ -204,13 +220,19 @@ def cohort_arrays(
                   cmt=jnp.asarray(d_int["cmt"]), ii=jnp.asarray(d["ii"]), ss=jnp.asarray(d_int["ss"]),
                   reset=jnp.asarray(d_bool["reset"]), mask=jnp.asarray(d_bool["mask"]))
     obs = Observations(time=jnp.asarray(o["time"]), value=jnp.asarray(o["value"]), cens=jnp.asarray(o_int["cens"]),
-                       limit=jnp.asarray(o["limit"]), output=jnp.asarray(o_int["output"]), mask=jnp.asarray(o_mask))
+                       limit=jnp.asarray(o["limit"]), output=jnp.asarray(o_int["output"]), mask=jnp.asarray(o_mask),
+                       sd=jnp.asarray(o["sd"]))
     covariates = _covariates(f, time, table, spec, patients)
     features = dose_features(doses) | ({"censored"} if np.any(o_int["cens"][o_mask] != 0) else frozenset())
     if SEGMENT_STARTS in covariates:
         features = features | {"time_varying"}
     return CohortArrays(patients=patients, doses=doses, obs=obs, covariates=covariates,
                         observations=pd.DataFrame.from_records(records), units=units, features=features)
+
+
+def _py(value: Any) -> Any:
+    """A numpy scalar as the Python value (for messages)."""
+    return value.item() if hasattr(value, "item") else value
 
 
 def _covariates(frame: pd.DataFrame, time: np.ndarray, table: EventTable, spec: TwinSpec,

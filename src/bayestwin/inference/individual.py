@@ -2,7 +2,8 @@
 
 Given K draws ``phi_k`` of the population parameters (typical values, covariate
 coefficients, BSV SDs and correlation, residual SDs) from a cohort fit, the
-twin's posterior for the new patient's log-parameters ``u`` is
+twin's posterior for the new patient's latent parameters ``u`` (log-parameters on the log scale, the
+parameters themselves on the identity scale; see ``bayestwin.inference.latent``) is
 
     p(u | y, Y) ∝ (1/K) sum_k N(u; mu_k, Sigma_k) p(y | theta(u, phi_k), sigma_k)
 
@@ -31,8 +32,8 @@ from jax.scipy.special import logsumexp
 
 from bayestwin.dynamics.events import Doses, Observations
 from bayestwin.inference.arrays import SEGMENT_STARTS
+from bayestwin.inference.latent import covariate_latent_effect, to_latent, to_natural
 from bayestwin.inference.outputs import output_columns, outputs_loglik, select_outputs, sigma_groups
-from bayestwin.inference.population import covariate_log_effect
 from bayestwin.spec.structural import AbstractStructuralModel
 from bayestwin.spec.twin_spec import TwinSpec
 
@@ -42,7 +43,7 @@ __all__ = ["PopulationPrior", "build_individual_model", "component_log_weights",
 class PopulationPrior(dict):  # type: ignore[type-arg]
     """Arrays describing the K population components for one patient.
 
-    Keys: ``mu`` (K, n_bsv) means of the log-parameters with BSV, ``chol`` (K, n_bsv, n_bsv)
+    Keys: ``mu`` (K, n_bsv) means of the latent parameters with BSV, ``chol`` (K, n_bsv, n_bsv)
     Cholesky factors of their covariance with their inverses ``chol_inv`` and the normalising
     constants ``log_norm`` (K,) of the normal densities (precomputed once, so a gradient costs no
     triangular solves), ``fixed`` (K, n_other) values of the parameters without BSV, and one (K,)
@@ -62,23 +63,27 @@ def population_prior(
     """
     k = len(next(iter(draws.values())))
     starts = covariates.get(SEGMENT_STARTS)
-    log_mu: dict[str, np.ndarray] = {}
+    log_mu: dict[str, np.ndarray] = {}  # latent means (log-scale parameters: log means)
     for p in spec.parameters:
-        value = np.log(draws[f"tv_{p.name}"])
+        value = np.asarray(to_latent(p, np.asarray(draws[f"tv_{p.name}"], dtype=float)))
         if starts is not None:
             value = np.repeat(value[:, None], len(starts), axis=1)
         for eff in p.covariates:
             x = jnp.asarray(np.asarray(covariates[eff.covariate], dtype=float))
             beta = jnp.asarray(draws[f"beta_{p.name}_{eff.covariate}"])
-            value = value + np.asarray(covariate_log_effect(eff, x, beta if starts is None else beta[:, None]))
+            value = value + np.asarray(covariate_latent_effect(p, eff, x, beta if starts is None else beta[:, None]))
         log_mu[p.name] = np.asarray(value, dtype=float)
     bsv = spec.bsv_parameters
     others = [p.name for p in spec.parameters if not p.has_bsv]
+
+    def natural(n: str, v: np.ndarray) -> np.ndarray:
+        return np.asarray(to_natural(spec.parameter(n), v))
+
     shift = None
     if starts is not None:
         shift = (np.stack([log_mu[n] - log_mu[n][:, :1] for n in bsv], axis=2) if bsv
                  else np.zeros((k, len(starts), 0)))
-        fixed = (np.exp(np.stack([log_mu[n] for n in others], axis=2)) if others
+        fixed = (np.stack([natural(n, log_mu[n]) for n in others], axis=2) if others
                  else np.zeros((k, len(starts), 0)))
         log_mu = {n: v[:, 0] for n, v in log_mu.items()}
     mu = np.stack([log_mu[n] for n in bsv], axis=1) if bsv else np.zeros((k, 0))
@@ -86,7 +91,7 @@ def population_prior(
     corr = draws.get("corr_chol")
     chol = omega[:, :, None] * corr if corr is not None else np.einsum("ki,ij->kij", omega, np.eye(len(bsv)))
     if starts is None:
-        fixed = np.exp(np.stack([log_mu[n] for n in others], axis=1)) if others else np.zeros((k, 0))
+        fixed = np.stack([natural(n, log_mu[n]) for n in others], axis=1) if others else np.zeros((k, 0))
     chol_inv = np.linalg.inv(chol) if len(bsv) else chol
     log_norm = (-np.log(np.abs(np.diagonal(chol, axis1=1, axis2=2))).sum(axis=1)
                 - 0.5 * len(bsv) * np.log(2 * np.pi)) if len(bsv) else np.zeros(k)
@@ -106,6 +111,7 @@ def component_log_weights(
     """``log N(u; mu_k, Sigma_k) + log p(y | theta(u, k), sigma_k)`` for every component k: shape (K,)."""
     bsv = spec.bsv_parameters
     others = [p.name for p in spec.parameters if not p.has_bsv]
+    scaled = [spec.parameter(n) for n in bsv]
     columns = output_columns(spec, model)
     times = jnp.where(jnp.isfinite(obs.time), obs.time, 0.0)
     censored = features is None or "censored" in features
@@ -113,7 +119,8 @@ def component_log_weights(
     def loglik(pred_all: Array, sig: Mapping[str, Array]) -> Array:
         pred = select_outputs(pred_all, obs.output, columns)
         return jnp.sum(outputs_loglik(obs.value, pred, obs.output, errors=spec.error, sigmas=sigma_groups(spec, sig),
-                                      cens=obs.cens, limit=obs.limit, mask=obs.mask, censored=censored))
+                                      cens=obs.cens, limit=obs.limit, mask=obs.mask, censored=censored,
+                                      sd=obs.sd))
 
     def normal_log_density(mu: Array, chol_inv: Array, log_norm: Array) -> Array:
         white = chol_inv @ (u - mu)
@@ -121,7 +128,8 @@ def component_log_weights(
 
     def one(mu: Array, chol_inv: Array, log_norm: Array, fixed: Array, sig: Mapping[str, Array]) -> Array:
         log_prior = normal_log_density(mu, chol_inv, log_norm) if bsv else 0.0
-        theta = {n: jnp.exp(u[j]) for j, n in enumerate(bsv)} | {n: fixed[j] for j, n in enumerate(others)}
+        theta = ({p.name: to_natural(p, u[j]) for j, p in enumerate(scaled)}
+                 | {n: fixed[j] for j, n in enumerate(others)})
         return log_prior + loglik(model.predict(theta, doses, times, features=features), sig)
 
     sigmas = {s: prior[s] for s in spec.sigma_names}
@@ -131,7 +139,7 @@ def component_log_weights(
         def one_segmented(mu: Array, chol_inv: Array, log_norm: Array, fixed: Array, shift: Array,
                           sig: Mapping[str, Array]) -> Array:
             log_prior = normal_log_density(mu, chol_inv, log_norm) if bsv else 0.0
-            theta = ({n: jnp.exp(u[j] + shift[:, j]) for j, n in enumerate(bsv)}
+            theta = ({p.name: to_natural(p, u[j] + shift[:, j]) for j, p in enumerate(scaled)}
                      | {n: fixed[:, j] for j, n in enumerate(others)})
             return log_prior + loglik(model.predict_segments(theta, starts, doses, times, features=features), sig)
 
@@ -141,7 +149,8 @@ def component_log_weights(
         return jax.vmap(one)(prior["mu"], prior["chol_inv"], prior["log_norm"], prior["fixed"], sigmas)
     # Every parameter has BSV: the prediction does not depend on k, so compute it once and
     # vary only the prior density and the residual SDs across components.
-    pred_all = model.predict({n: jnp.exp(u[j]) for j, n in enumerate(bsv)}, doses, times, features=features)
+    pred_all = model.predict({p.name: to_natural(p, u[j]) for j, p in enumerate(scaled)}, doses, times,
+                             features=features)
     log_prior = jax.vmap(normal_log_density)(prior["mu"], prior["chol_inv"], prior["log_norm"])
     return log_prior + jax.vmap(lambda sig: loglik(pred_all, sig))(sigmas)
 
@@ -149,11 +158,14 @@ def component_log_weights(
 def build_individual_model(
     spec: TwinSpec, model: AbstractStructuralModel, features: frozenset[str] | None = None
 ) -> Any:
-    """NumPyro model ``f(prior, doses, obs)`` of one patient's log-parameters (site ``z``).
+    """NumPyro model ``f(prior, doses, obs)`` of one patient's latent parameters (site ``z``).
 
     ``u = center + scale * z`` with `center`/`scale` the mixture's mean and SD per
     dimension (a fixed affine change of variables: constant Jacobian), so NUTS
-    sees a well-scaled target.
+    sees a well-scaled target. The deterministic site ``log_theta`` holds ``u``: the latent values of
+    the parameters with BSV, i.e. log-parameters for log-scale parameters and the parameters
+    themselves for identity-scale ones (the name predates identity scales; map it back with
+    ``bayestwin.inference.latent.to_natural``).
     """
     n_bsv = len(spec.bsv_parameters)
 

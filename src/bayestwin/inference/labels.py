@@ -32,10 +32,12 @@ def variable_units(spec: TwinSpec) -> dict[str, str]:
     units: dict[str, str] = {}
     for p in spec.parameters:
         units[p.name] = units[f"tv_{p.name}"] = p.unit
+        identity = p.scale == "identity"  # additive effects: omega and beta carry the parameter's unit
         if p.has_bsv:
-            units[f"omega_{p.name}"] = "log-scale SD"
+            units[f"omega_{p.name}"] = p.unit if identity else "log-scale SD"
         for eff in p.covariates:
-            units[f"beta_{p.name}_{eff.covariate}"] = "dimensionless"
+            units[f"beta_{p.name}_{eff.covariate}"] = (f"{p.unit} per {eff.unit or 'unit'} of {eff.covariate}"
+                                                       if identity else "dimensionless")
     for site, j, sd in spec.sigma_sites:
         out = spec.error[j].output
         out_unit = spec.unit(out) if out in dict(spec.units) else ""
@@ -60,7 +62,8 @@ def pointwise_loglik(
         pred = select_outputs(predict_cohort(model, th, arrays.doses, obs.time, arrays.features, starts),
                               obs.output, columns)
         return outputs_loglik(obs.value, pred, obs.output, errors=spec.error, sigmas=sigma_groups(spec, sg),
-                              cens=obs.cens, limit=obs.limit, mask=obs.mask, censored="censored" in arrays.features)
+                              cens=obs.cens, limit=obs.limit, mask=obs.mask, censored="censored" in arrays.features,
+                              sd=obs.sd)
 
     full = jax.jit(jax.vmap(one))({k: jnp.asarray(v) for k, v in theta.items()},
                                   {k: jnp.asarray(v) for k, v in sigmas.items()})

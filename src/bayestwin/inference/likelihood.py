@@ -21,13 +21,23 @@ from jax import Array
 from jax.scipy.special import log_ndtr
 from jax.scipy.stats import norm
 
+from bayestwin.exceptions import SpecError
+
 __all__ = ["observation_loglik", "residual_sd"]
 
 _LOG_TINY = -745.0  # log of the smallest positive double: a floor for log(prediction) when it is 0
 
 
-def residual_sd(pred: Array, kind: str, sigmas: Mapping[str, Array]) -> Array:
-    """SD of the observation around `pred` (on the log scale for ``lognormal``)."""
+def residual_sd(pred: Array, kind: str, sigmas: Mapping[str, Array], sd: Array | None = None) -> Array:
+    """SD of the observation around `pred` (on the log scale for ``lognormal``).
+
+    ``known_sd`` returns `sd`, each observation's own SD (``Observations.sd``); SpecError without it.
+    """
+    if kind == "known_sd":
+        if sd is None:
+            raise SpecError("a known_sd error model needs each observation's SD: pass sd= (the DVSD column of the "
+                            "data, carried in Observations.sd by cohort_arrays)")
+        return jnp.broadcast_to(sd, pred.shape)
     if kind == "additive":
         return jnp.broadcast_to(sigmas["sigma_add"], pred.shape)
     if kind == "proportional":
@@ -54,6 +64,7 @@ def observation_loglik(
     limit: Array,
     mask: Array,
     censored: bool = True,
+    sd: Array | None = None,
 ) -> Array:
     """Pointwise log-likelihood of observations `value` given predictions `pred`.
 
@@ -66,10 +77,15 @@ def observation_loglik(
     `censored` (static) is a promise that some entry may have ``cens != 0``; with False the censored
     branches are not compiled (the likelihood of uncensored data costs about half as much), and the
     values of `cens` and `limit` are ignored.
+
+    `sd` holds each observation's known SD (``known_sd`` only; entries that are masked, or not finite and
+    positive, are replaced by 1 before use so that padding cannot make a gradient NaN).
     """
     safe_value = jnp.where(mask, value, 1.0)
     safe_pred = jnp.where(mask, pred, 1.0)
-    sd = residual_sd(safe_pred, kind, sigmas)
+    if sd is not None:
+        sd = jnp.where(mask & jnp.isfinite(sd) & (sd > 0), sd, 1.0)
+    sd = residual_sd(safe_pred, kind, sigmas, sd)
     if kind == "lognormal":
         loc = jnp.log(jnp.maximum(safe_pred, 0.0) + jnp.exp(_LOG_TINY))
         y = jnp.log(jnp.where(safe_value > 0, safe_value, 1.0))

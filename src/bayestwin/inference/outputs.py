@@ -75,28 +75,32 @@ def sigma_groups(spec: TwinSpec, values: Mapping[str, Any]) -> list[dict[str, An
 
 def outputs_loglik(
     value: Array, pred: Array, output: Array, *, errors: Sequence[ErrorModel], sigmas: Sequence[Mapping[str, Array]],
-    cens: Array, limit: Array, mask: Array, censored: bool = True,
+    cens: Array, limit: Array, mask: Array, censored: bool = True, sd: Array | None = None,
 ) -> Array:
     """Pointwise log-likelihood when observation ``i`` measures output ``output[i]`` (error model index).
 
-    `pred` holds, per observation, the prediction of the output it measures (see ``select_outputs``).
+    `pred` holds, per observation, the prediction of the output it measures (see ``select_outputs``);
+    `sd` each observation's known SD (``Observations.sd``), used by ``known_sd`` error models.
     """
     if len(errors) == 1:
         return observation_loglik(value, pred, kind=errors[0].kind, sigmas=sigmas[0], cens=cens, limit=limit,
-                                  mask=mask, censored=censored)
+                                  mask=mask, censored=censored, sd=sd)
     total = jnp.zeros(jnp.shape(value))
     for j, err in enumerate(errors):
         total = total + observation_loglik(value, pred, kind=err.kind, sigmas=sigmas[j], cens=cens, limit=limit,
-                                           mask=mask & (output == j), censored=censored)
+                                           mask=mask & (output == j), censored=censored, sd=sd)
     return total
 
 
 def simulate_observations(
     key: Array, pred: Array, output: Array, *, errors: Sequence[ErrorModel], sigmas: Sequence[Mapping[str, Array]],
+    sd: Array | None = None,
 ) -> Array:
     """New observations around `pred`: observation ``i`` gets error model ``errors[output[i]]``'s noise.
 
-    Log-normal error is ``exp(log pred + sigma * e)``, the others ``pred + sd * e``; no censoring.
+    Log-normal error is ``exp(log pred + sigma * e)``, the others ``pred + sd * e``; no censoring. A
+    ``known_sd`` error model needs `sd` (each new observation's SD, broadcastable to `pred`): SpecError
+    without it, since a future measurement's precision is not part of the model.
 
     Examples
     --------
@@ -110,7 +114,12 @@ def simulate_observations(
     noise = jax.random.normal(key, jnp.shape(pred))
     y = pred
     for j, err in enumerate(errors):
-        sd = residual_sd(pred, err.kind, sigmas[j])
-        yj = jnp.exp(jnp.log(jnp.maximum(pred, 1e-300)) + sd * noise) if err.kind == "lognormal" else pred + sd * noise
+        if err.known_sd and sd is None:
+            raise SpecError(f"output {err.output!r} has a known_sd error model: simulating new observations of it "
+                            "needs each one's SD (sd=); the model does not say how precise a future measurement "
+                            "is. Use the predictions without noise (IPRED) or pass sd=")
+        scale = residual_sd(pred, err.kind, sigmas[j], sd)
+        yj = (jnp.exp(jnp.log(jnp.maximum(pred, 1e-300)) + scale * noise) if err.kind == "lognormal"
+              else pred + scale * noise)
         y = yj if len(errors) == 1 else jnp.where(output == j, yj, y)
     return y

@@ -1,8 +1,9 @@
 """The hierarchical population model of a ``TwinSpec``, as a NumPyro model.
 
-For patient i and structural parameter j with log-normal BSV:
+For patient i and structural parameter j, on the parameter's latent scale (``bayestwin.inference.latent``:
+log for ``scale="log"``, the value itself for ``scale="identity"``):
 
-    log theta_ij = log TV_j + sum_k effect_jk(cov_ik) + eta_ij
+    z_ij = latent(TV_j) + sum_k effect_jk(cov_ik) + eta_ij,    theta_ij = natural(z_ij)
     eta_i ~ MVN(0, diag(omega) R diag(omega))     (R = I unless an LKJ prior is given)
 
 non-centred by default (``eta = z @ (diag(omega) L).T``, ``z ~ N(0, I)``). Each
@@ -31,27 +32,14 @@ from jax import Array
 
 from bayestwin.dynamics.events import Doses, Observations
 from bayestwin.inference.arrays import SEGMENT_STARTS
+from bayestwin.inference.latent import covariate_latent_effect, covariate_log_effect, to_latent, to_natural
 from bayestwin.inference.outputs import output_columns, outputs_loglik, select_outputs, sigma_groups
 from bayestwin.inference.priors import to_numpyro
-from bayestwin.spec.parameters import CovariateEffect
 from bayestwin.spec.structural import AbstractStructuralModel
 from bayestwin.spec.twin_spec import TwinSpec
 
-__all__ = ["build_population_model", "covariate_log_effect", "predict_cohort"]
-
-
-def covariate_log_effect(effect: CovariateEffect, x: Array, beta: Array) -> Array:
-    """Log of the multiplicative effect of covariate values `x` (see ``bayestwin.spec.parameters``)."""
-    ref = effect.reference
-    if effect.form == "power":
-        return beta * jnp.log(x / ref)
-    if effect.form == "linear":
-        return jnp.log1p(beta * (x - ref))
-    if effect.form == "exponential":
-        return beta * (x - ref)
-    if effect.form == "indicator":
-        return jnp.where(x < ref, beta, 0.0)
-    raise ValueError(f"unknown covariate form {effect.form!r}")
+__all__ = ["build_population_model", "covariate_log_effect", "predict_cohort"]  # covariate_log_effect: moved
+# to bayestwin.inference.latent, re-exported here for callers written before scales existed
 
 
 def predict_cohort(
@@ -93,25 +81,26 @@ def build_population_model(
         n = obs.time.shape[0]
         starts = covariates.get(SEGMENT_STARTS)
         shape = (n,) if starts is None else starts.shape  # (patient,) or (patient, segment)
-        log_theta: dict[str, Array] = {}
+        latent: dict[str, Array] = {}
         for p in params:
-            tv = p.fixed if p.fixed is not None else numpyro.sample(f"tv_{p.name}", to_numpyro(p.typical))
-            value = jnp.full(shape, jnp.log(tv))
+            site = f"tv_{p.name}"
+            tv = p.fixed if p.fixed is not None else numpyro.sample(site, to_numpyro(p.typical, site=site))
+            value = jnp.full(shape, to_latent(p, tv))
             for eff in p.covariates:
-                beta = eff.fixed if eff.fixed is not None else numpyro.sample(
-                    f"beta_{p.name}_{eff.covariate}", to_numpyro(eff.prior))
-                value = value + covariate_log_effect(eff, covariates[eff.covariate], beta)
-            log_theta[p.name] = value
+                site = f"beta_{p.name}_{eff.covariate}"
+                beta = eff.fixed if eff.fixed is not None else numpyro.sample(site, to_numpyro(eff.prior, site=site))
+                value = value + covariate_latent_effect(p, eff, covariates[eff.covariate], beta)
+            latent[p.name] = value
         if bsv:
             eta = _random_effects(spec, n)
             for j, name in enumerate(bsv):
-                log_theta[name] = log_theta[name] + (eta[:, j] if starts is None else eta[:, j, None])
-        theta = {name: numpyro.deterministic(name, jnp.exp(v)) for name, v in log_theta.items()}
+                latent[name] = latent[name] + (eta[:, j] if starts is None else eta[:, j, None])
+        theta = {p.name: numpyro.deterministic(p.name, to_natural(p, latent[p.name])) for p in params}
         pred = select_outputs(predict_cohort(model, theta, doses, obs.time, features, starts), obs.output, columns)
-        sigmas = {s: numpyro.sample(s, to_numpyro(spec.sigma_prior(s))) for s in spec.sigma_names}
+        sigmas = {s: numpyro.sample(s, to_numpyro(spec.sigma_prior(s), site=s)) for s in spec.sigma_names}
         loglik = outputs_loglik(obs.value, pred, obs.output, errors=spec.error, sigmas=sigma_groups(spec, sigmas),
                                 cens=obs.cens, limit=obs.limit, mask=obs.mask,
-                                censored=features is None or "censored" in features)
+                                censored=features is None or "censored" in features, sd=obs.sd)
         numpyro.factor("obs_loglik", jnp.sum(loglik))
 
     return population_model
@@ -120,7 +109,8 @@ def build_population_model(
 def _random_effects(spec: TwinSpec, n: int) -> Array:
     bsv = spec.bsv_parameters
     k = len(bsv)
-    omega = jnp.stack([numpyro.sample(f"omega_{name}", to_numpyro(spec.parameter(name).bsv)) for name in bsv])
+    omega = jnp.stack([numpyro.sample(f"omega_{name}", to_numpyro(spec.parameter(name).bsv, site=f"omega_{name}"))
+                       for name in bsv])
     scale_tril: Any = None
     if spec.correlation is not None:
         chol = numpyro.sample("corr_chol", dist.LKJCholesky(k, spec.correlation.param("eta")))

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
-from numpyro.distributions import constraints
+from numpyro.distributions import ImproperUniform, constraints
 from numpyro.distributions.transforms import biject_to
 from numpyro.infer import MCMC, NUTS
 
@@ -70,7 +70,9 @@ def init_near_prior_median(site: dict[str, Any] | None = None, radius: float = 0
     Chains start apart (so R-hat can still reveal a multimodal posterior) but in the region the priors
     call plausible, not at ``exp(U(-2, 2))`` as NumPyro's default does — for a one-compartment oral
     model that default can start a chain in the flip-flop mode (ka and ke swapped, V tiny), where it
-    stays. Sites without a proper prior (``ImproperUniform``) start at the jittered origin. Sites inside
+    stays. Sites without a proper prior (``ImproperUniform``: the ``Flat`` and ``HalfFlat`` priors, the
+    twin's scaled coordinates) start at the jittered origin of unconstrained space: 0 on the real line,
+    1 on the positive half-line. Sites inside
     the ``patient`` plate (random effects) start at their median without jitter: every patient starts at
     the typical values, and the chains differ in the population parameters (jittering hundreds of random
     effects put starts 10^12 nats out in the tails of the Oral_1CPT posterior).
@@ -86,7 +88,7 @@ def init_near_prior_median(site: dict[str, Any] | None = None, radius: float = 0
     key_sample, key_jitter = jax.random.split(key if key is not None else jax.random.PRNGKey(0))
     shape = site["kwargs"].get("sample_shape", ()) + fn.batch_shape + fn.event_shape
     transform = biject_to(fn.support)
-    if fn.support is constraints.real or type(fn).__name__ == "ImproperUniform":
+    if fn.support is constraints.real or isinstance(fn, ImproperUniform):
         center = jnp.zeros(shape)
     else:
         draws = fn.sample(key_sample, sample_shape=(31, *site["kwargs"].get("sample_shape", ())))

@@ -40,7 +40,7 @@ def register(name: str) -> Callable[[M], M]:
 
 
 def _load_builtins() -> None:
-    from bayestwin.models import pk  # noqa: F401  (registers the PK models)
+    from bayestwin.models import longitudinal, pk  # noqa: F401  (registers the PK and dose-free models)
 
 
 def model_names() -> list[str]:

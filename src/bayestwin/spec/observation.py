@@ -6,6 +6,13 @@ For a prediction ``f`` the observation ``y`` is modelled as
 ``proportional``  y ~ Normal(f, sigma_prop * f)
 ``combined``      y ~ Normal(f, sqrt(sigma_add**2 + (sigma_prop * f)**2))
 ``lognormal``     log y ~ Normal(log f, sigma_log)      (exponential error)
+``known_sd``      y ~ Normal(f, sd_i)                   (a known measurement SD per observation)
+
+``known_sd`` has no residual SD to estimate: each observation row of the event table gives its own SD in
+the ``DVSD`` column, in DV units (a meta-analysis' standard errors, an assay's reported precision, the
+eight-schools model). ``DVSD`` is a per-record column like ``LLOQ``, never carried forward from an earlier
+row, and the data check names every observation of such an output whose SD is missing, not finite or
+not positive.
 
 Censored records (CENS = 1, DV = LLOQ) contribute the probability of a value
 below the LLOQ (Beal's M3 method): ``P(y < LLOQ) = Phi((LLOQ - f) / sd)``;
@@ -15,6 +22,8 @@ Examples
 --------
 >>> ErrorModel("combined").sigma_names
 ('sigma_add', 'sigma_prop')
+>>> ErrorModel("known_sd").sigma_names, ErrorModel("known_sd").known_sd
+((), True)
 """
 
 from __future__ import annotations
@@ -28,12 +37,13 @@ from bayestwin.spec.prior import Prior
 
 __all__ = ["ERROR_KINDS", "ErrorModel"]
 
-ErrorKind = Literal["additive", "proportional", "combined", "lognormal"]
+ErrorKind = Literal["additive", "proportional", "combined", "lognormal", "known_sd"]
 ERROR_KINDS: dict[str, tuple[str, ...]] = {
     "additive": ("sigma_add",),
     "proportional": ("sigma_prop",),
     "combined": ("sigma_add", "sigma_prop"),
     "lognormal": ("sigma_log",),
+    "known_sd": (),
 }
 _DEFAULT_PRIORS = {"sigma_add": Prior("HalfNormal", sigma=1.0), "sigma_prop": Prior("HalfNormal", sigma=0.5),
                    "sigma_log": Prior("HalfNormal", sigma=0.5)}
@@ -45,7 +55,7 @@ class ErrorModel:
 
     Parameters
     ----------
-    kind : {"additive", "proportional", "combined", "lognormal"}
+    kind : {"additive", "proportional", "combined", "lognormal", "known_sd"}
         Error structure (see the module docstring).
     output : str
         Name of the observed output (``"conc"`` for a PK model's concentration).
@@ -66,6 +76,9 @@ class ErrorModel:
             raise SpecError(f"error model {self.kind!r} is not one of {sorted(ERROR_KINDS)}")
         given = dict(self.priors)
         unknown = set(given) - set(ERROR_KINDS[self.kind])
+        if unknown and self.kind == "known_sd":
+            raise SpecError(f"a known_sd error model estimates no residual SD (each observation's SD comes from "
+                            f"the DVSD column of the data), so it takes no priors; remove {sorted(unknown)}")
         if unknown:
             raise SpecError(f"{self.kind} error model has SDs {ERROR_KINDS[self.kind]}, not {sorted(unknown)}")
         for name, prior in given.items():
@@ -75,6 +88,11 @@ class ErrorModel:
         object.__setattr__(self, "priors", full)
         if self.censoring not in ("m3", "ignore"):
             raise SpecError(f"censoring must be 'm3' or 'ignore', got {self.censoring!r}")
+
+    @property
+    def known_sd(self) -> bool:
+        """Whether each observation brings its own SD (column ``DVSD``) instead of an estimated one."""
+        return self.kind == "known_sd"
 
     @property
     def sigma_names(self) -> tuple[str, ...]:

@@ -10,6 +10,15 @@ Examples
 Prior(family='LogNormal', params=(('mu', 1.0986122886681098), ('sigma', 1.0)))
 >>> Prior("HalfNormal", sigma=0.5).support
 'positive'
+
+``Flat`` (real line) and ``HalfFlat`` (positive half-line) are improper flat priors, density 1 everywhere
+on their support, as Stan gives a parameter declared without a sampling statement (e.g. an SD declared
+``real<lower=0>``). The posterior is proper when the data identify the parameter; nothing can be drawn
+*from* them, so prior predictive checks, simulation-based calibration and simulated cohorts refuse them
+(``SpecError``).
+
+>>> Prior("HalfFlat").proper, Prior("HalfFlat").support
+(False, 'positive')
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ from typing import Any
 
 from bayestwin.exceptions import SpecError
 
-__all__ = ["PRIOR_FAMILIES", "Prior"]
+__all__ = ["IMPROPER_FAMILIES", "PRIOR_FAMILIES", "Prior"]
 
 #: family -> (parameter names in order, support of the distribution)
 PRIOR_FAMILIES: dict[str, tuple[tuple[str, ...], str]] = {
@@ -37,7 +46,12 @@ PRIOR_FAMILIES: dict[str, tuple[tuple[str, ...], str]] = {
     "Uniform": (("lower", "upper"), "interval"),
     "Beta": (("alpha", "beta"), "unit"),
     "LKJ": (("eta",), "correlation"),
+    "Flat": ((), "real"),
+    "HalfFlat": ((), "positive"),
 }
+
+#: Families with no normalisable density (improper flat priors): nothing can be drawn from them.
+IMPROPER_FAMILIES: frozenset[str] = frozenset({"Flat", "HalfFlat"})
 
 _POSITIVE_PARAMS = {"sigma", "nu", "rate", "alpha", "beta", "eta"}
 
@@ -90,6 +104,11 @@ class Prior:
     def support(self) -> str:
         """``real``, ``positive``, ``interval``, ``unit`` or ``correlation``."""
         return PRIOR_FAMILIES[self.family][1]
+
+    @property
+    def proper(self) -> bool:
+        """False for the improper flat priors (``Flat``, ``HalfFlat``), which cannot be sampled."""
+        return self.family not in IMPROPER_FAMILIES
 
     def param(self, name: str) -> float:
         """Value of one parameter of the family."""

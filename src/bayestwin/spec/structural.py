@@ -30,6 +30,7 @@ class AbstractStructuralModel(abc.ABC):
     compartments : tuple of str
         Compartment names; CMT numbers in data are 1-based positions in this
         tuple (CMT 0 or missing means `default_dose_compartment` for doses).
+        Empty for a model that takes no doses (``bayestwin.models.longitudinal``).
     default_dose_compartment : str
         Where a dose without CMT goes.
     outputs : tuple of str
@@ -43,6 +44,10 @@ class AbstractStructuralModel(abc.ABC):
     reference_values : Mapping[str, float]
         Typical parameter values in the model's units (an adult patient), used by
         ``bayestwin.testing`` to simulate data and centre default priors; optional.
+    parameter_scales : Mapping[str, str]
+        ``"identity"`` for a parameter that may be zero or negative (an intercept, a slope), so that
+        default specs (``bayestwin.testing.default_spec``) put it on the identity scale; a parameter not
+        listed is positive (``"log"``). A spec may still choose either scale.
     linear : bool
         True when the dynamics are linear in the amounts (``predict_segments`` then propagates exactly by
         matrix exponentials, without diffrax, so chains may run in parallel under ``pmap``).
@@ -57,6 +62,7 @@ class AbstractStructuralModel(abc.ABC):
     kind: ClassVar[str] = "closed_form"
     linear: ClassVar[bool] = False
     reference_values: ClassVar[Mapping[str, float]] = {}
+    parameter_scales: ClassVar[Mapping[str, str]] = {}
     description: ClassVar[str] = ""
 
     @abc.abstractmethod

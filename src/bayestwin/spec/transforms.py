@@ -96,7 +96,7 @@ def add_covariate_effect(
     parameter: str,
     covariate: str,
     *,
-    form: CovariateForm = "power",
+    form: CovariateForm | None = None,
     reference: float = 1.0,
     prior: Prior | None = None,
     fixed: float | None = None,
@@ -111,8 +111,9 @@ def add_covariate_effect(
     covariate : str
         Event-table column, e.g. ``"WT"`` (kg).
     form, reference, prior, fixed, unit
-        See ``CovariateEffect``; default prior
-        Normal(0, 1) on the coefficient when neither prior nor fixed is given.
+        See ``CovariateEffect``; default form ``"power"`` on a log-scale parameter and ``"linear"``
+        (additive) on an identity-scale one; default prior Normal(0, 1) on the coefficient when
+        neither prior nor fixed is given.
 
     Examples
     --------
@@ -126,6 +127,8 @@ def add_covariate_effect(
         raise SpecError(f"parameter {parameter!r} already depends on {covariate!r}; remove that effect first")
     if prior is None and fixed is None:
         prior = Prior("Normal", mu=0.0, sigma=1.0)
+    if form is None:
+        form = "linear" if p.scale == "identity" else "power"
     effect = CovariateEffect(covariate, form=form, reference=reference, prior=prior, fixed=fixed, unit=unit)
     return _with_parameter(spec, replace(p, covariates=(*p.covariates, effect)))
 

@@ -36,16 +36,26 @@ DEFAULT_TIMES: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 6.0, 8.0, 12.0, 24.0)
 def default_spec(model: AbstractStructuralModel, *, bsv_sd: float = 0.3) -> TwinSpec:
     """A spec for `model` centred on its ``reference_values``.
 
-    Log-normal typical values (SD 0.5 on the log scale), BSV on every parameter (HalfNormal(`bsv_sd`)),
-    proportional error, centred random effects (the simulated designs are data-rich); SpecError if the
-    model has no reference values.
+    Log-scale parameters: log-normal typical values (SD 0.5 on the log scale) and HalfNormal(`bsv_sd`)
+    BSV. Identity-scale ones (``model.parameter_scales``): Normal(ref, 0.5 s) typical values and
+    HalfNormal(`bsv_sd` s) BSV with s = |ref| (1 if ref is 0), the same relative spread. BSV on every
+    parameter, proportional error, centred random effects (the simulated designs are data-rich);
+    SpecError if the model has no reference values.
     """
     ref = dict(model.reference_values)
     missing = [p for p in model.parameters if p not in ref]
     if missing:
         raise SpecError(f"model {model.name!r} gives no reference_values for {missing}; pass a spec to check it")
-    params = tuple(Parameter(name, unit=unit, typical=Prior.lognormal(median=ref[name], sigma=0.5),
-                             bsv=Prior.half_normal(bsv_sd)) for name, unit in model.parameters.items())
+
+    def parameter(name: str, unit: str) -> Parameter:
+        if model.parameter_scales.get(name, "log") == "identity":
+            s = abs(ref[name]) or 1.0
+            return Parameter(name, unit=unit, typical=Prior("Normal", mu=ref[name], sigma=0.5 * s),
+                             bsv=Prior.half_normal(bsv_sd * s), scale="identity")
+        return Parameter(name, unit=unit, typical=Prior.lognormal(median=ref[name], sigma=0.5),
+                         bsv=Prior.half_normal(bsv_sd))
+
+    params = tuple(parameter(name, unit) for name, unit in model.parameters.items())
     units = {"time": model.units["time"], "amt": model.units["amt"]} | {o: model.units[o] for o in model.outputs}
     return TwinSpec(name=f"check.{model.name}", model=model.name, parameters=params,
                     error=tuple(ErrorModel("proportional", output=o,
@@ -60,25 +70,37 @@ def simulate_cohort(
     """Data simulated from `spec`'s model: one `dose` into the default compartment, samples at `times`.
 
     Each patient's parameters are the typical values `truth` (default: the model's reference values)
-    times ``exp(omega * z)`` for parameters with BSV; each output is observed at every time with
-    proportional error `sigma`. Returns the event table (in the spec's units, DVID per output) and the
-    truth: typical values plus per-patient parameters under ``"patients"``.
+    times ``exp(omega * z)`` for log-scale parameters with BSV, plus ``omega * s * z`` for identity-scale
+    ones (s = |truth|, 1 if it is 0); each output is observed at every time with proportional error
+    `sigma`. A model without compartments (no dosing) gets observation records only. Returns the event
+    table (in the spec's units, DVID per output) and the truth: typical values plus per-patient
+    parameters under ``"patients"``.
     """
     model = get_model(spec.model)
     truth = dict(model.reference_values if truth is None else truth)
     rng = np.random.default_rng(seed)
+    dosed = bool(model.compartments)
     dose_cmt = model.default_dose_compartment
-    obs_cmt = "central" if "central" in model.compartments else model.compartments[-1]
+    obs_cmt = ("central" if "central" in model.compartments else model.compartments[-1]) if dosed else 0
     t = np.asarray(times, dtype=float)
     rows: list[dict[str, Any]] = []
     per_patient = []
+    doses = (Doses.single(time=0.0, amt=dose, cmt=model.compartment_index(dose_cmt)) if dosed
+             else Doses.single(time=0.0, amt=0.0)._replace(mask=jnp.zeros(1, dtype=bool)))
+
+    def individual(p: Parameter) -> float:
+        if not p.has_bsv:
+            return truth[p.name]
+        if p.scale == "identity":
+            return truth[p.name] + omega * (abs(truth[p.name]) or 1.0) * rng.normal()
+        return truth[p.name] * np.exp(omega * rng.normal())
+
     for pid in range(1, n_patients + 1):
-        theta = {p.name: truth[p.name] * (np.exp(omega * rng.normal()) if p.has_bsv else 1.0) for p in spec.parameters}
+        theta = {p.name: individual(p) for p in spec.parameters}
         per_patient.append(theta)
-        pred = np.asarray(model.predict({k: jnp.asarray(v) for k, v in theta.items()},
-                                        Doses.single(time=0.0, amt=dose, cmt=model.compartment_index(dose_cmt)),
-                                        jnp.asarray(t)))
-        rows.append({"ID": pid, "TIME": 0.0, "EVID": 1, "AMT": dose, "DV": ".", "CMT": dose_cmt, "DVID": 1})
+        pred = np.asarray(model.predict({k: jnp.asarray(v) for k, v in theta.items()}, doses, jnp.asarray(t)))
+        if dosed:
+            rows.append({"ID": pid, "TIME": 0.0, "EVID": 1, "AMT": dose, "DV": ".", "CMT": dose_cmt, "DVID": 1})
         for k, out in enumerate(spec.observed_outputs, start=1):
             col = model.outputs.index(out)
             dv = pred[:, col] * (1.0 + sigma * rng.normal(size=t.size))

@@ -37,6 +37,8 @@ class RuleContext:
         Compartments of an attached model: number -> name.
     required_covariates, static_covariates : frozenset of str
         Covariates that doses/observations need, and those constant per patient.
+    known_sd_outputs : frozenset of int
+        DVIDs of outputs whose error model takes each observation's SD from DVSD (``known_sd``).
     weight_column : str or None
         Covariate holding body weight, if known.
     """
@@ -49,6 +51,7 @@ class RuleContext:
     compartments: Mapping[int, str] | None = None
     required_covariates: frozenset[str] = frozenset()
     static_covariates: frozenset[str] = frozenset()
+    known_sd_outputs: frozenset[int] = frozenset()
     weight_column: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -101,7 +101,7 @@ def unknown_cmt(ctx: RuleContext, me: Rule) -> Iterator[Violation]:
     allowed = set(comps) | set(comps.values()) | {0}
     f = ctx.frame
     mask = ~f["cmt"].map(lambda c: c in allowed).astype(bool)
-    listing = ", ".join(f"{k} ({v})" for k, v in comps.items())
+    listing = ", ".join(f"{k} ({v})" for k, v in comps.items()) or "none (it takes no doses: leave CMT empty or 0)"
     shown = lambda c: f"{c:g}" if isinstance(c, float | np.floating) else repr(c)  # noqa: E731
     yield from emit(me, ctx, mask, "cmt",
                     lambda r: f"compartment {shown(r['cmt'])} is not in the model; it has {listing}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
 import pandas as pd
 
 from bayestwin.data.report import Violation
@@ -101,3 +102,26 @@ def dvid_values(ctx: RuleContext, me: Rule) -> Iterator[Violation]:
     f = ctx.frame
     mask = f["dvid"].notna() & (f["dvid"] < 1)
     yield from emit(me, ctx, mask, "dvid", lambda r: f"DVID {r['dvid']:g} is not 1, 2, ...")
+
+
+@register("O010", "error", "a known measurement SD (DVSD) is not a positive, finite number",
+          "DVSD is the standard deviation of the measurement on its row, in DV units: write a number > 0, or "
+          "leave it empty if the row's output does not use a known_sd error model.")
+def bad_dvsd(ctx: RuleContext, me: Rule) -> Iterator[Violation]:
+    f = ctx.frame
+    sd = f["dvsd"]
+    mask = ctx.is_obs & sd.notna() & ~(np.isfinite(sd) & (sd > 0)) & ctx.ok("dvsd")
+    yield from emit(me, ctx, mask, "dvsd", lambda r: f"measurement SD {r['dvsd']:g} is not a positive number")
+
+
+@register("O011", "error", "an observation of an output with a known_sd error model has no DVSD",
+          "A known_sd error model takes each observation's SD from the DVSD column: fill it in on every "
+          "observation of that output (in DV units), or use an error model with an estimated SD.", stage="model")
+def missing_dvsd(ctx: RuleContext, me: Rule) -> Iterator[Violation]:
+    if not ctx.known_sd_outputs:
+        return
+    f = ctx.frame
+    dvid = f["dvid"] if "dvid" in f.columns else pd.Series(1.0, index=f.index)
+    needs = ctx.is_obs & (f["mdv"] == 0) & dvid.isin(sorted(ctx.known_sd_outputs))
+    yield from emit(me, ctx, needs & f["dvsd"].isna(), "dvsd",
+                    lambda r: f"observation of DVID {r['dvid']:g} without its measurement SD", value=lambda r: ".")
