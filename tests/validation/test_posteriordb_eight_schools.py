@@ -10,6 +10,11 @@ near 0 with a long right tail: its mean is the least stable summary). Each withi
 ``az.mcse``, the reference's from its 10,000 draws, see ``bayestwin.testing.compare_to_reference``) plus 0.02
 reference SD. Sampler: 4 chains x (1000 + 2500), target_accept 0.9, seed 1 (chosen before the first run and
 not changed). Measured (2 cores, shared): ~20 s; gate R-hat 1.001, min ESS ~4,700, 0 divergences.
+
+The same data check the twin on the identity scale with known SDs: school 8's twin, built on a population
+fitted to schools 1-7, must agree with the joint fit of all eight (the twin-vs-joint identity of
+``tests/twin/test_twin_vs_joint.py``), and forecasting its noisy observations is refused (a future
+measurement's SD is not part of the model). Measured: ~40 s for the file (two population fits and a twin).
 """
 
 from __future__ import annotations
@@ -18,12 +23,15 @@ import json
 import sys
 from pathlib import Path
 
+import arviz as az
 import numpy as np
 import pandas as pd
 import pytest
 
+from bayestwin.exceptions import SpecError
 from bayestwin.inference import SamplerConfig, fit_population
 from bayestwin.testing import compare_to_reference
+from bayestwin.twin import Twin
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from model_specs.eight_schools import events, spec
@@ -81,3 +89,32 @@ def test_means_agree_with_posteriordb(comparison, quantity) -> None:
 def test_tau_quantiles_agree_with_posteriordb(comparison, statistic) -> None:
     row = comparison[(comparison["quantity"] == "tau") & (comparison["statistic"] == statistic)].iloc[0]
     assert row["ok"], row.to_dict()
+
+
+def test_a_new_schools_twin_agrees_with_the_joint_fit(fit) -> None:
+    """School 8's twin (population: schools 1-7) vs the joint fit of all eight, as in test_twin_vs_joint.
+
+    Tolerance on the mean of theta[8]: 4 x sqrt(MCSE_twin^2 + MCSE_joint^2 + sd^2 / K), the last term the
+    Monte Carlo error of representing the population posterior by its K = 200 draws.
+    """
+    table = events(json.loads((HERE / "data.json").read_text()))
+    sampler = SamplerConfig(chains=4, warmup=500, draws=1000, seed=4, target_accept=0.9)
+    pop = fit_population(spec(), table.exclude(table.frame["id"] == 8, reason="the new school"), sampler=sampler)
+    assert pop.ok, pop.diagnostics.format()
+    twin = Twin(spec(), population=pop, sampler=sampler, n_components=200).fit(table.patient(8))
+    assert twin.diagnostics_.ok, twin.diagnostics_.format()
+    a = twin.idata_.posterior["level"].to_numpy()
+    b = fit.idata.posterior["level"].sel(patient="8").to_numpy()
+    numba = az.Numba.numba_flag  # arviz's numba path returns shape (1,) arrays (see testing.reference)
+    az.Numba.disable_numba()
+    try:
+        mcse = np.hypot(float(az.mcse(a)), float(az.mcse(b)))
+    finally:
+        if numba:
+            az.Numba.enable_numba()
+    tol = 4 * np.sqrt(mcse**2 + b.var() / 200)
+    assert abs(a.mean() - b.mean()) <= tol, (a.mean(), b.mean(), tol)
+    assert 0.8 <= a.std() / b.std() <= 1.25, (a.std(), b.std())
+    assert (a < 0).any()  # identity scale: the school's effect is not forced positive
+    with pytest.raises(SpecError, match=r"output 'value' has a known_sd error model: simulating new observations"):
+        twin.forecast(np.array([1.0]))

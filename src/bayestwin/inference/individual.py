@@ -152,6 +152,8 @@ def component_log_weights(
     pred_all = model.predict({p.name: to_natural(p, u[j]) for j, p in enumerate(scaled)}, doses, times,
                              features=features)
     log_prior = jax.vmap(normal_log_density)(prior["mu"], prior["chol_inv"], prior["log_norm"])
+    if not sigmas:  # known measurement SDs only: the likelihood is the same for every component
+        return log_prior + loglik(pred_all, {})
     return log_prior + jax.vmap(lambda sig: loglik(pred_all, sig))(sigmas)
 
 
