@@ -4,12 +4,7 @@ Importing bayestwin before JAX lets MCMC chains run in parallel on a CPU: it
 asks XLA for 4 host devices (``--xla_force_host_platform_device_count=4``)
 unless ``XLA_FLAGS`` already sets a count or JAX was imported first. Chains
 then run one per device (``SamplerConfig(chain_method="auto")``), about 4-5x
-faster than vectorised chains on a 2-core machine. It also turns off XLA's
-multi-threaded Eigen (``--xla_cpu_multi_thread_eigen=false``) unless ``XLA_FLAGS``
-sets it: with several host devices that intra-op pool can wedge -- every thread
-parked on a futex, no progress -- measured here on the batched NUTS of the
-two-compartment SBC (8 replications: hung > 14 min twice, 84 s with the flag).
-The devices, one per chain, are where the parallelism comes from.
+faster than vectorised chains on a 2-core machine. Nothing else changes.
 """
 
 import os as _os
@@ -17,8 +12,6 @@ import sys as _sys
 
 if "jax" not in _sys.modules and "xla_force_host_platform_device_count" not in _os.environ.get("XLA_FLAGS", ""):
     _os.environ["XLA_FLAGS"] = (_os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4").strip()
-if "jax" not in _sys.modules and "xla_cpu_multi_thread_eigen" not in _os.environ.get("XLA_FLAGS", ""):
-    _os.environ["XLA_FLAGS"] = (_os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
 
 __version__ = "0.1.0.dev0"
 
