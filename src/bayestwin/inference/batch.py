@@ -2,12 +2,17 @@
 
 SBC replications, leave-future-out forecasts of every patient, and fleets of twins all fit the same model
 to B data sets of the same padded shapes. ``run_batched_nuts`` compiles NUTS once -- numpyro's functional
-kernel (``numpyro.infer.hmc.hmc``) in a ``lax.fori_loop`` / ``lax.scan`` -- ``vmap``-s it over a batch of
+kernel (``numpyro.infer.hmc.hmc``) in a ``lax.fori_loop`` / ``lax.scan`` -- maps it over a batch of
 (data set, chain) pairs and ``pmap``-s the batches over the host devices; the data are arguments, so every
 call after the first reuses the compiled program.
 
-On CPU, ``vmap`` adds no arithmetic throughput (each step of the batch waits for its longest trajectory),
-so the default ``batch`` is small and the devices carry the parallelism; on a GPU a larger batch pays.
+How a batch is mapped (``batch_method``): on CPU one fit after another (``lax.map``), on accelerators in
+lockstep (``vmap``). On CPU ``vmap`` adds no arithmetic throughput -- every step of the batch waits for its
+longest trajectory -- and it can deadlock: with a dense mass matrix it turns each fit's triangular solves
+into batched LAPACK calls, which jaxlib splits over the same thread pool that runs the ``pmap``-ed device
+programs; with every pool thread running a device program, the split waits forever (seen on the
+two-compartment SBC: no CPU used for > 14 min; gdb: ``TriMatrixEquationSolver`` -> ``ParallelBatchMap``
+blocked on its counter).
 
 Examples
 --------
@@ -56,7 +61,7 @@ def run_batched_nuts(
     model: Callable[..., None], args: tuple[Any, ...], *, warmup: int, draws: int, chains: int = 2, thin: int = 1,
     keep: Callable[[dict[str, jax.Array]], Any] | None = None, max_tree_depth: int = 8,
     target_accept: float = 0.8, dense_mass: bool = False, batch: int = 4, parallel_ok: bool = True,
-    seed: int = 0,
+    seed: int = 0, batch_method: str | None = None,
 ) -> BatchDraws:
     """NUTS on ``model(*args_b)`` for every data set b; each leaf of `args` has a leading data-set axis B.
 
@@ -75,11 +80,14 @@ def run_batched_nuts(
     max_tree_depth, target_accept, dense_mass :
         NUTS settings (the mass matrix, diagonal or dense, is adapted in warm-up).
     batch : int
-        (data set, chain) fits vectorised on each device per call.
+        (data set, chain) fits run on each device per call.
     parallel_ok : bool
         False runs on one device (diffrax solves cannot be differentiated under ``pmap``, see ``run_nuts``).
     seed : int
         Same seed, same data: same draws.
+    batch_method : {"map", "vmap"}, optional
+        How each device runs its batch: one fit after another (default on CPU) or vectorised in lockstep
+        (default on GPU/TPU); see the module docstring.
 
     Chains start from the prior medians, jittered by U(-0.5, 0.5) in unconstrained space except for sites
     inside the ``patient`` plate (as ``init_near_prior_median`` does).
@@ -126,7 +134,11 @@ def run_batched_nuts(
     which = np.repeat(np.arange(n_sets), chains)  # fit i is data set which[i]
     n_dev = jax.local_device_count() if parallel_ok else 1
     per_call = n_dev * batch
-    runner = jax.pmap(jax.vmap(one)) if n_dev > 1 else jax.jit(jax.vmap(one))
+    method = batch_method or ("map" if jax.default_backend() == "cpu" else "vmap")
+    if method not in ("map", "vmap"):
+        raise ValueError(f"batch_method must be 'map' or 'vmap', got {batch_method!r}")
+    mapped = jax.vmap(one) if method == "vmap" else lambda k, d: jax.lax.map(lambda kd: one(*kd), (k, d))
+    runner = jax.pmap(mapped) if n_dev > 1 else jax.jit(mapped)
     pieces: list[Any] = []
     for start in range(0, n_fit, per_call):
         idx = np.minimum(np.arange(start, start + per_call), n_fit - 1)  # the last call is padded by repeats
