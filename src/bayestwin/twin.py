@@ -255,9 +255,11 @@ def append_events(table: EventTable, new: EventTable) -> EventTable:
     from bayestwin.units import convert
 
     frame = new.frame.copy()
-    for col, unit_col in (("time", "time"), ("dur", "time"), ("ii", "time"), ("amt", "amt")):
+    for col, unit_col in (("time", "time"), ("dur", "time"), ("ii", "time")):
         frame[col] = convert(frame[col].to_numpy(dtype=float), new.unit(unit_col), table.unit(unit_col))
-    frame["rate"] = convert(frame["rate"].to_numpy(dtype=float), new.unit("rate"), table.unit("rate"))
+    if "amt" in new.units or "amt" in table.units:  # observation-only data (no doses) declare no amount unit
+        frame["amt"] = convert(frame["amt"].to_numpy(dtype=float), new.unit("amt"), table.unit("amt"))
+        frame["rate"] = convert(frame["rate"].to_numpy(dtype=float), new.unit("rate"), table.unit("rate"))
     for k in sorted(set(frame["dvid"].tolist())):
         rows = (frame["dvid"] == k).to_numpy()
         for col in ("dv", "limit", "lloq"):
@@ -276,6 +278,8 @@ def append_events(table: EventTable, new: EventTable) -> EventTable:
     units |= {c: table.units[c] for c in table.covariates if c in table.units}
     from bayestwin.data.columns import COLUMN_ORDER
 
+    if "amt" not in units and not (both["amt"] != 0).any():  # observation-only: no amounts to give a unit
+        both = both.drop(columns=["amt", "rate"])
     return read_nonmem(both.rename(columns={c: c.upper() for c in COLUMN_ORDER}).reset_index(drop=True), units=units)
 
 

@@ -32,3 +32,13 @@ def test_new_events_are_converted_output_by_output() -> None:
     np.testing.assert_allclose(obs["dv"], [4.0, 30.0, 2.5, 25.0])  # 2500 ng/mL = 2.5 mg/L; 0.25 = 25 %
     assert obs["dvid"].tolist() == [1, 2, 1, 2]
     assert f["WT"].iloc[-1] == pytest.approx(80.0, rel=1e-4)  # 176.37 lb
+
+
+def test_known_sds_are_converted_with_their_dv() -> None:
+    history = read_nonmem(pd.DataFrame({"ID": [3, 3], "TIME": [0.0, 1.0], "DV": [4.0, 3.5], "DVSD": [0.5, 0.4]}),
+                          units={"time": "h", "dv": "mg/L"})
+    new = read_nonmem(pd.DataFrame({"ID": [3], "TIME": [2.0], "DV": [3000.0], "DVSD": [250.0]}),
+                      units={"time": "h", "dv": "ng/mL"})
+    f = append_events(history, new).frame
+    np.testing.assert_allclose(f["dv"], [4.0, 3.5, 3.0])
+    np.testing.assert_allclose(f["dvsd"], [0.5, 0.4, 0.25])  # 250 ng/mL = 0.25 mg/L: scaled, never shifted

@@ -65,7 +65,9 @@ def fix_parameter(spec: TwinSpec, parameter: str, value: float) -> TwinSpec:
 
 
 def set_bsv(spec: TwinSpec, parameter: str, prior: Prior) -> TwinSpec:
-    """Return a copy of `spec` where `parameter` has log-normal BSV with SD prior `prior`.
+    """Return a copy of `spec` where `parameter` has BSV with SD prior `prior`.
+
+    Log-normal BSV on a log-scale parameter, an additive normal random effect on an identity-scale one.
 
     Examples
     --------
