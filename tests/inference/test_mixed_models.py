@@ -164,6 +164,18 @@ def test_chains_start_from_flat_priors_at_a_finite_point(family: str, low: float
     assert float(tr["x"]["fn"].log_prob(2.0)) == 0.0
 
 
+def test_chains_start_an_identity_scale_typical_value_at_its_prior_location() -> None:
+    # Normal(10, 5): start at 10 +- 0.5, not at the origin (which put a cohort's starts 1e10 nats out)
+    def model() -> None:
+        numpyro.sample("tv", to_numpyro(Prior("Normal", mu=10.0, sigma=5.0)))
+        numpyro.sample("b", to_numpyro(Prior("Cauchy", mu=-3.0, sigma=1.0)))
+
+    for seed in range(5):
+        tr = handlers.trace(handlers.substitute(handlers.seed(model, seed), substitute_fn=init_near_prior_median)
+                            ).get_trace()
+        assert 9.5 <= float(tr["tv"]["value"]) <= 10.5 and -3.5 <= float(tr["b"]["value"]) <= -2.5
+
+
 # --- known measurement SDs --------------------------------------------------------------------------------
 def test_known_sd_likelihood_is_normal_with_each_observations_sd() -> None:
     y, pred, sd = jnp.array([28.0, 8.0, -3.0]), jnp.array([5.0, 5.0, 5.0]), jnp.array([15.0, 10.0, 16.0])
