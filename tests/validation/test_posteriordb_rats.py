@@ -65,6 +65,9 @@ def test_fit_passes_its_gate(fit) -> None:
     assert fit.diagnostics.divergences == 0
     assert fit.arrays.n_patients == 30 and len(fit.arrays.observations) == 150
     assert [str(p) for p in fit.idata.posterior["patient"].to_numpy()] == [str(i) for i in range(1, 31)]
+    # identity scale: the between-rat SDs are in the parameters' units (not log-scale SDs)
+    assert fit.idata.posterior["omega_slope"].attrs["unit"] == "g/day"
+    assert fit.idata.posterior["sigma_add"].attrs["unit"] == "g"
 
 
 @pytest.mark.parametrize("quantity", [*HYPER, "alpha0"])
