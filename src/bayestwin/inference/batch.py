@@ -89,6 +89,8 @@ def run_batched_nuts(
         How each device runs its batch: one fit after another (default on CPU) or vectorised in lockstep
         (default on GPU/TPU); see the module docstring.
 
+    Notes
+    -----
     Chains start from the prior medians, jittered by U(-0.5, 0.5) in unconstrained space except for sites
     inside the ``patient`` plate (as ``init_near_prior_median`` does).
     """

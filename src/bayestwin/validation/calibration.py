@@ -47,6 +47,7 @@ from bayestwin.inference.individual import (
     mixture_scaling,
     population_prior,
 )
+from bayestwin.inference.latent import to_natural
 from bayestwin.inference.outputs import output_columns, select_outputs, sigma_groups, simulate_observations
 from bayestwin.inference.population import predict_cohort
 from bayestwin.models.registry import get_model
@@ -262,17 +263,22 @@ def _score_fold(spec: TwinSpec, model: Any, pop: Any, test: EventTable, *, n_con
 
 def _predictive(spec: TwinSpec, model: Any, columns: Sequence[int], prior: Any, u: jax.Array, comp: jax.Array,
                 doses: Any, obs: Any, features: frozenset[str], key: jax.Array) -> jax.Array:
-    """Observation-scale draws ``(draw, time)`` at `obs`'s times for log-parameters `u` and components `comp`."""
+    """Observation-scale draws ``(draw, time)`` at `obs`'s times for latent parameters `u` and components `comp`.
+
+    `u` holds the latent values of the BSV parameters (log for log-scale, the value itself for identity-scale
+    ones: ``inference.latent.to_natural``); a ``known_sd`` output uses the forecast records' own DVSD.
+    """
     bsv = spec.bsv_parameters
     others = [p.name for p in spec.parameters if not p.has_bsv]
-    theta = {n: jnp.exp(u[:, j]) for j, n in enumerate(bsv)} | {n: prior["fixed"][comp, j] for j, n in
-                                                                  enumerate(others)}
+    theta = {n: to_natural(spec.parameter(n), u[:, j]) for j, n in enumerate(bsv)} | {
+        n: prior["fixed"][comp, j] for j, n in enumerate(others)}
     pred = predict_cohort(model, theta, jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (u.shape[0], *a.shape)),
                                                                 doses),
                           jnp.broadcast_to(obs.time, (u.shape[0], *obs.time.shape)), features)
     pred = select_outputs(pred, obs.output, columns)  # (draw, time)
     sig = sigma_groups(spec, {s: prior[s][comp][:, None] for s in spec.sigma_names})
-    return simulate_observations(key, pred, obs.output, errors=spec.error, sigmas=sig)
+    return simulate_observations(key, pred, obs.output, errors=spec.error, sigmas=sig,
+                                 sd=getattr(obs, "sd", None))
 
 
 def calibration_by_group(
