@@ -100,8 +100,10 @@ def study():
     theo = load_dataset("theo_sd")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a fold's gate verdict is kept in result.notes, checked below
+        # 4 x 1000 draws: at 4 x 500 fold 1's tv_v R-hat sat at the gate (1.014 vs 1.01) when this module ran
+        # after tests/inference/test_mixed_models.py, and passed alone -- too short for a 1.01 threshold
         return theo, leave_future_out(theophylline_spec(), theo, n_conditioning=3, n_folds=3,
-                                      population_sampler=SamplerConfig(chains=4, warmup=500, draws=500, seed=0),
+                                      population_sampler=SamplerConfig(chains=4, warmup=500, draws=1000, seed=0),
                                       dataset="theo_sd", seed=0)
 
 
