@@ -102,6 +102,8 @@ def simulate_cohort(
              else Doses.single(time=0.0, amt=0.0)._replace(mask=jnp.zeros(1, dtype=bool)))
 
     def individual(p: Parameter) -> float:
+        if p.fixed is not None and p.name not in truth:  # e.g. a fixed time_ref: the spec gives its value
+            return p.fixed
         if not p.has_bsv:
             return truth[p.name]
         if p.scale == "identity":

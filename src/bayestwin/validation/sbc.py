@@ -240,7 +240,9 @@ def run_sbc(
 
     truth, values = _simulate(spec, model, arrays, covs, n_replications, key_prior, key_noise)
     fit_fn = build_population_model(fit_spec, model, arrays.features)
-    names = _quantities(truth)
+    # fixed parameters without BSV are constants: their per-patient sites would rank degenerately
+    constant = {p.name for p in spec.parameters if p.fixed is not None and not p.has_bsv}
+    names = [n for n in _quantities(truth) if n.removesuffix("[1]") not in constant]
     n_rep = n_replications
     args = (jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (n_rep, *a.shape)), doses),
             obs._replace(**{f: jnp.broadcast_to(getattr(obs, f), (n_rep, *obs.time.shape))
