@@ -195,9 +195,10 @@ def calibration_section() -> tuple[bool, list[str]]:
 
     oral = load_dataset("oral_1cpt")
     oral = oral.exclude((oral.frame["SD"] != 1).to_numpy(), reason="multiple-dose part of the study")
+    pop_sampler = SamplerConfig(chains=4, warmup=1000, draws=1000, target_accept=0.95)
     studies = [
-        ("theo_sd", theo_spec(), load_dataset("theo_sd"), 3, SamplerConfig(chains=4, warmup=500, draws=500), ["WT"]),
-        ("pheno_sd", pheno_spec(), load_dataset("pheno_sd"), 1, SamplerConfig(chains=4, warmup=500, draws=500),
+        ("theo_sd", theo_spec(), load_dataset("theo_sd"), 3, pop_sampler, ["WT"]),
+        ("pheno_sd", pheno_spec(), load_dataset("pheno_sd"), 1, pop_sampler,
          ["WT", "APGR"]),
         ("oral_1cpt (SD == 1)", oral_spec(), oral, 3,
          SamplerConfig(chains=4, warmup=500, draws=300, dense_mass=True), ["DOSE"]),

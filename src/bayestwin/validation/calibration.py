@@ -159,14 +159,17 @@ def leave_future_out(
     n_folds : int
         Patient folds; each fold's population is fitted on the other folds.
     population_sampler : SamplerConfig
-        Settings of each fold's population fit (default 4 x (500 + 500)); a fit that fails its gate is
-        recorded in ``notes`` and the study's result says so.
+        Settings of each fold's population fit (default 4 x (1000 + 1000), target acceptance 0.95); a fit that
+        fails its gate is recorded in ``notes`` and the study's result says so. Measured on theophylline folds
+        of 8 patients: with 500 warm-up iterations 1 of 9 fits (3 folds x 3 seeds) failed its gate (omega_v
+        R-hat 1.011 at 1000 draws; 2 divergences in a 2000-draw run), with 1000 warm-up iterations and target
+        0.95, 0 of 9 (worst R-hat 1.0043).
     warmup, draws, chains, n_components :
         Each twin's NUTS settings and mixture-prior size (as ``Twin``).
     """
     started = _time.perf_counter()
     model = get_model(spec.model)
-    sampler = population_sampler or SamplerConfig(chains=4, warmup=500, draws=500, seed=seed)
+    sampler = population_sampler or SamplerConfig(chains=4, warmup=1000, draws=1000, target_accept=0.95, seed=seed)
     ids = np.asarray(table.patients, dtype=object)
     order = np.random.default_rng(seed).permutation(len(ids))
     folds = [ids[order[f::n_folds]] for f in range(n_folds)]
