@@ -188,6 +188,7 @@ def calibration_section() -> tuple[bool, list[str]]:
     from model_specs.oral_1cpt import spec as oral_spec
     from model_specs.phenobarbital import spec as pheno_spec
     from model_specs.theophylline import spec as theo_spec
+    from model_specs.theophylline_combined import spec as theo_combined_spec
 
     from bayestwin.data import load_dataset
     from bayestwin.inference import SamplerConfig
@@ -198,6 +199,7 @@ def calibration_section() -> tuple[bool, list[str]]:
     pop_sampler = SamplerConfig(chains=4, warmup=1000, draws=1000, target_accept=0.95)
     studies = [
         ("theo_sd", theo_spec(), load_dataset("theo_sd"), 3, pop_sampler, ["WT"]),
+        ("theo_sd, combined error", theo_combined_spec(), load_dataset("theo_sd"), 3, pop_sampler, ["WT"]),
         ("pheno_sd", pheno_spec(), load_dataset("pheno_sd"), 1, pop_sampler,
          ["WT", "APGR"]),
         ("oral_1cpt (SD == 1)", oral_spec(), oral, 3,
