@@ -28,6 +28,8 @@ _EXPORTS = {
     "SamplerConfig": "bayestwin.inference",
     "Twin": "bayestwin.twin", "Forecast": "bayestwin.forecast",
     "ConvergenceGate": "bayestwin.diagnostics", "ConvergenceReport": "bayestwin.diagnostics",
+    "TwinStore": "bayestwin.store", "StoredVersion": "bayestwin.store", "Pseudonymizer": "bayestwin.store",
+    "AuditLog": "bayestwin.store", "IntegrityReport": "bayestwin.store",
 }
 __all__ = ["__version__", *sorted(_EXPORTS)]
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover - import only for type checkers
     from bayestwin.data.report import ValidationReport
 
 __all__ = [
+    "AuditError",
     "BayestwinError",
     "ConvergenceError",
     "ConvergenceWarning",
@@ -27,7 +28,9 @@ __all__ = [
     "MissingExtraError",
     "NotFittedError",
     "SpecError",
+    "StoreConflictError",
     "StoreError",
+    "StoreIntegrityError",
     "UnitError",
 ]
 
@@ -82,6 +85,36 @@ class ConvergenceError(BayestwinError, RuntimeError):
 
 class StoreError(BayestwinError, OSError):
     """A twin store could not read, write or verify a stored object."""
+
+
+class StoreConflictError(StoreError):
+    """A version was committed on a parent that is no longer the patient's latest version.
+
+    Another writer committed first (optimistic concurrency). Nothing was written; reload
+    the patient's history, rebase the work on the new latest version and commit again.
+    """
+
+
+class StoreIntegrityError(StoreError):
+    """A store failed its integrity check (missing or altered file, dangling row).
+
+    ``.report`` holds the full ``IntegrityReport`` with one line per problem.
+    """
+
+    def __init__(self, message: str, report: Any = None) -> None:
+        self.report = report
+        super().__init__(message)
+
+
+class AuditError(StoreError):
+    """The hash-chained audit log was edited, truncated, reordered or had records inserted.
+
+    ``.report`` holds the ``AuditReport`` naming the first bad record.
+    """
+
+    def __init__(self, message: str, report: Any = None) -> None:
+        self.report = report
+        super().__init__(message)
 
 
 class NotFittedError(BayestwinError, ValueError, AttributeError):

@@ -1,0 +1,438 @@
+"""TwinStore: the embedded, versioned, crash-safe store of patient twins.
+
+A store is a directory::
+
+    store/
+    ├── store.sqlite          metadata, history, records, audit chain (see schema.py)
+    └── objects/<sha256>.nc   one posterior per file (InferenceData as NetCDF-4), named by its content hash
+
+A version becomes visible in one SQLite transaction, inserted only after its
+posterior file is durable (temporary file, fsync, atomic rename, directory fsync).
+A crash at any point leaves either the old state or the new one; at worst an
+unreferenced posterior file, which :meth:`TwinStore.check_integrity` lists.
+
+Examples
+--------
+>>> import tempfile, numpy as np, arviz as az
+>>> store = TwinStore.open(tempfile.mkdtemp(), key="an example key of at least 32 bytes")
+>>> post = az.InferenceData(posterior=az.dict_to_dataset({"cl": np.ones((2, 5))}, attrs={}))
+>>> store.commit_version("MRN-1", posterior=post, data_hash="sha256:aa", spec_hash="sha256:bb",
+...                      population_version="pop-1", diagnostics={"ok": True}, expected_parent=None)
+1
+>>> store.history("MRN-1")[["version", "parent", "population_version"]]
+   version parent population_version
+0        1   None              pop-1
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sqlite3
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bayestwin.exceptions import StoreConflictError, StoreError
+from bayestwin.store import files
+from bayestwin.store.audit import AuditLog, AuditReport
+from bayestwin.store.netcdf import idata_from_bytes, idata_to_bytes
+from bayestwin.store.pseudonym import Pseudonymizer, load_key
+from bayestwin.store.schema import DB_NAME, connect, create_schema
+from bayestwin.store.scrub import check_no_identifier, scrub_payload, to_json
+
+__all__ = ["StoredVersion", "TwinStore"]
+
+OBJECTS = "objects"
+_HISTORY_COLUMNS = ["patient", "version", "parent", "created_utc", "actor", "data_hash", "spec_hash",
+                    "population_version", "posterior_hash", "posterior_bytes", "diagnostics", "n_records"]
+
+
+@dataclass(frozen=True)
+class StoredVersion:
+    """One loaded version: the posterior exactly as committed, its metadata and the records made from it."""
+
+    patient: str
+    version: int
+    parent: int | None
+    created_utc: str
+    actor: str
+    data_hash: str
+    spec_hash: str
+    population_version: str | None
+    posterior_hash: str
+    diagnostics: dict[str, Any]
+    posterior: Any
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+
+class TwinStore:
+    """A versioned store of patient twins; open it with :meth:`TwinStore.open`.
+
+    Patients are given as their own identifiers and filed under keyed pseudonyms
+    (:class:`~bayestwin.store.pseudonym.Pseudonymizer`); the store holds no direct identifier.
+    Every write appends an audit record in the same transaction.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with TwinStore.open(tempfile.mkdtemp(), key="k" * 32, actor="dr.example") as store:
+    ...     store.patients()
+    []
+    """
+
+    def __init__(self, path: Path, conn: sqlite3.Connection, pseudonymizer: Pseudonymizer, actor: str) -> None:
+        self.path = path
+        self._conn = conn
+        self._pseudonym = pseudonymizer
+        self.actor = actor
+        self.audit = AuditLog(conn)
+
+    # --- opening ------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, key: bytes | str | None = None, actor: str | None = None,
+             create: bool = True, timeout_s: float = 30.0) -> TwinStore:
+        """Open (or create) the store at `path`.
+
+        Parameters
+        ----------
+        path : path
+            Store directory.
+        key : bytes or str, optional
+            Pseudonymisation key; by default from ``BAYESTWIN_PSEUDONYM_KEY`` or ``BAYESTWIN_PSEUDONYM_KEY_FILE``.
+        actor : str, optional
+            Who acts, for the audit trail; default ``BAYESTWIN_ACTOR`` or the login name.
+        create : bool
+            Create a missing store; with ``False`` a missing store raises ``StoreError``.
+        timeout_s : float
+            How long a writer waits for another process's transaction.
+
+        Examples
+        --------
+        >>> import tempfile, os
+        >>> TwinStore.open(os.path.join(tempfile.mkdtemp(), "nowhere"), key="k" * 32, create=False)
+        Traceback (most recent call last):
+        ...
+        bayestwin.exceptions.StoreError: no twin store at ...; pass create=True to make a new one, or check the path
+        """
+        root = Path(path)
+        if not (root / DB_NAME).exists() and not create:
+            raise StoreError(f"no twin store at {root}; pass create=True to make a new one, or check the path")
+        pseudonymizer = Pseudonymizer(load_key(key, store_dir=root))
+        try:
+            for folder in (root, root / OBJECTS):
+                if not folder.is_dir():
+                    folder.mkdir(parents=True, exist_ok=True)
+                    files.fsync_dir(folder.parent)
+            conn = connect(root / DB_NAME, timeout_s=timeout_s)
+            create_schema(conn)
+            with _transaction(conn):
+                conn.execute("INSERT OR IGNORE INTO meta VALUES ('key_fingerprint', ?)", (pseudonymizer.fingerprint,))
+                stored = conn.execute("SELECT value FROM meta WHERE key = 'key_fingerprint'").fetchone()[0]
+        except (OSError, sqlite3.Error) as err:
+            raise StoreError(f"cannot open the twin store at {root}: {err}. Check that the directory exists, is "
+                             "writable and has free space.") from err
+        if stored != pseudonymizer.fingerprint:
+            conn.close()
+            raise StoreError(f"the store at {root} was created with a different pseudonymisation key (fingerprint "
+                             f"{stored}, yours {pseudonymizer.fingerprint}); its patients cannot be found with this "
+                             "key. Set BAYESTWIN_PSEUDONYM_KEY (or BAYESTWIN_PSEUDONYM_KEY_FILE) to the original key.")
+        who = actor or os.environ.get("BAYESTWIN_ACTOR") or _login()
+        return cls(root, conn, pseudonymizer, who)
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self._conn.close()
+
+    def __enter__(self) -> TwinStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"TwinStore({str(self.path)!r}, actor={self.actor!r}, key fingerprint {self._pseudonym.fingerprint})"
+
+    # --- writing ------------------------------------------------------------------------------
+    def pseudonym(self, patient: object) -> str:
+        """The pseudonym under which `patient` is filed (``p-<32 hex>``)."""
+        return self._pseudonym(patient)
+
+    def head(self, patient: object) -> int | None:
+        """The patient's latest version number, or ``None`` if the patient has none."""
+        return self._head(self.pseudonym(patient))
+
+    def commit_version(self, patient: object, *, posterior: Any, data_hash: str, spec_hash: str,
+                       population_version: str | None, diagnostics: Mapping[str, Any],
+                       expected_parent: int | None) -> int:
+        """Append a new version of `patient`'s twin; return its version number (1, 2, ...).
+
+        Parameters
+        ----------
+        patient : str or int
+            The patient's own identifier (pseudonymised before anything is written).
+        posterior : arviz.InferenceData
+            Stored bit for bit as NetCDF-4.
+        data_hash, spec_hash : str
+            Hashes of the patient's canonical event table and of the spec.
+        population_version : str or None
+            The population fit the twin was conditioned on.
+        diagnostics : Mapping
+            JSON-safe convergence summary.
+        expected_parent : int or None
+            The version this one builds on (``None`` for the first). If another writer
+            has committed since, ``StoreConflictError`` is raised and nothing is written.
+
+        Examples
+        --------
+        >>> import tempfile, numpy as np, arviz as az
+        >>> store = TwinStore.open(tempfile.mkdtemp(), key="k" * 32)
+        >>> post = az.InferenceData(posterior=az.dict_to_dataset({"cl": np.ones((1, 4))}, attrs={}))
+        >>> fields = dict(posterior=post, data_hash="d", spec_hash="s", population_version=None, diagnostics={})
+        >>> store.commit_version("A", expected_parent=None, **fields)
+        1
+        >>> store.commit_version("A", expected_parent=None, **fields)
+        Traceback (most recent call last):
+        ...
+        bayestwin.exceptions.StoreConflictError: patient p-... has moved on: its latest version is 1, ...
+        """
+        pseudo = self.pseudonym(patient)
+        check_no_identifier(posterior, patient, where=f"the posterior of patient {pseudo}")
+        diag = to_json(scrub_payload(dict(diagnostics), patient, pseudo))
+        self._require_parent(pseudo, expected_parent, self._head(pseudo))
+        data = idata_to_bytes(posterior)
+        digest = self._put_object(data, what=f"the posterior of patient {pseudo}, version {(expected_parent or 0) + 1}")
+        version = (expected_parent or 0) + 1
+        with self._writing(f"committing version {version} of patient {pseudo}"):
+            self._require_parent(pseudo, expected_parent, self._head(pseudo))
+            self._conn.execute("INSERT OR IGNORE INTO objects VALUES (?, ?, 'posterior')", (digest, len(data)))
+            rec = self.audit.append(actor=self.actor, action="commit", subject=pseudo, software=_software(),
+                                    inputs={"data": data_hash, "spec": spec_hash,
+                                            "population": population_version or "", "parent": str(expected_parent)},
+                                    output_hash=digest)
+            self._conn.execute(
+                "INSERT INTO versions (patient, version, parent, data_hash, spec_hash, population_version, "
+                "posterior_hash, diagnostics, created_utc, actor, audit_seq, audit_hash) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (pseudo, version, expected_parent, data_hash, spec_hash, population_version, digest, diag,
+                 rec.time_utc, self.actor, rec.seq, rec.hash))
+        return version
+
+    def commit_twin(self, twin: Any, events: Any = None, *, expected_parent: int | None) -> int:
+        """Commit a fitted :class:`~bayestwin.twin.Twin` (posterior, diagnostics, hashes); see ``commit_version``.
+
+        `events` defaults to the twin's own event table (``twin.events_``).
+        """
+        from bayestwin.store.twin_fields import twin_fields
+
+        return self.commit_version(**twin_fields(twin, events), expected_parent=expected_parent)
+
+    def add_record(self, patient: object, version: int, kind: str, payload: Mapping[str, Any] | str) -> int:
+        """Append a JSON record (a forecast, a recommendation, ...) to a version; return the record id.
+
+        A top-level ``"patient"`` field holding the patient's identifier is replaced by the
+        pseudonym; any other occurrence of the identifier is refused with ``StoreError``.
+
+        Examples
+        --------
+        >>> import tempfile, numpy as np, arviz as az
+        >>> store = TwinStore.open(tempfile.mkdtemp(), key="k" * 32)
+        >>> post = az.InferenceData(posterior=az.dict_to_dataset({"cl": np.ones((1, 4))}, attrs={}))
+        >>> v = store.commit_version("A", posterior=post, data_hash="d", spec_hash="s", population_version=None,
+        ...                          diagnostics={}, expected_parent=None)
+        >>> store.add_record("A", v, "recommendation", {"patient": "A", "dose_mg": 250})
+        1
+        >>> store.load_version("A").records[0]["payload"]["patient"] == store.pseudonym("A")
+        True
+        """
+        if not kind or not kind.replace("_", "").isalnum():
+            raise StoreError(f"record kind {kind!r} must be a word such as 'forecast' or 'recommendation'")
+        pseudo = self.pseudonym(patient)
+        body = json.loads(payload) if isinstance(payload, str) else dict(payload)
+        text = to_json(scrub_payload(body, patient, pseudo))
+        digest = files.sha256_hex(text.encode())
+        with self._writing(f"adding a {kind} record to version {version} of patient {pseudo}"):
+            row = self._conn.execute("SELECT id, posterior_hash FROM versions WHERE patient = ? AND version = ?",
+                                     (pseudo, version)).fetchone()
+            if row is None:
+                raise StoreError(f"patient {pseudo} has no version {version} (versions: "
+                                 f"{self._versions(pseudo) or 'none'}); commit the version before adding records")
+            rec = self.audit.append(actor=self.actor, action=kind, subject=pseudo, software=_software(),
+                                    inputs={"posterior": row[1], "version": str(version)}, output_hash=digest)
+            cur = self._conn.execute(
+                "INSERT INTO records (version_id, kind, payload, payload_hash, created_utc, actor, audit_seq, "
+                "audit_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (row[0], kind, text, digest, rec.time_utc, self.actor, rec.seq, rec.hash))
+        return int(cur.lastrowid or 0)
+
+    def add_forecast(self, patient: object, version: int, forecast: Any) -> int:
+        """Append a forecast (a :class:`~bayestwin.forecast.Forecast`, or its JSON) to a version."""
+        payload = forecast.to_json() if hasattr(forecast, "to_json") else forecast
+        return self.add_record(patient, version, "forecast", payload)
+
+    def log_action(self, action: str, *, patient: object = None, inputs: Mapping[str, str] | None = None,
+                   output_hash: str | None = None) -> int:
+        """Append an audit record for an action done outside the store (an export, a CLI call); return its seq.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> store = TwinStore.open(tempfile.mkdtemp(), key="k" * 32)
+        >>> store.log_action("export", inputs={"table": "sha256:ab"}, output_hash="cd")
+        1
+        """
+        subject = None if patient is None else self.pseudonym(patient)
+        with self._writing(f"logging action {action!r}"):
+            rec = self.audit.append(actor=self.actor, action=action, subject=subject, software=_software(),
+                                    inputs=dict(inputs or {}), output_hash=output_hash)
+        return rec.seq
+
+    def export_version(self, patient: object, version: int, directory: str | os.PathLike[str]) -> Path:
+        """Write a version's posterior file to `directory` (named by pseudonym and version), audited."""
+        loaded = self._version_row(self.pseudonym(patient), version)
+        data = files.read_verified(self._object_path(loaded["posterior_hash"]), loaded["posterior_hash"])
+        name = f"{loaded['patient']}-v{version}.nc"
+        try:
+            Path(directory).mkdir(parents=True, exist_ok=True)
+            out = files.write_atomic(directory, name, data)
+        except OSError as err:
+            raise StoreError(f"cannot export version {version} of patient {loaded['patient']} to {directory}: "
+                             f"{err.strerror or err}. Check the directory and free space.") from err
+        self.log_action("export", patient=patient, inputs={"posterior": loaded["posterior_hash"]},
+                        output_hash=files.sha256_hex(data))
+        return out
+
+    # --- reading ------------------------------------------------------------------------------
+    def patients(self) -> list[str]:
+        """Pseudonyms of every patient with at least one version."""
+        return [r[0] for r in self._conn.execute("SELECT DISTINCT patient FROM versions ORDER BY patient")]
+
+    def history(self, patient: object) -> pd.DataFrame:
+        """The patient's versions, oldest first, one row each (empty frame if none)."""
+        pseudo = self.pseudonym(patient)
+        rows = self._conn.execute(
+            "SELECT v.patient, v.version, v.parent, v.created_utc, v.actor, v.data_hash, v.spec_hash, "
+            "v.population_version, v.posterior_hash, o.size, v.diagnostics, "
+            "(SELECT count(*) FROM records r WHERE r.version_id = v.id) "
+            "FROM versions v JOIN objects o ON o.hash = v.posterior_hash WHERE v.patient = ? ORDER BY v.version",
+            (pseudo,)).fetchall()
+        frame = pd.DataFrame(rows, columns=_HISTORY_COLUMNS)
+        frame["parent"] = frame["parent"].astype(object).where(frame["parent"].notna(), None)
+        return frame
+
+    def load_version(self, patient: object, version: int | None = None) -> StoredVersion:
+        """Load a version (default: the latest) with its posterior exactly as committed; hash checked."""
+        pseudo = self.pseudonym(patient)
+        row = self._version_row(pseudo, version if version is not None else self._head(pseudo))
+        data = files.read_verified(self._object_path(row["posterior_hash"]), row["posterior_hash"])
+        records = [{"kind": k, "payload": json.loads(p), "created_utc": t, "actor": a, "payload_hash": h}
+                   for k, p, t, a, h in self._conn.execute(
+                       "SELECT kind, payload, created_utc, actor, payload_hash FROM records WHERE version_id = ? "
+                       "ORDER BY id", (row["id"],))]
+        fields = {k: row[k] for k in ("patient", "version", "parent", "created_utc", "actor", "data_hash",
+                                      "spec_hash", "population_version", "posterior_hash")}
+        return StoredVersion(**fields, diagnostics=json.loads(row["diagnostics"]), posterior=idata_from_bytes(data),
+                             records=records)
+
+    def check_integrity(self, *, raise_on_error: bool = False) -> Any:
+        """Check every file, row and audit link; return an ``IntegrityReport`` (see :mod:`~.integrity`)."""
+        from bayestwin.store.integrity import check_integrity
+
+        return check_integrity(self, raise_on_error=raise_on_error)
+
+    def verify_audit(self, *, expected_head: str | None = None, raise_on_error: bool = False) -> AuditReport:
+        """Verify the audit chain (see :meth:`AuditLog.verify`)."""
+        return self.audit.verify(expected_head=expected_head, raise_on_error=raise_on_error)
+
+    # --- helpers ------------------------------------------------------------------------------
+    def _object_path(self, digest: str) -> Path:
+        return self.path / OBJECTS / f"{digest}.nc"
+
+    def _head(self, pseudo: str) -> int | None:
+        row = self._conn.execute("SELECT max(version) FROM versions WHERE patient = ?", (pseudo,)).fetchone()
+        return None if row[0] is None else int(row[0])
+
+    def _versions(self, pseudo: str) -> list[int]:
+        return [r[0] for r in self._conn.execute("SELECT version FROM versions WHERE patient = ? ORDER BY version",
+                                                 (pseudo,))]
+
+    def _version_row(self, pseudo: str, version: int | None) -> dict[str, Any]:
+        cur = self._conn.execute("SELECT * FROM versions WHERE patient = ? AND version = ?", (pseudo, version))
+        row = cur.fetchone()
+        if row is None:
+            raise StoreError(f"patient {pseudo} has no version {version} in {self.path} (versions: "
+                             f"{self._versions(pseudo) or 'none'}); check the patient id, the key and the version")
+        return dict(zip([d[0] for d in cur.description], row, strict=True))
+
+    def _require_parent(self, pseudo: str, expected: int | None, head: int | None) -> None:
+        if head != expected:
+            raise StoreConflictError(
+                f"patient {pseudo} has moved on: its latest version is {head}, but this commit builds on "
+                f"{expected}; another writer committed first. Nothing was written. Load version {head}, redo "
+                f"the update on it and commit with expected_parent={head}.")
+
+    def _put_object(self, data: bytes, *, what: str) -> str:
+        digest = files.sha256_hex(data)
+        path = self._object_path(digest)
+        try:
+            if path.exists():
+                try:
+                    files.read_verified(path, digest)
+                    return digest  # same content already durable (content addressing deduplicates)
+                except StoreError:
+                    pass  # a damaged copy: rewrite it below
+            files.write_atomic(path.parent, path.name, data)
+        except OSError as err:
+            if isinstance(err, StoreError):
+                raise
+            raise StoreError(f"could not write {what} to {path.parent}: {err.strerror or err} "
+                             f"({_errname(err)}). Nothing was committed; the store is unchanged. Free disk space or "
+                             "fix the directory's permissions, then commit again.") from err
+        return digest
+
+    @contextmanager
+    def _writing(self, what: str) -> Iterator[None]:
+        try:
+            with _transaction(self._conn):
+                yield
+        except sqlite3.Error as err:
+            raise StoreError(f"{what} failed in {self.path / DB_NAME}: {err}. Nothing was committed. Check free "
+                             "space and permissions; if another process holds the store for long, retry.") from err
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """``BEGIN IMMEDIATE`` (take the write lock before reading, so checks and writes see one state) ... ``COMMIT``."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _software() -> str:
+    import bayestwin
+
+    return f"bayestwin {bayestwin.__version__}"
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # pragma: no cover - no login name in some containers
+        return "unknown"
+
+
+def _errname(err: OSError) -> str:
+    import errno
+
+    return errno.errorcode.get(err.errno or 0, "I/O error")
+
