@@ -33,11 +33,13 @@ from bayestwin.forecast.forecast import Forecast
 from bayestwin.inference.arrays import CohortArrays, cohort_arrays
 from bayestwin.inference.fit import PopulationFit
 from bayestwin.inference.individual import (
+    PopulationPrior,
     build_individual_model,
     component_log_weights,
     mixture_scaling,
     population_prior,
 )
+from bayestwin.inference.kernels import WarmState, nuts_program
 from bayestwin.inference.latent import to_natural
 from bayestwin.inference.predictive import predictive_draws
 from bayestwin.inference.sampler import SamplerConfig, parallel_chains_ok, run_nuts
@@ -67,17 +69,20 @@ class Twin:
         Population posterior draws used as prior mixture components (K).
     override_convergence : bool
         Use a population fit that failed its gate anyway (recorded in forecasts).
+    update_warmup : int
+        Warm-up iterations of a warm-started ``update`` (the full ``sampler.warmup`` for a cold fit).
     """
 
     def __init__(self, spec: TwinSpec, *, population: PopulationFit | None, sampler: SamplerConfig | None = None,
                  gate: ConvergenceGate | None = None, n_components: int = 200,
-                 override_convergence: bool = False) -> None:
+                 override_convergence: bool = False, update_warmup: int = 200) -> None:
         self.spec = spec
         self.population = population
         self.sampler = sampler
         self.gate = gate
         self.n_components = n_components
         self.override_convergence = override_convergence
+        self.update_warmup = update_warmup
 
     # --- state ------------------------------------------------------------------------------
     @property
@@ -97,6 +102,9 @@ class Twin:
     # --- fit ----------------------------------------------------------------------------------
     def fit(self, events: EventTable) -> Twin:
         """Infer the patient's parameters from `events` (one patient's history); return ``self``."""
+        return self._fit(events, warm=None)
+
+    def _fit(self, events: EventTable, warm: WarmState | None) -> Twin:
         if self.population is None:
             raise NotFittedError("this Twin has no population fit; pass population=fit_population(...)")
         if events.n_patients != 1:
@@ -119,15 +127,12 @@ class Twin:
         doses = jax.tree_util.tree_map(lambda x: x[0], arrays.doses)
         obs = jax.tree_util.tree_map(lambda x: x[0], arrays.obs)
         start = time.perf_counter()
-        mcmc = run_nuts(build_individual_model(self.spec, model, arrays.features), (args, doses, obs), sampler,
-                         parallel_ok=parallel_chains_ok(model, arrays.features))
+        log_theta, diverging, energy = self._sample(model, arrays, args, doses, obs, sampler, warm)
         self.wall_time_s_ = time.perf_counter() - start
         # latent values of the BSV parameters (log-parameters on the log scale): (chain, draw, n_bsv)
-        log_theta = np.asarray(mcmc.get_samples(group_by_chain=True)["log_theta"])
         chains, draws = log_theta.shape[:2]
         flat = log_theta.reshape(chains * draws, -1)
-        weights = jax.jit(jax.vmap(
-            lambda u: component_log_weights(self.spec, model, args, u, doses, obs, arrays.features)))(flat)
+        weights = _weights_program(self.spec, model, arrays.features)(args, flat, doses, obs)
         comp = np.asarray(jax.random.categorical(jax.random.PRNGKey(sampler.seed + 1), weights, axis=-1))
         posterior: dict[str, np.ndarray] = {}
         bsv = self.spec.bsv_parameters
@@ -152,9 +157,8 @@ class Twin:
         posterior["component"] = comp.reshape(chains, draws)
         import arviz as az
 
-        extra = mcmc.get_extra_fields(group_by_chain=True)
         self.idata_ = az.from_dict(posterior=posterior, dims=dims, sample_stats={
-            "diverging": np.asarray(extra["diverging"]), "energy": np.asarray(extra["energy"])})
+            "diverging": diverging, "energy": energy})
         if "starts" in prior:
             self.idata_.posterior.coords["segment_start"] = ("segment", np.asarray(prior["starts"]))
         for p in self.spec.parameters:
@@ -170,12 +174,58 @@ class Twin:
                           f"{self.diagnostics_.format()}", ConvergenceWarning, stacklevel=2)
         return self
 
-    def update(self, new_events: EventTable) -> Twin:
-        """Add `new_events` (same patient) to the history and refit; return ``self``."""
+    def update(self, new_events: EventTable, *, warm: bool = True) -> Twin:
+        """Add `new_events` (same patient) to the history and refit on all of it; return ``self``.
+
+        The posterior is the posterior given the whole history, as after ``fit``. With `warm` (default) the
+        sampler starts where the previous fit's chains ended, with their step sizes and mass matrices, and
+        warms up for ``update_warmup`` iterations only; its program is compiled once per padded data size
+        (``bayestwin.inference.kernels``), so an update in the same size bucket compiles nothing. If the
+        warm fit fails its convergence gate, the twin refits cold (full warm-up) and records that in
+        ``update_mode_``.
+        """
         self._require_fitted("update")
         if [p.item() if hasattr(p, "item") else p for p in new_events.patients] != [self.patient_id_]:
             raise ValueError(f"update expects events of patient {self.patient_id_!r}, got {new_events.patients}")
-        return self.fit(append_events(self.events_, new_events))
+        events = append_events(self.events_, new_events)
+        if not warm:
+            self._fit(events, warm=None)
+            self.update_mode_ = "cold"
+            return self
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # a failed warm fit is retried cold below
+            self._fit(events, warm=self.warm_)
+        self.update_mode_ = "warm"
+        if not self.diagnostics_.ok:
+            failed = self.diagnostics_.format()
+            self._fit(events, warm=None)
+            self.update_mode_ = f"cold (the warm-started fit failed its gate: {failed.splitlines()[0]})"
+        return self
+
+    def _sample(self, model: Any, arrays: CohortArrays, args: PopulationPrior, doses: Doses, obs: Any,
+                sampler: SamplerConfig, warm: WarmState | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """NUTS on the patient's posterior: ``log_theta`` (chain, draw, n_bsv), divergences, energy."""
+        fn = build_individual_model(self.spec, model, arrays.features)
+        parallel = parallel_chains_ok(model, arrays.features)
+        if warm is None:
+            mcmc = run_nuts(fn, (args, doses, obs), sampler, parallel_ok=parallel)
+            extra = mcmc.get_extra_fields(group_by_chain=True)
+            last = mcmc.last_state
+            if sampler.chains == 1:  # MCMC keeps no chain axis for one chain
+                last = jax.tree_util.tree_map(lambda a: jnp.asarray(a)[None], last)
+            inv = last.adapt_state.inverse_mass_matrix  # MCMC keeps numpyro's blocks: {("z",): matrix}
+            self.warm_ = WarmState(positions=last.z, step_size=last.adapt_state.step_size,
+                                   inverse_mass_matrix=next(iter(inv.values())) if isinstance(inv, dict) else inv)
+            return (np.asarray(mcmc.get_samples(group_by_chain=True)["log_theta"]), np.asarray(extra["diverging"]),
+                    np.asarray(extra["energy"]))
+        run = nuts_program(fn, key=("twin", self.spec.digest(), model.name, arrays.features, self.n_components),
+                           chains=sampler.chains, warmup=self.update_warmup, draws=sampler.draws,
+                           target_accept=sampler.target_accept, max_tree_depth=sampler.max_tree_depth,
+                           dense_mass=sampler.dense_mass,
+                           parallel=parallel and jax.local_device_count() >= sampler.chains)
+        out = run((args, doses, obs), warm.positions, seed=sampler.seed, warm=warm)
+        self.warm_ = out.warm
+        return out.samples["log_theta"], out.diverging, out.energy
 
     # --- forecast -----------------------------------------------------------------------------
     def forecast(self, times: Sequence[float] | np.ndarray, regimen: Regimen | None = None, *,
@@ -244,6 +294,18 @@ class Twin:
         pad = {"time": np.inf, "amt": 0.0, "rate": 0.0, "cmt": 0, "ii": 0.0, "ss": 0, "reset": False, "mask": False}
         return Doses(**{k: jnp.asarray(np.concatenate([v, np.full(size - n, pad[k], dtype=v.dtype)]))
                         for k, v in fields.items()})
+
+
+_WEIGHTS: dict[tuple[Any, ...], Any] = {}
+
+
+def _weights_program(spec: TwinSpec, model: Any, features: frozenset[str]) -> Any:
+    """Compiled ``(prior, u draws, doses, obs) -> component log weights``, one per (spec, model, features)."""
+    key = (spec.digest(), model.name, features)
+    if key not in _WEIGHTS:
+        _WEIGHTS[key] = jax.jit(lambda pr, us, d, o: jax.vmap(
+            lambda u: component_log_weights(spec, model, pr, u, d, o, features))(us))
+    return _WEIGHTS[key]
 
 
 def append_events(table: EventTable, new: EventTable) -> EventTable:

@@ -55,8 +55,8 @@ class WarmState(NamedTuple):
     """Each site ``(chain, ...)``, unconstrained."""
     step_size: jax.Array
     """``(chain,)``."""
-    inverse_mass_matrix: dict[tuple[str, ...], jax.Array]
-    """numpyro's blocks (sites -> ``(chain, d)`` diagonal or ``(chain, d, d)`` dense)."""
+    inverse_mass_matrix: jax.Array
+    """``(chain, d)`` (diagonal) or ``(chain, d, d)`` (dense), ``d`` the flattened dimension of all sites."""
 
 
 class KernelResult(NamedTuple):
@@ -143,7 +143,7 @@ def nuts_program(
             programs[with_warm] = build(args, with_warm)
         # cold: placeholders (the cold program ignores them; numpyro starts from step 1 and an identity mass)
         step = jnp.ones((chains,)) if warm is None else warm.step_size
-        inv = {} if warm is None else warm.inverse_mass_matrix
+        inv = jnp.ones((chains,)) if warm is None else warm.inverse_mass_matrix
         keys = jax.random.split(jax.random.PRNGKey(seed), chains)
         samples, div, energy, steps, z, step_out, inv_out = programs[with_warm](keys, args, positions, step, inv)
         return KernelResult(samples={k: np.asarray(v) for k, v in samples.items()}, diverging=np.asarray(div),
