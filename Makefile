@@ -43,8 +43,7 @@ validate: venv
 
 bench: venv
 	$(PIP) install --quiet -e ".[dev]"
-	@echo "make bench: peer benchmarks (PyMC, nutpie) arrive with the performance issue."
-	@echo "It will run benchmarks/*.py and rewrite docs/benchmarks.md."
+	@for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
 docs: venv
 	$(PIP) install --quiet -e ".[docs]"
