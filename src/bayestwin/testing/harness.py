@@ -225,7 +225,8 @@ def _check_recovery(model: AbstractStructuralModel, spec: TwinSpec, *, n_patient
     n = sum(p.estimated for p in spec.parameters)
     allowed = int(stats.binom.ppf(0.99, n, 0.05))
     ok = fit.diagnostics.ok and len(misses) <= allowed
-    return ok, (f"gate {'passed' if fit.diagnostics.ok else 'FAILED'}; {len(misses)} of {n} typical values "
+    gate = "passed" if fit.diagnostics.ok else f"FAILED ({'; '.join(fit.diagnostics.failures)})"
+    return ok, (f"gate {gate}; {len(misses)} of {n} typical values "
                 f"outside their 95 % interval (allowed {allowed}){': ' + ', '.join(misses) if misses else ''}")
 
 
