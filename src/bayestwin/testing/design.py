@@ -39,8 +39,11 @@ def default_spec(model: AbstractStructuralModel, *, bsv_sd: float = 0.3) -> Twin
     Log-scale parameters: log-normal typical values (SD 0.5 on the log scale) and HalfNormal(`bsv_sd`)
     BSV. Identity-scale ones (``model.parameter_scales``): Normal(ref, 0.5 s) typical values and
     HalfNormal(`bsv_sd` s) BSV with s = |ref| (1 if ref is 0), the same relative spread. BSV on every
-    parameter, centred random effects (the simulated designs are data-rich); SpecError if the model has
-    no reference values.
+    parameter; SpecError if the model has no reference values. Random effects are non-centred for models
+    with log-scale parameters only (PK) and centred for models with identity-scale ones, as measured by
+    SBC: centred two-compartment IV fits diverged in 8 of 8 replications (non-centred: 3 of 8), and the
+    centred one-compartment oral recovery fit failed its gate (omega_ka ESS 295, 1 divergence); the
+    non-centred longitudinal.linear fit diverged in 148 of 200 replications (centred: passes).
 
     Residual error: proportional (SD ~ HalfNormal(0.3)) for models whose outputs are positive amounts or
     concentrations; additive (SD ~ HalfNormal(0.3 s), s the largest |ref| of the identity-scale
@@ -73,7 +76,7 @@ def default_spec(model: AbstractStructuralModel, *, bsv_sd: float = 0.3) -> Twin
         error = tuple(ErrorModel("proportional", output=o, priors=(("sigma_prop", Prior.half_normal(0.3)),))
                       for o in model.outputs)
     return TwinSpec(name=f"check.{model.name}", model=model.name, parameters=params, error=error,
-                    units=tuple(units.items()), centered=True)
+                    units=tuple(units.items()), centered=bool(identity))
 
 
 def simulate_cohort(
