@@ -1,4 +1,4 @@
-"""Fixtures of the store tests: a pseudonymisation key in the environment and a fresh store."""
+"""Fixtures of the store tests: a pseudonymisation key (and no encryption key) in the environment, a fresh store."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from bayestwin.store import TwinStore
 def _key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BAYESTWIN_PSEUDONYM_KEY", KEY)
     monkeypatch.delenv("BAYESTWIN_PSEUDONYM_KEY_FILE", raising=False)
+    monkeypatch.delenv("BAYESTWIN_ENCRYPTION_KEY", raising=False)  # stores are plain unless a test encrypts one
+    monkeypatch.delenv("BAYESTWIN_ENCRYPTION_KEY_FILE", raising=False)
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """Embedded, versioned, crash-safe store of patient twins, with an audit trail and pseudonyms.
 
 See ``docs/store.md``. The store depends on numpy, pandas, xarray, arviz and
-h5netcdf only: it does not import JAX or the modelling layers.
+h5netcdf only (and, for encryption at rest, ``cryptography``: the ``crypto`` extra):
+it does not import JAX or the modelling layers.
 
 Examples
 --------
@@ -12,9 +13,10 @@ True
 """
 
 from bayestwin.store.audit import AuditLog, AuditRecord, AuditReport
+from bayestwin.store.encryption import load_encryption_key
 from bayestwin.store.integrity import IntegrityReport, check_integrity
 from bayestwin.store.pseudonym import Pseudonymizer, load_key
 from bayestwin.store.twin_store import StoredVersion, TwinStore
 
 __all__ = ["AuditLog", "AuditRecord", "AuditReport", "IntegrityReport", "Pseudonymizer", "StoredVersion",
-           "TwinStore", "check_integrity", "load_key"]
+           "TwinStore", "check_integrity", "load_encryption_key", "load_key"]

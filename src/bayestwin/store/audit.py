@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass
 
 from bayestwin.exceptions import AuditError
 
-__all__ = ["GENESIS", "AuditLog", "AuditRecord", "AuditReport"]
+__all__ = ["GENESIS", "AuditLog", "AuditRecord", "AuditReport", "software_label"]
 
 GENESIS = "0" * 64  # the "previous hash" of the first record
 
@@ -215,6 +215,19 @@ class AuditLog:
                                  "records were deleted from the end, or the chain was rewritten")
             return _finish(report, raise_on_error)
         return AuditReport(True, len(records))
+
+
+def software_label() -> str:
+    """The ``software`` field of new audit records: ``"bayestwin <version>"``.
+
+    Examples
+    --------
+    >>> software_label().startswith("bayestwin ")
+    True
+    """
+    import bayestwin
+
+    return f"bayestwin {bayestwin.__version__}"
 
 
 def _check_one(rec: AuditRecord, prev: AuditRecord | None, seen: Mapping[str, int]) -> tuple[int, str]:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from bayestwin.exceptions import StoreIntegrityError
 
-__all__ = ["TMP_PREFIX", "fsync_dir", "read_verified", "sha256_hex", "write_atomic"]
+__all__ = ["TMP_PREFIX", "check_hash", "fsync_dir", "read_existing", "read_verified", "sha256_hex", "write_atomic"]
 
 TMP_PREFIX = ".tmp-"
 
@@ -131,16 +131,40 @@ def read_verified(path: str | os.PathLike[str], expected_hex: str) -> bytes:
     ...
     bayestwin.exceptions.StoreIntegrityError: file ... has SHA-256 ba7816bf8f01..., expected 000000000000...; ...
     """
+    data = read_existing(path, expected_hex)
+    check_hash(data, expected_hex, path)
+    return data
+
+
+def read_existing(path: str | os.PathLike[str], expected_hex: str) -> bytes:
+    """Read a content-addressed file as it is on disk; ``StoreIntegrityError`` naming it if it is missing.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> read_existing(os.path.join(tempfile.mkdtemp(), "gone"), "ab" * 32)
+    Traceback (most recent call last):
+    ...
+    bayestwin.exceptions.StoreIntegrityError: file .../gone is missing (expected content SHA-256 abababababab...); ...
+    """
     path = Path(path)
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError as err:
         raise StoreIntegrityError(
             f"file {path} is missing (expected content SHA-256 {expected_hex[:12]}...); it was deleted or "
             "moved outside bayestwin. Restore the store directory from a backup.") from err
+
+
+def check_hash(data: bytes, expected_hex: str, path: str | os.PathLike[str]) -> None:
+    """Raise ``StoreIntegrityError`` unless `data` (the content of `path`) has SHA-256 `expected_hex`.
+
+    Examples
+    --------
+    >>> check_hash(b"", sha256_hex(b""), "objects/empty")
+    """
     actual = sha256_hex(data)
     if actual != expected_hex:
         raise StoreIntegrityError(
             f"file {path} has SHA-256 {actual[:12]}..., expected {expected_hex[:12]}...; it was altered or "
             "corrupted on disk. Restore it from a backup; do not edit files in a store.")
-    return data

@@ -1,7 +1,8 @@
 """The store's integrity check: files, rows and audit links, all verified.
 
 Checks, in order: SQLite's own ``integrity_check`` and ``foreign_key_check``;
-every object row has its file, of the recorded size and SHA-256; every patient's
+every object row has its file, of the recorded size and SHA-256 (in an encrypted store,
+after its AES-GCM tag authenticates it: the check needs the key); every patient's
 versions run 1, 2, ... without gaps; every version and record points at the audit
 record that logged it (same hash); the audit chain verifies. Files nobody refers
 to (left by a crash between the file write and the commit) and temporary files
@@ -72,7 +73,7 @@ def check_integrity(store: TwinStore, *, raise_on_error: bool = False) -> Integr
     for digest, size in objects:
         path = store._object_path(digest)
         try:
-            data = files.read_verified(path, digest)
+            data = store._objects.read(digest)
         except StoreError as err:
             problems.append(str(err))
             continue
@@ -92,7 +93,7 @@ def check_integrity(store: TwinStore, *, raise_on_error: bool = False) -> Integr
     chain = store.audit.verify()
     if not chain.ok:
         problems.append(str(chain))
-    known = {f"{d}.nc" for d, _ in objects}
+    known = {store._object_path(d).name for d, _ in objects}
     present = sorted((store.path / "objects").iterdir()) if (store.path / "objects").is_dir() else []
     report = IntegrityReport(
         ok=not problems, problems=problems, n_versions=len(versions), n_patients=len(expected),

@@ -27,22 +27,25 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from pathlib import Path
 
 from bayestwin.exceptions import StoreError
+from bayestwin.store.keys import MIN_KEY_BYTES, SecretSpec, resolve_secret
 
 __all__ = ["KEY_ENV", "KEY_FILE_ENV", "MIN_KEY_BYTES", "Pseudonymizer", "load_key"]
 
 KEY_ENV = "BAYESTWIN_PSEUDONYM_KEY"
 KEY_FILE_ENV = "BAYESTWIN_PSEUDONYM_KEY_FILE"
-MIN_KEY_BYTES = 32
 _DOMAIN = b"bayestwin.patient/1\x00"
 _CHECK = b"bayestwin.key-check/1"
+_SHIFT = b"bayestwin.date-shift/1\x00"
 
-_HOW_TO = (f"Set the environment variable {KEY_ENV} to a secret of at least {MIN_KEY_BYTES} characters "
-           f"(e.g. export {KEY_ENV}=$(python -c 'import secrets; print(secrets.token_hex(32))')), or "
-           f"{KEY_FILE_ENV} to a file holding it, kept outside the store directory and backed up separately: "
-           "without the same key the store's patients cannot be found again.")
+_SECRET = SecretSpec(
+    what="pseudonymisation key", argument="key=", env=KEY_ENV, file_env=KEY_FILE_ENV,
+    consequence="patient identifiers cannot be pseudonymised",
+    how_to=(f"Set the environment variable {KEY_ENV} to a secret of at least {MIN_KEY_BYTES} characters "
+            f"(e.g. export {KEY_ENV}=$(python -c 'import secrets; print(secrets.token_hex(32))')), or "
+            f"{KEY_FILE_ENV} to a file holding it, kept outside the store directory and backed up separately: "
+            "without the same key the store's patients cannot be found again."))
 
 
 def load_key(key: bytes | str | None = None, *, store_dir: str | os.PathLike[str] | None = None) -> bytes:
@@ -69,28 +72,9 @@ def load_key(key: bytes | str | None = None, *, store_dir: str | os.PathLike[str
     ...
     bayestwin.exceptions.StoreError: the pseudonymisation key (argument key=) is 5 bytes long; it needs at least 32...
     """
-    source = "argument key="
-    if key is None and os.environ.get(KEY_ENV):
-        key, source = os.environ[KEY_ENV], f"environment variable {KEY_ENV}"
-    elif key is None and os.environ.get(KEY_FILE_ENV):
-        path = Path(os.environ[KEY_FILE_ENV]).expanduser().resolve()
-        source = f"key file {path} (from {KEY_FILE_ENV})"
-        if store_dir is not None and Path(store_dir).resolve() in (path, *path.parents):
-            raise StoreError(f"the pseudonymisation key file {path} lies inside the store directory {store_dir}; "
-                             "a key stored beside the data protects nothing. Move it outside the store and "
-                             f"point {KEY_FILE_ENV} at the new place.")
-        try:
-            key = path.read_bytes().strip()
-        except OSError as err:
-            raise StoreError(f"cannot read the pseudonymisation {source}: {err.strerror or err}. "
-                             f"Check the path and its permissions, or set {KEY_ENV} instead.") from err
-    if key is None:
-        raise StoreError(f"no pseudonymisation key is set, so patient identifiers cannot be pseudonymised. {_HOW_TO}")
-    raw = key.encode() if isinstance(key, str) else bytes(key)
-    if len(raw) < MIN_KEY_BYTES:
-        raise StoreError(f"the pseudonymisation key ({source}) is {len(raw)} bytes long; it needs at least "
-                         f"{MIN_KEY_BYTES}. {_HOW_TO}")
-    return raw
+    secret = resolve_secret(key, _SECRET, store_dir=store_dir)
+    assert secret is not None  # required=True: resolve_secret raised otherwise
+    return secret
 
 
 class Pseudonymizer:
@@ -117,6 +101,27 @@ class Pseudonymizer:
             raise StoreError("empty patient identifier; pass the patient's id as it appears in the event table")
         digest = hmac.new(self._key, _DOMAIN + text.encode("utf-8"), hashlib.sha256).hexdigest()
         return f"p-{digest[:32]}"
+
+    def date_shift_days(self, pseudonym: str, *, max_days: int = 365) -> int:
+        """The keyed date shift of a patient, in whole days: never 0, at most `max_days` either way.
+
+        ``HMAC-SHA256(key, pseudonym)`` (under its own domain label) picks one of the
+        ``2 * max_days`` non-zero offsets. The same patient always gets the same shift, so
+        intervals between their dates are kept exactly; without the key the shift cannot be
+        recovered. Used by :func:`~bayestwin.store.deidentify.export_deidentified`.
+
+        Examples
+        --------
+        >>> p = Pseudonymizer(b"k" * 32)
+        >>> shift = p.date_shift_days(p("MRN-1"))
+        >>> shift == p.date_shift_days(p("MRN-1")) and 1 <= abs(shift) <= 365
+        True
+        """
+        if max_days < 1:
+            raise StoreError(f"max_days={max_days}: a date shift needs a range of at least 1 day either way")
+        draw = int.from_bytes(hmac.new(self._key, _SHIFT + pseudonym.encode("utf-8"), hashlib.sha256).digest()[:8],
+                              "big") % (2 * max_days)
+        return draw - max_days if draw < max_days else draw - max_days + 1
 
     @property
     def fingerprint(self) -> str:

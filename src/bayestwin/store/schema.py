@@ -9,8 +9,8 @@ file, and the store also works on network file systems, where WAL's shared-memor
 index does not. With ``synchronous=FULL`` a transaction is on disk when ``COMMIT``
 returns; after a crash SQLite rolls back any half-written transaction from the journal.
 
-Tables: ``meta`` (schema version, key fingerprint), ``objects`` (content-addressed
-posterior files), ``versions`` (each twin's append-only history), ``records``
+Tables: ``meta`` (schema version, store id, key fingerprint, encryption scheme and key
+check), ``objects`` (content-addressed posterior files), ``versions`` (each twin's append-only history), ``records``
 (forecasts and recommendations made from a version) and ``audit`` (the hash chain,
 see :mod:`bayestwin.store.audit`). Triggers refuse ``UPDATE`` and ``DELETE`` on all of
 them but ``meta``: history is appended to, never rewritten.
@@ -28,10 +28,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from bayestwin.store.audit import AuditLog
+from bayestwin.store.encryption import SCHEME, ObjectCipher, new_store_id
 
-__all__ = ["DB_NAME", "SCHEMA_VERSION", "connect", "create_schema"]
+__all__ = ["DB_NAME", "SCHEMA_VERSION", "connect", "create_schema", "init_meta", "transaction"]
 
 DB_NAME = "store.sqlite"
 SCHEMA_VERSION = "1"
@@ -112,4 +115,58 @@ def create_schema(conn: sqlite3.Connection) -> None:
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
+        raise
+
+
+def init_meta(conn: sqlite3.Connection, *, key_fingerprint: str, encryption_secret: bytes | None) -> dict[str, str]:
+    """Record what a store is made with, once; return every ``meta`` row (call inside a write transaction).
+
+    The first open records the pseudonymisation key's fingerprint and a random store id. The
+    encryption scheme is settled while the store holds no objects: ``aes-256-gcm/1`` (with the
+    encryption key's check value) when `encryption_secret` is given, ``'none'`` otherwise; a store
+    that existed before encryption was available is ``'none'``. Later opens only read the rows.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> conn = connect(os.path.join(tempfile.mkdtemp(), "s.sqlite")); create_schema(conn)
+    >>> meta = init_meta(conn, key_fingerprint="f" * 16, encryption_secret=None)
+    >>> meta["encryption"], len(meta["store_id"])
+    ('none', 32)
+    """
+    conn.execute("INSERT OR IGNORE INTO meta VALUES ('key_fingerprint', ?)", (key_fingerprint,))
+    conn.execute("INSERT OR IGNORE INTO meta VALUES ('store_id', ?)", (new_store_id(),))
+    meta = {str(k): str(v) for k, v in conn.execute("SELECT key, value FROM meta")}
+    if "encryption" not in meta:
+        empty = conn.execute("SELECT count(*) FROM objects").fetchone()[0] == 0
+        rows = {"encryption": "none"}
+        if encryption_secret is not None and empty:
+            cipher = ObjectCipher(encryption_secret, store_id=meta["store_id"])
+            rows = {"encryption": SCHEME, "encryption_key_check": cipher.fingerprint}
+        conn.executemany("INSERT INTO meta VALUES (?, ?)", list(rows.items()))
+        meta.update(rows)
+    return meta
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """``BEGIN IMMEDIATE`` (take the write lock before reading, so checks and writes see one state) ... ``COMMIT``.
+
+    Any exception rolls the transaction back and propagates.
+
+    Examples
+    --------
+    >>> conn = sqlite3.connect(":memory:", isolation_level=None)
+    >>> with transaction(conn):
+    ...     _ = conn.execute("CREATE TABLE t (x)")
+    >>> conn.in_transaction
+    False
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise

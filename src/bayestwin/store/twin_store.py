@@ -5,6 +5,7 @@ A store is a directory::
     store/
     ├── store.sqlite          metadata, history, records, audit chain (see schema.py)
     └── objects/<sha256>.nc   one posterior per file (InferenceData as NetCDF-4), named by its content hash
+                              (<sha256>.nc.enc, AES-256-GCM, in an encrypted store: see encryption.py)
 
 A version becomes visible in one SQLite transaction, inserted only after its
 posterior file is durable (temporary file, fsync, atomic rename, directory fsync).
@@ -26,7 +27,6 @@ Examples
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 import sqlite3
@@ -39,16 +39,17 @@ from typing import Any
 import pandas as pd
 
 from bayestwin.exceptions import StoreConflictError, StoreError
-from bayestwin.store import files
-from bayestwin.store.audit import AuditLog, AuditReport
+from bayestwin.store import actions, files
+from bayestwin.store.audit import AuditLog, AuditReport, software_label
 from bayestwin.store.netcdf import idata_from_bytes, idata_to_bytes
-from bayestwin.store.pseudonym import Pseudonymizer, load_key
-from bayestwin.store.schema import DB_NAME, connect, create_schema
+from bayestwin.store.objects import ObjectFiles
+from bayestwin.store.opening import OBJECTS, default_actor, open_parts
+from bayestwin.store.pseudonym import Pseudonymizer
+from bayestwin.store.schema import DB_NAME, transaction
 from bayestwin.store.scrub import check_no_identifier, scrub_payload, to_json
 
 __all__ = ["StoredVersion", "TwinStore"]
 
-OBJECTS = "objects"
 _HISTORY_COLUMNS = ["patient", "version", "parent", "created_utc", "actor", "data_hash", "spec_hash",
                     "population_version", "posterior_hash", "posterior_bytes", "diagnostics", "n_records"]
 
@@ -86,17 +87,21 @@ class TwinStore:
     []
     """
 
-    def __init__(self, path: Path, conn: sqlite3.Connection, pseudonymizer: Pseudonymizer, actor: str) -> None:
+    def __init__(self, path: Path, conn: sqlite3.Connection, pseudonymizer: Pseudonymizer, actor: str,
+                 objects: ObjectFiles | None = None, store_id: str = "") -> None:
         self.path = path
         self._conn = conn
         self._pseudonym = pseudonymizer
+        self._objects = objects or ObjectFiles(path / OBJECTS)
         self.actor = actor
+        self.store_id = store_id
         self.audit = AuditLog(conn)
 
     # --- opening ------------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, key: bytes | str | None = None, actor: str | None = None,
-             create: bool = True, timeout_s: float = 30.0) -> TwinStore:
+    def open(cls, path: str | os.PathLike[str], *, key: bytes | str | None = None,
+             encryption_key: bytes | str | None = None, actor: str | None = None, create: bool = True,
+             timeout_s: float = 30.0) -> TwinStore:
         """Open (or create) the store at `path`.
 
         Parameters
@@ -105,6 +110,11 @@ class TwinStore:
             Store directory.
         key : bytes or str, optional
             Pseudonymisation key; by default from ``BAYESTWIN_PSEUDONYM_KEY`` or ``BAYESTWIN_PSEUDONYM_KEY_FILE``.
+        encryption_key : bytes or str, optional
+            Secret (at least 32 bytes, not the pseudonymisation key) for AES-256-GCM encryption of the posterior
+            files; by default from ``BAYESTWIN_ENCRYPTION_KEY`` or ``BAYESTWIN_ENCRYPTION_KEY_FILE``. Given when
+            a store is created, it makes the store encrypted for good; an encrypted store refuses to open
+            without it or with another key. Needs ``pip install 'bayestwin[crypto]'``.
         actor : str, optional
             Who acts, for the audit trail; default ``BAYESTWIN_ACTOR`` or the login name.
         create : bool
@@ -120,30 +130,8 @@ class TwinStore:
         ...
         bayestwin.exceptions.StoreError: no twin store at ...; pass create=True to make a new one, or check the path
         """
-        root = Path(path)
-        if not (root / DB_NAME).exists() and not create:
-            raise StoreError(f"no twin store at {root}; pass create=True to make a new one, or check the path")
-        pseudonymizer = Pseudonymizer(load_key(key, store_dir=root))
-        try:
-            for folder in (root, root / OBJECTS):
-                if not folder.is_dir():
-                    folder.mkdir(parents=True, exist_ok=True)
-                    files.fsync_dir(folder.parent)
-            conn = connect(root / DB_NAME, timeout_s=timeout_s)
-            create_schema(conn)
-            with _transaction(conn):
-                conn.execute("INSERT OR IGNORE INTO meta VALUES ('key_fingerprint', ?)", (pseudonymizer.fingerprint,))
-                stored = conn.execute("SELECT value FROM meta WHERE key = 'key_fingerprint'").fetchone()[0]
-        except (OSError, sqlite3.Error) as err:
-            raise StoreError(f"cannot open the twin store at {root}: {err}. Check that the directory exists, is "
-                             "writable and has free space.") from err
-        if stored != pseudonymizer.fingerprint:
-            conn.close()
-            raise StoreError(f"the store at {root} was created with a different pseudonymisation key (fingerprint "
-                             f"{stored}, yours {pseudonymizer.fingerprint}); its patients cannot be found with this "
-                             "key. Set BAYESTWIN_PSEUDONYM_KEY (or BAYESTWIN_PSEUDONYM_KEY_FILE) to the original key.")
-        who = actor or os.environ.get("BAYESTWIN_ACTOR") or _login()
-        return cls(root, conn, pseudonymizer, who)
+        parts = open_parts(path, key=key, encryption_key=encryption_key, create=create, timeout_s=timeout_s)
+        return cls(parts.root, parts.conn, parts.pseudonymizer, default_actor(actor), parts.objects, parts.store_id)
 
     def close(self) -> None:
         """Close the database connection."""
@@ -155,8 +143,14 @@ class TwinStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def encrypted(self) -> bool:
+        """Whether the store's posterior files are encrypted at rest (AES-256-GCM)."""
+        return self._objects.cipher is not None
+
     def __repr__(self) -> str:
-        return f"TwinStore({str(self.path)!r}, actor={self.actor!r}, key fingerprint {self._pseudonym.fingerprint})"
+        return (f"TwinStore({str(self.path)!r}, actor={self.actor!r}, key fingerprint {self._pseudonym.fingerprint}"
+                f"{', encrypted' if self.encrypted else ''})")
 
     # --- writing ------------------------------------------------------------------------------
     def pseudonym(self, patient: object) -> str:
@@ -211,7 +205,7 @@ class TwinStore:
         with self._writing(f"committing version {version} of patient {pseudo}"):
             self._require_parent(pseudo, expected_parent, self._head(pseudo))
             self._conn.execute("INSERT OR IGNORE INTO objects VALUES (?, ?, 'posterior')", (digest, len(data)))
-            rec = self.audit.append(actor=self.actor, action="commit", subject=pseudo, software=_software(),
+            rec = self.audit.append(actor=self.actor, action="commit", subject=pseudo, software=software_label(),
                                     inputs={"data": data_hash, "spec": spec_hash,
                                             "population": population_version or "", "parent": str(expected_parent)},
                                     output_hash=digest)
@@ -262,7 +256,7 @@ class TwinStore:
             if row is None:
                 raise StoreError(f"patient {pseudo} has no version {version} (versions: "
                                  f"{self._versions(pseudo) or 'none'}); commit the version before adding records")
-            rec = self.audit.append(actor=self.actor, action=kind, subject=pseudo, software=_software(),
+            rec = self.audit.append(actor=self.actor, action=kind, subject=pseudo, software=software_label(),
                                     inputs={"posterior": row[1], "version": str(version)}, output_hash=digest)
             cur = self._conn.execute(
                 "INSERT INTO records (version_id, kind, payload, payload_hash, created_utc, actor, audit_seq, "
@@ -286,26 +280,14 @@ class TwinStore:
         >>> store.log_action("export", inputs={"table": "sha256:ab"}, output_hash="cd")
         1
         """
-        subject = None if patient is None else self.pseudonym(patient)
-        with self._writing(f"logging action {action!r}"):
-            rec = self.audit.append(actor=self.actor, action=action, subject=subject, software=_software(),
-                                    inputs=dict(inputs or {}), output_hash=output_hash)
-        return rec.seq
+        return actions.log_action(self, action, patient=patient, inputs=inputs, output_hash=output_hash)
 
     def export_version(self, patient: object, version: int, directory: str | os.PathLike[str]) -> Path:
-        """Write a version's posterior file to `directory` (named by pseudonym and version), audited."""
-        loaded = self._version_row(self.pseudonym(patient), version)
-        data = files.read_verified(self._object_path(loaded["posterior_hash"]), loaded["posterior_hash"])
-        name = f"{loaded['patient']}-v{version}.nc"
-        try:
-            Path(directory).mkdir(parents=True, exist_ok=True)
-            out = files.write_atomic(directory, name, data)
-        except OSError as err:
-            raise StoreError(f"cannot export version {version} of patient {loaded['patient']} to {directory}: "
-                             f"{err.strerror or err}. Check the directory and free space.") from err
-        self.log_action("export", patient=patient, inputs={"posterior": loaded["posterior_hash"]},
-                        output_hash=files.sha256_hex(data))
-        return out
+        """Write a version's posterior file to `directory` (named by pseudonym and version), audited.
+
+        See :func:`bayestwin.store.actions.export_version`; the copy is not encrypted.
+        """
+        return actions.export_version(self, patient, version, directory)
 
     # --- reading ------------------------------------------------------------------------------
     def patients(self) -> list[str]:
@@ -329,7 +311,7 @@ class TwinStore:
         """Load a version (default: the latest) with its posterior exactly as committed; hash checked."""
         pseudo = self.pseudonym(patient)
         row = self._version_row(pseudo, version if version is not None else self._head(pseudo))
-        data = files.read_verified(self._object_path(row["posterior_hash"]), row["posterior_hash"])
+        data = self._objects.read(row["posterior_hash"])
         records = [{"kind": k, "payload": json.loads(p), "created_utc": t, "actor": a, "payload_hash": h}
                    for k, p, t, a, h in self._conn.execute(
                        "SELECT kind, payload, created_utc, actor, payload_hash FROM records WHERE version_id = ? "
@@ -351,7 +333,7 @@ class TwinStore:
 
     # --- helpers ------------------------------------------------------------------------------
     def _object_path(self, digest: str) -> Path:
-        return self.path / OBJECTS / f"{digest}.nc"
+        return self._objects.path(digest)
 
     def _head(self, pseudo: str) -> int | None:
         row = self._conn.execute("SELECT max(version) FROM versions WHERE patient = ?", (pseudo,)).fetchone()
@@ -377,62 +359,13 @@ class TwinStore:
                 f"the update on it and commit with expected_parent={head}.")
 
     def _put_object(self, data: bytes, *, what: str) -> str:
-        digest = files.sha256_hex(data)
-        path = self._object_path(digest)
-        try:
-            if path.exists():
-                try:
-                    files.read_verified(path, digest)
-                    return digest  # same content already durable (content addressing deduplicates)
-                except StoreError:
-                    pass  # a damaged copy: rewrite it below
-            files.write_atomic(path.parent, path.name, data)
-        except OSError as err:
-            if isinstance(err, StoreError):
-                raise
-            raise StoreError(f"could not write {what} to {path.parent}: {err.strerror or err} "
-                             f"({_errname(err)}). Nothing was committed; the store is unchanged. Free disk space or "
-                             "fix the directory's permissions, then commit again.") from err
-        return digest
+        return self._objects.write(data, what=what)
 
     @contextmanager
     def _writing(self, what: str) -> Iterator[None]:
         try:
-            with _transaction(self._conn):
+            with transaction(self._conn):
                 yield
         except sqlite3.Error as err:
             raise StoreError(f"{what} failed in {self.path / DB_NAME}: {err}. Nothing was committed. Check free "
                              "space and permissions; if another process holds the store for long, retry.") from err
-
-
-@contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """``BEGIN IMMEDIATE`` (take the write lock before reading, so checks and writes see one state) ... ``COMMIT``."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-
-
-def _software() -> str:
-    import bayestwin
-
-    return f"bayestwin {bayestwin.__version__}"
-
-
-def _login() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # pragma: no cover - no login name in some containers
-        return "unknown"
-
-
-def _errname(err: OSError) -> str:
-    import errno
-
-    return errno.errorcode.get(err.errno or 0, "I/O error")
-
