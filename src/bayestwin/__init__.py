@@ -29,7 +29,7 @@ _EXPORTS = {
     "Twin": "bayestwin.twin", "Forecast": "bayestwin.forecast",
     "ConvergenceGate": "bayestwin.diagnostics", "ConvergenceReport": "bayestwin.diagnostics",
     "TwinStore": "bayestwin.store", "StoredVersion": "bayestwin.store", "Pseudonymizer": "bayestwin.store",
-    "AuditLog": "bayestwin.store", "IntegrityReport": "bayestwin.store",
+    "AuditLog": "bayestwin.store", "IntegrityReport": "bayestwin.store", "DeidentifiedExport": "bayestwin.store",
 }
 __all__ = ["__version__", *sorted(_EXPORTS)]
 

@@ -54,6 +54,9 @@ def test_encrypted_round_trip_dedup_and_integrity(enc: TwinStore, tmp_path: Path
     again.close()
     out = enc.export_version("P1", 3, tmp_path / "plain")  # exports are plain NetCDF
     assert_idata_identical(make_idata(1), idata_from_bytes(out.read_bytes()))
+    deid = enc.export_deidentified(tmp_path / "deid")
+    assert deid.n_versions == 3
+    assert all(p.read_bytes()[1:4] == b"HDF" for p in (deid.directory / "posteriors").iterdir())
 
 
 def test_key_problems_are_refused_with_what_to_do(enc: TwinStore, tmp_path: Path,

@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -288,6 +288,27 @@ class TwinStore:
         See :func:`bayestwin.store.actions.export_version`; the copy is not encrypted.
         """
         return actions.export_version(self, patient, version, directory)
+
+    def export_deidentified(self, directory: str | os.PathLike[str], patients: Iterable[object] | None = None, *,
+                            latest_only: bool = False) -> Any:
+        """Write a de-identified copy of patients' versions and records to `directory` (HIPAA Safe Harbor), audited.
+
+        Direct identifiers and free text removed, dates shifted per patient by a keyed whole-day
+        offset, ages over 89 grouped as 90; see :func:`bayestwin.store.deidentify.export_deidentified`.
+
+        Examples
+        --------
+        >>> import tempfile, os, numpy as np, arviz as az
+        >>> store = TwinStore.open(tempfile.mkdtemp(), key="k" * 32)
+        >>> post = az.InferenceData(posterior=az.dict_to_dataset({"cl": np.ones((1, 4))}, attrs={}))
+        >>> _ = store.commit_version("A", posterior=post, data_hash="d", spec_hash="s", population_version=None,
+        ...                          diagnostics={}, expected_parent=None)
+        >>> store.export_deidentified(os.path.join(tempfile.mkdtemp(), "out")).n_versions
+        1
+        """
+        from bayestwin.store.deidentify import export_deidentified
+
+        return export_deidentified(self, directory, patients, latest_only=latest_only)
 
     # --- reading ------------------------------------------------------------------------------
     def patients(self) -> list[str]:
