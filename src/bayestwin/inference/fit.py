@@ -1,4 +1,9 @@
-"""Population fits: a ``TwinSpec`` + an ``EventTable`` -> a labelled, gated posterior.
+"""Population fits: a ``TwinSpec`` + an ``EventTable`` -> a labelled, gated, versioned posterior.
+
+Every ``PopulationFit`` has a content-based ``version`` (``pop-`` + 16 hex digits, see
+:func:`population_version`) and the ``parent`` version it was refitted from (``None`` for a first fit).
+``fit.refit(cohort)`` fits the same spec to a (grown) cohort and returns the child version; twins record
+the version they were conditioned on, and ``Twin.rebase`` moves a twin to a newer one.
 
 Examples
 --------
@@ -15,7 +20,8 @@ import json
 import logging
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Any
 
 import arviz as az
 import numpy as np
@@ -23,7 +29,7 @@ import pandas as pd
 
 from bayestwin.data.event_table import EventTable
 from bayestwin.diagnostics.convergence import ConvergenceGate, ConvergenceReport, check_convergence
-from bayestwin.exceptions import ConvergenceError, ConvergenceWarning
+from bayestwin.exceptions import ConvergenceError, ConvergenceWarning, StoreIntegrityError
 from bayestwin.inference.arrays import CohortArrays, cohort_arrays
 from bayestwin.inference.labels import population_inference_data
 from bayestwin.inference.population import build_population_model
@@ -31,9 +37,13 @@ from bayestwin.inference.sampler import SamplerConfig, parallel_chains_ok, run_n
 from bayestwin.models.registry import get_model
 from bayestwin.spec.twin_spec import TwinSpec
 
-__all__ = ["PopulationFit", "fit_population", "population_quantities"]
+if TYPE_CHECKING:  # pragma: no cover - the store sits above inference; it is only passed in
+    from bayestwin.store import TwinStore
+
+__all__ = ["PopulationFit", "fit_population", "load_population", "population_quantities", "population_version"]
 
 log = logging.getLogger(__name__)
+VERSION_PREFIX = "pop-"
 
 
 def population_quantities(spec: TwinSpec) -> list[str]:
@@ -43,6 +53,40 @@ def population_quantities(spec: TwinSpec) -> list[str]:
     names += [f"omega_{n}" for n in spec.bsv_parameters]
     names += list(spec.sigma_names)
     return names
+
+
+def population_version(spec_digest: str, data_digest: str, parent: str | None, posterior: Any) -> str:
+    """Content-based version id of a population posterior: ``"pop-"`` + 16 hex digits of a SHA-256.
+
+    The hash covers the spec digest, the data digest, the parent version and every posterior
+    variable's name, dtype, shape and bytes (sorted by name). It does not cover coordinates or
+    attributes, so a posterior whose patient labels were pseudonymised in a store keeps its version.
+    Same draws, same lineage: same version; any other draws (another seed, more data): another one.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> post = xr.Dataset({"tv_cl": (("chain", "draw"), np.ones((2, 3)))})
+    >>> v = population_version("sha256:spec", "sha256:data", None, post)
+    >>> v.startswith("pop-"), len(v)
+    (True, 20)
+    >>> v == population_version("sha256:spec", "sha256:data", v, post)
+    False
+    """
+    h = hashlib.sha256(json.dumps({"scheme": "bayestwin.population/1", "spec": spec_digest, "data": data_digest,
+                                   "parent": parent}, sort_keys=True).encode())
+    for name in sorted(str(n) for n in posterior.data_vars):
+        values = np.ascontiguousarray(posterior[name].to_numpy())
+        h.update(json.dumps([name, values.dtype.str, list(values.shape)]).encode())
+        h.update(values.tobytes())
+    return VERSION_PREFIX + h.hexdigest()[:16]
+
+
+def checked_quantities(spec: TwinSpec, idata: az.InferenceData) -> list[str]:
+    """Posterior variables the convergence gate checks: population quantities and varying per-patient ones."""
+    # a fixed value without BSV or covariates is a constant: no R-hat
+    names = population_quantities(spec) + [p.name for p in spec.parameters if p.estimated or p.has_bsv or p.covariates]
+    return [n for n in names if n in idata.posterior]
 
 
 @dataclass(frozen=True)
@@ -58,8 +102,8 @@ class PopulationFit:
         observed data (dim ``observation``), sample stats; units in ``attrs``.
     diagnostics : ConvergenceReport
         The gate's verdict on every population and per-patient quantity.
-    arrays : CohortArrays
-        The padded data the model saw.
+    arrays : CohortArrays or None
+        The padded data the model saw (``None`` for a fit loaded from a store: the store keeps its hash).
     data_digest : str
         ``EventTable.digest()`` of the fitted data.
     fit_id : str
@@ -68,17 +112,37 @@ class PopulationFit:
         Sampling wall time, compilation included.
     sampler : SamplerConfig
         The NUTS settings.
+    notes : tuple of str
+        Remarks on the data and the starts.
+    parent : str or None
+        Version of the population this one was refitted from (``PopulationFit.refit``); ``None`` for a
+        first fit.
+    version : str
+        Content-based version id, computed from the rest (:func:`population_version`).
     """
 
     spec: TwinSpec
     idata: az.InferenceData
     diagnostics: ConvergenceReport
-    arrays: CohortArrays
+    arrays: CohortArrays | None
     data_digest: str
     fit_id: str
     wall_time_s: float
     sampler: SamplerConfig
     notes: tuple[str, ...] = field(default=())
+    parent: str | None = None
+    version: str = field(init=False, default="")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "version", population_version(self.spec.digest(), self.data_digest, self.parent,
+                                                               self.idata.posterior))
+
+    @property
+    def n_patients(self) -> int:
+        """Number of patients in the fitted cohort."""
+        if self.arrays is not None:
+            return self.arrays.n_patients
+        return int(self.idata.posterior.sizes.get("patient", 0))
 
     @property
     def ok(self) -> bool:
@@ -122,10 +186,42 @@ class PopulationFit:
                     out[f"beta_{p.name}_{e.covariate}"] = np.full(len(idx), e.fixed)
         return out
 
+    def refit(self, cohort: EventTable, *, gate: ConvergenceGate | None = None, **changes: Any) -> PopulationFit:
+        """Fit the same spec to `cohort` (typically grown) and return the next version, whose parent is this one.
+
+        Parameters
+        ----------
+        cohort : EventTable
+            The cohort to fit (all of it: a refit starts from the spec's priors, not from this posterior).
+        gate : ConvergenceGate, optional
+            Convergence thresholds; by default this fit's.
+        **changes
+            ``SamplerConfig`` fields to change (e.g. ``draws=2000, seed=3``); the rest as in this fit.
+
+        Examples
+        --------
+        >>> from bayestwin.data import load_dataset
+        >>> new = old.refit(load_dataset("theo_sd"), seed=2)  # doctest: +SKIP
+        >>> new.parent == old.version  # doctest: +SKIP
+        True
+        """
+        known = [f.name for f in fields(SamplerConfig)]
+        unknown = sorted(set(changes) - set(known))
+        if unknown:
+            raise TypeError(f"refit got unknown sampler settings {unknown}; SamplerConfig has {known}")
+        new = fit_population(self.spec, cohort, sampler=replace(self.sampler, **changes),
+                             gate=gate or self.diagnostics.gate)
+        return replace(new, parent=self.version)
+
+    @classmethod
+    def from_store(cls, store: TwinStore, version: str | None = None) -> PopulationFit:
+        """The population `version` (default: the latest committed) of `store`; see :func:`load_population`."""
+        return load_population(store, version)
+
     def __repr__(self) -> str:
         d = self.diagnostics
         verdict = "OK" if self.ok else "FAILED"
-        return (f"PopulationFit(spec={self.spec.name!r}, patients={self.arrays.n_patients}, "
+        return (f"PopulationFit({self.version}, spec={self.spec.name!r}, patients={self.n_patients}, "
                 f"convergence {verdict}: R-hat <= {d.max_rhat:.3f}, ESS >= {d.min_ess:.0f}, "
                 f"{d.divergences} divergences)")
 
@@ -172,10 +268,7 @@ def fit_population(
     samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
     extra = {k: np.asarray(v) for k, v in mcmc.get_extra_fields(group_by_chain=True).items()}
     idata = population_inference_data(samples, extra, spec, model, arrays)
-    # per-patient parameters that vary (a fixed value without BSV or covariates is a constant: no R-hat)
-    checked = population_quantities(spec) + [p.name for p in spec.parameters
-                                             if p.estimated or p.has_bsv or p.covariates]
-    report = check_convergence(idata, var_names=[n for n in checked if n in idata.posterior], gate=gate)
+    report = check_convergence(idata, var_names=checked_quantities(spec, idata), gate=gate)
     digest = table.digest()
     starts = mcmc.bayestwin_starts
     notes = arrays.notes + ((starts.describe(),) if starts is not None else ())
@@ -193,3 +286,44 @@ def fit_population(
     return fit
 
 
+
+
+def load_population(store: TwinStore, version: str | None = None) -> PopulationFit:
+    """Rebuild the ``PopulationFit`` of population `version` (default: the latest) committed to `store`.
+
+    The posterior comes back bit for bit (patients under their store pseudonyms), the spec from its
+    stored JSON, the convergence report by re-running the gate with the stored thresholds on the stored
+    draws. ``arrays`` is ``None`` (the store keeps the data's hash, not the data). The version is
+    recomputed from the loaded content and must equal the stored one.
+
+    Raises
+    ------
+    StoreError
+        If the store has no such population.
+    StoreIntegrityError
+        If the loaded spec or draws do not reproduce the stored hashes.
+
+    Examples
+    --------
+    >>> pop = load_population(store, "pop-0123456789abcdef")  # doctest: +SKIP
+    >>> twin = Twin(pop.spec, population=pop).fit(events)  # doctest: +SKIP
+    """
+    stored = store.load_population(version)
+    spec = TwinSpec.from_dict(stored.spec)
+    if spec.digest() != stored.spec_hash:
+        raise StoreIntegrityError(f"population {stored.version} in {store.path}: its stored spec hashes to "
+                                  f"{spec.digest()}, not the committed {stored.spec_hash}; the row was altered or "
+                                  "the spec format changed. Restore the store from a backup, or refit.")
+    gate = ConvergenceGate(**(stored.diagnostics.get("gate") or {}))  # defaults where a commit gave none
+    info = stored.fit
+    fit = PopulationFit(spec=spec, idata=stored.posterior, arrays=None, data_digest=stored.data_hash,
+                        diagnostics=check_convergence(stored.posterior, checked_quantities(spec, stored.posterior),
+                                                      gate=gate),
+                        fit_id=str(info.get("fit_id", "")), wall_time_s=float(info.get("wall_time_s", 0.0)),
+                        sampler=SamplerConfig(**(info.get("sampler") or {})), notes=tuple(info.get("notes", ())),
+                        parent=stored.parent)
+    if fit.version != stored.version:
+        raise StoreIntegrityError(f"population {stored.version} in {store.path} loads as {fit.version}: its draws, "
+                                  "spec, data hash or parent differ from what was committed. Restore the store from "
+                                  "a backup, or refit the population.")
+    return fit
