@@ -25,10 +25,12 @@ _EXPORTS = {
     "AbstractStructuralModel": "bayestwin.spec",
     "get_model": "bayestwin.models", "model_names": "bayestwin.models", "register": "bayestwin.models",
     "fit_population": "bayestwin.inference", "PopulationFit": "bayestwin.inference",
-    "SamplerConfig": "bayestwin.inference",
+    "SamplerConfig": "bayestwin.inference", "load_population": "bayestwin.inference",
+    "compare_populations": "bayestwin.inference", "format_comparison": "bayestwin.inference",
     "Twin": "bayestwin.twin", "Forecast": "bayestwin.forecast",
     "ConvergenceGate": "bayestwin.diagnostics", "ConvergenceReport": "bayestwin.diagnostics",
-    "TwinStore": "bayestwin.store", "StoredVersion": "bayestwin.store", "Pseudonymizer": "bayestwin.store",
+    "TwinStore": "bayestwin.store", "StoredVersion": "bayestwin.store", "StoredPopulation": "bayestwin.store",
+    "Pseudonymizer": "bayestwin.store",
     "AuditLog": "bayestwin.store", "IntegrityReport": "bayestwin.store", "DeidentifiedExport": "bayestwin.store",
 }
 __all__ = ["__version__", *sorted(_EXPORTS)]

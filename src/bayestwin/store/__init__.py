@@ -16,10 +16,11 @@ from bayestwin.store.audit import AuditLog, AuditRecord, AuditReport
 from bayestwin.store.deidentify import DeidentifiedExport, export_deidentified
 from bayestwin.store.encryption import load_encryption_key
 from bayestwin.store.integrity import IntegrityReport, check_integrity
+from bayestwin.store.populations import StoredPopulation
 from bayestwin.store.pseudonym import Pseudonymizer, load_key
 from bayestwin.store.safe_harbor import Deidentifier
 from bayestwin.store.twin_store import StoredVersion, TwinStore
 
 __all__ = ["AuditLog", "AuditRecord", "AuditReport", "DeidentifiedExport", "Deidentifier", "IntegrityReport",
-           "Pseudonymizer", "StoredVersion", "TwinStore", "check_integrity", "export_deidentified",
-           "load_encryption_key", "load_key"]
+           "Pseudonymizer", "StoredPopulation", "StoredVersion", "TwinStore", "check_integrity",
+           "export_deidentified", "load_encryption_key", "load_key"]

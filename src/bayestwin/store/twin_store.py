@@ -39,7 +39,7 @@ from typing import Any
 import pandas as pd
 
 from bayestwin.exceptions import StoreConflictError, StoreError
-from bayestwin.store import actions, files
+from bayestwin.store import actions, files, populations
 from bayestwin.store.audit import AuditLog, AuditReport, software_label
 from bayestwin.store.netcdf import idata_from_bytes, idata_to_bytes
 from bayestwin.store.objects import ObjectFiles
@@ -390,3 +390,16 @@ class TwinStore:
         except sqlite3.Error as err:
             raise StoreError(f"{what} failed in {self.path / DB_NAME}: {err}. Nothing was committed. Check free "
                              "space and permissions; if another process holds the store for long, retry.") from err
+
+    # --- populations: delegates to bayestwin.store.populations ---------------------------------
+    def commit_population(self, fit: Any) -> str:
+        """Commit a ``PopulationFit``; return its version (:func:`.populations.commit_population`)."""
+        return populations.commit_population(self, fit)
+
+    def population_history(self) -> pd.DataFrame:
+        """Every stored population version, oldest first (:func:`.populations.population_history`)."""
+        return populations.population_history(self)
+
+    def load_population(self, version: str | None = None) -> populations.StoredPopulation:
+        """A stored population, default the latest (``PopulationFit.from_store`` rebuilds the fit from it)."""
+        return populations.load_population(self, version)
