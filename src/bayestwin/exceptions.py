@@ -27,6 +27,7 @@ __all__ = [
     "DataWarning",
     "MissingExtraError",
     "NotFittedError",
+    "PopulationMismatchError",
     "SpecError",
     "StoreConflictError",
     "StoreError",
@@ -77,6 +78,14 @@ class UnitError(BayestwinError, ValueError):
 
 class SpecError(BayestwinError, ValueError):
     """A model specification is invalid or refers to something it does not define."""
+
+
+class PopulationMismatchError(SpecError):
+    """A twin was asked to condition on a population fitted with another spec (``Twin.rebase``).
+
+    The twin's posterior is only defined under its own spec; fit a new twin with the
+    other spec instead, or refit the population with the twin's spec.
+    """
 
 
 class ConvergenceError(BayestwinError, RuntimeError):

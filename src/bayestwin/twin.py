@@ -2,7 +2,9 @@
 
 Follows the scikit-learn estimator pattern: ``__init__`` only stores its
 arguments, ``fit`` starts afresh and returns ``self``, fitted state ends in
-``_``, and ``forecast`` before ``fit`` raises ``NotFittedError``.
+``_``, and ``forecast`` before ``fit`` raises ``NotFittedError``. A fitted twin records the version of
+the population it was conditioned on (``population_version_``); ``rebase`` returns a new twin of the same
+patient conditioned on another (usually newer) population version.
 
 Examples
 --------
@@ -28,7 +30,13 @@ from bayestwin.data.event_table import EventTable
 from bayestwin.data.ingest.nonmem import read_nonmem
 from bayestwin.diagnostics.convergence import ConvergenceGate, ConvergenceReport, check_convergence
 from bayestwin.dynamics.events import Doses, bucket_size
-from bayestwin.exceptions import ConvergenceError, ConvergenceWarning, NotFittedError, SpecError
+from bayestwin.exceptions import (
+    ConvergenceError,
+    ConvergenceWarning,
+    NotFittedError,
+    PopulationMismatchError,
+    SpecError,
+)
 from bayestwin.forecast.forecast import Forecast
 from bayestwin.inference.arrays import CohortArrays, cohort_arrays
 from bayestwin.inference.fit import PopulationFit
@@ -169,6 +177,7 @@ class Twin:
         pid = events.patients[0]
         self.patient_id_ = pid.item() if hasattr(pid, "item") else pid
         self.population_overridden_ = overridden
+        self.population_version_: str = self.population.version
         if not self.diagnostics_.ok:
             warnings.warn(f"twin of patient {self.patient_id_!r} FAILED its convergence gate:\n"
                           f"{self.diagnostics_.format()}", ConvergenceWarning, stacklevel=2)
@@ -192,15 +201,64 @@ class Twin:
             self._fit(events, warm=None)
             self.update_mode_ = "cold"
             return self
+        self.update_mode_ = self._fit_warm(events, self.warm_)
+        return self
+
+    def rebase(self, population: PopulationFit, *, warm: bool = True) -> Twin:
+        """A new twin of the same patient, conditioned on `population` (usually a newer version); ``self`` is kept.
+
+        The new twin has this twin's settings and event history, and its posterior is the posterior given
+        that history under the new population prior, as if it had been fitted with it. With `warm` (default)
+        its chains start where this twin's ended and warm up for ``update_warmup`` iterations (step size and
+        mass matrix adapt again), compiling nothing new; if that fit fails its convergence gate, it is refitted
+        cold. The new twin records ``rebased_from_`` (this twin's population version), ``population_version_``
+        (the new one) and ``rebase_mode_`` (``"warm"``, ``"cold"`` or why it fell back to cold).
+
+        Raises
+        ------
+        NotFittedError
+            If this twin is not fitted.
+        PopulationMismatchError
+            If `population` was fitted with another spec than this twin's.
+        ConvergenceError
+            If `population` failed its gate (unless the twin was made with ``override_convergence=True``).
+
+        Examples
+        --------
+        >>> new_pop = old_pop.refit(cohort)  # doctest: +SKIP
+        >>> rebased = twin.rebase(new_pop)  # doctest: +SKIP
+        >>> (rebased.rebased_from_, rebased.population_version_) == (old_pop.version, new_pop.version)  # doctest: +SKIP
+        True
+        """
+        self._require_fitted("rebase")
+        if population.spec.digest() != self.spec.digest():
+            theirs, ours = population.spec, self.spec
+            raise PopulationMismatchError(
+                f"cannot rebase the twin of patient {self.patient_id_!r} onto population {population.version}: it was "
+                f"fitted with spec {theirs.name!r} ({theirs.digest()[:19]}), the twin with {ours.name!r} "
+                f"({ours.digest()[:19]}). Refit the population with the twin's spec (population.refit works on the "
+                "same spec), or fit a new Twin with the population's spec.")
+        twin = Twin(self.spec, population=population, sampler=self.sampler, gate=self.gate,
+                    n_components=self.n_components, override_convergence=self.override_convergence,
+                    update_warmup=self.update_warmup)
+        if warm:
+            twin.rebase_mode_ = twin._fit_warm(self.events_, self.warm_)
+        else:
+            twin._fit(self.events_, warm=None)
+            twin.rebase_mode_ = "cold"
+        twin.rebased_from_ = self.population_version_
+        return twin
+
+    def _fit_warm(self, events: EventTable, warm: WarmState) -> str:
+        """Fit warm-started from `warm`; refit cold if that fails its gate. Returns how it was fitted."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # a failed warm fit is retried cold below
-            self._fit(events, warm=self.warm_)
-        self.update_mode_ = "warm"
-        if not self.diagnostics_.ok:
-            failed = self.diagnostics_.format()
-            self._fit(events, warm=None)
-            self.update_mode_ = f"cold (the warm-started fit failed its gate: {failed.splitlines()[0]})"
-        return self
+            self._fit(events, warm=warm)
+        if self.diagnostics_.ok:
+            return "warm"
+        failed = self.diagnostics_.format()
+        self._fit(events, warm=None)
+        return f"cold (the warm-started fit failed its gate: {failed.splitlines()[0]})"
 
     def _sample(self, model: Any, arrays: CohortArrays, args: PopulationPrior, doses: Doses, obs: Any,
                 sampler: SamplerConfig, warm: WarmState | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -259,6 +317,8 @@ class Twin:
             "regimen": None if regimen is None else regimen.to_records(),
             "provenance": {"spec_name": self.spec.name, "spec_digest": self.spec.digest(),
                            "data_digest": self.events_.digest(), "population_fit_id": self.population.fit_id,
+                           "population_version": self.population_version_,
+                           "rebased_from": getattr(self, "rebased_from_", None),
                            "twin_fit_id": f"twin-{self.population.fit_id[4:]}-{self.events_.digest()[7:19]}",
                            "software": _versions()},
             "diagnostics": {"population": self.population.diagnostics.to_dict(),

@@ -152,7 +152,7 @@ def test_missing_version_and_store_messages(store: TwinStore, tmp_path: Path) ->
 def test_commit_twin_reads_a_fitted_twin(store: TwinStore) -> None:
     twin = SimpleNamespace(idata_=make_idata(3), patient_id_=12, events_=SimpleNamespace(digest=lambda: "sha256:ev"),
                            spec=SimpleNamespace(digest=lambda: "sha256:sp"),
-                           population=SimpleNamespace(fit_id="pop-abc"),
+                           population_version_="pop-abc",
                            diagnostics_=SimpleNamespace(to_dict=lambda: {"ok": True, "max_rhat": 1.01}),
                            population_overridden_=False)
     v = store.commit_twin(twin, expected_parent=None)

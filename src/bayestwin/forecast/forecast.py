@@ -22,6 +22,7 @@ JSON schema ``bayestwin.forecast/1``
                      "lower": ..., "median": ..., "upper": ...}, ...],
       "regimen": [{"time": ..., "amt": ..., "rate": ..., "cmt": ...}] or null,
       "provenance": {"spec_name", "spec_digest", "data_digest", "population_fit_id",
+                     "population_version", "rebased_from": "<old population version>" or null,
                      "twin_fit_id", "software": {"bayestwin", "jax", "numpyro", "arviz"}},
       "diagnostics": {"population": {...gate...}, "twin": {...gate...},
                       "status": "ok" | "failed-overridden", "override_recorded": bool}

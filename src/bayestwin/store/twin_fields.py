@@ -2,13 +2,14 @@
 
 The store's core API takes plain values so that it does not depend on the
 modelling layers; this module reads them off a fitted :class:`~bayestwin.twin.Twin`
-by attribute (``idata_``, ``diagnostics_``, ``events_``, ``spec``, ``population``).
+by attribute (``idata_``, ``diagnostics_``, ``events_``, ``spec``, ``population_version_``: the
+version of the population the twin was conditioned on).
 
 Examples
 --------
 >>> from types import SimpleNamespace as NS
 >>> twin = NS(idata_="<idata>", patient_id_="P1", events_=NS(digest=lambda: "sha256:d"),
-...           spec=NS(digest=lambda: "sha256:s"), population=NS(fit_id="pop-1"),
+...           spec=NS(digest=lambda: "sha256:s"), population_version_="pop-0123456789abcdef",
 ...           diagnostics_=NS(to_dict=lambda: {"ok": True}), population_overridden_=False)
 >>> sorted(twin_fields(twin))
 ['data_hash', 'diagnostics', 'patient', 'population_version', 'posterior', 'spec_hash']
@@ -37,7 +38,6 @@ def twin_fields(twin: Twin, events: EventTable | None = None) -> dict[str, Any]:
     table = events if events is not None else twin.events_
     diagnostics = {"twin": twin.diagnostics_.to_dict(),
                    "population_overridden": bool(getattr(twin, "population_overridden_", False))}
-    population = getattr(twin, "population", None)
     return {"patient": twin.patient_id_, "posterior": twin.idata_, "data_hash": table.digest(),
-            "spec_hash": twin.spec.digest(), "population_version": getattr(population, "fit_id", None),
+            "spec_hash": twin.spec.digest(), "population_version": getattr(twin, "population_version_", None),
             "diagnostics": diagnostics}
