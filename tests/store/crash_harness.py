@@ -166,7 +166,13 @@ def run_crash_test(store_dir: Path, kills: int, *, seed: int = 0, max_delay_s: f
     for k in range(kills):
         ack = store_dir.parent / f"ack-{k}.txt"
         pid = zygote.start("writer", store_dir, ack, str(rng.randrange(10**9)))
-        time.sleep(rng.uniform(0.0, max_delay_s) + (0.3 if k == 0 else 0.0))
+        # Wait for the writer's first acknowledged commit, then kill at a random point of the writes that follow:
+        # a fixed delay alone made the progress check depend on the machine's load (4 versions in 10 kills
+        # once, under load average 3.3).
+        deadline = time.monotonic() + 60.0
+        while time.monotonic() < deadline and not (ack.exists() and ack.read_text().strip()):
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0.0, max_delay_s))
         status = zygote.kill(pid)
         counts["kills"] += 1
         counts["killed_by_sigkill"] += status == -signal.SIGKILL
