@@ -7,6 +7,7 @@ Examples
 EventTable(source='nlmixr2data_theo_sd.csv', patients=12, rows=144, doses=12, observations=132, warnings=3)
 """
 
+from bayestwin.data.append import append_events
 from bayestwin.data.datasets import dataset_path, list_datasets, load_dataset
 from bayestwin.data.event_table import EventTable, RowAccounting
 from bayestwin.data.expand import expand_addl, time_after_dose
@@ -25,6 +26,7 @@ __all__ = [
     "RowAccounting",
     "ValidationReport",
     "Violation",
+    "append_events",
     "check_events",
     "dataset_path",
     "expand_addl",
