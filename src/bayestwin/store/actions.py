@@ -15,19 +15,21 @@ Examples
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bayestwin.exceptions import StoreError
 from bayestwin.store import files
 from bayestwin.store.audit import software_label
+from bayestwin.store.scrub import scrub_payload, to_json
 
 if TYPE_CHECKING:  # pragma: no cover
     from bayestwin.store.twin_store import TwinStore
 
-__all__ = ["export_version", "log_action"]
+__all__ = ["add_record", "export_version", "log_action"]
 
 
 def log_action(store: TwinStore, action: str, *, patient: object = None, inputs: Mapping[str, str] | None = None,
@@ -61,6 +63,33 @@ def log_action(store: TwinStore, action: str, *, patient: object = None, inputs:
         rec = store.audit.append(actor=store.actor, action=action, subject=subject, software=software_label(),
                                  inputs=dict(inputs or {}), output_hash=output_hash)
     return rec.seq
+
+
+def add_record(store: TwinStore, patient: object, version: int, kind: str,
+               payload: Mapping[str, Any] | str) -> int:
+    """Append a JSON record to `patient`'s `version` with its audit record; return the record id.
+
+    See :meth:`TwinStore.add_record <bayestwin.store.twin_store.TwinStore.add_record>`.
+    """
+    if not kind or not kind.replace("_", "").isalnum():
+        raise StoreError(f"record kind {kind!r} must be a word such as 'forecast' or 'recommendation'")
+    pseudo = store.pseudonym(patient)
+    body = json.loads(payload) if isinstance(payload, str) else dict(payload)
+    text = to_json(scrub_payload(body, patient, pseudo))
+    digest = files.sha256_hex(text.encode())
+    with store._writing(f"adding a {kind} record to version {version} of patient {pseudo}"):
+        row = store._conn.execute("SELECT id, posterior_hash FROM versions WHERE patient = ? AND version = ?",
+                                  (pseudo, version)).fetchone()
+        if row is None:
+            raise StoreError(f"patient {pseudo} has no version {version} (versions: "
+                             f"{store._versions(pseudo) or 'none'}); commit the version before adding records")
+        rec = store.audit.append(actor=store.actor, action=kind, subject=pseudo, software=software_label(),
+                                 inputs={"posterior": row[1], "version": str(version)}, output_hash=digest)
+        cur = store._conn.execute(
+            "INSERT INTO records (version_id, kind, payload, payload_hash, created_utc, actor, audit_seq, "
+            "audit_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (row[0], kind, text, digest, rec.time_utc, store.actor, rec.seq, rec.hash))
+    return int(cur.lastrowid or 0)
 
 
 def export_version(store: TwinStore, patient: object, version: int, directory: str | os.PathLike[str]) -> Path:

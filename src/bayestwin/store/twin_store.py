@@ -39,7 +39,7 @@ from typing import Any
 import pandas as pd
 
 from bayestwin.exceptions import StoreConflictError, StoreError
-from bayestwin.store import actions, files, populations
+from bayestwin.store import actions, event_snapshots, populations
 from bayestwin.store.audit import AuditLog, AuditReport, software_label
 from bayestwin.store.netcdf import idata_from_bytes, idata_to_bytes
 from bayestwin.store.objects import ObjectFiles
@@ -163,7 +163,7 @@ class TwinStore:
 
     def commit_version(self, patient: object, *, posterior: Any, data_hash: str, spec_hash: str,
                        population_version: str | None, diagnostics: Mapping[str, Any],
-                       expected_parent: int | None) -> int:
+                       expected_parent: int | None, events: bytes | None = None) -> int:
         """Append a new version of `patient`'s twin; return its version number (1, 2, ...).
 
         Parameters
@@ -181,6 +181,9 @@ class TwinStore:
         expected_parent : int or None
             The version this one builds on (``None`` for the first). If another writer
             has committed since, ``StoreConflictError`` is raised and nothing is written.
+        events : bytes, optional
+            The patient's event snapshot (:func:`bayestwin.data.snapshot.events_to_bytes`, patient id replaced
+            by the pseudonym), stored as an object beside the posterior (:mod:`~.event_snapshots`).
 
         Examples
         --------
@@ -200,31 +203,45 @@ class TwinStore:
         diag = to_json(scrub_payload(dict(diagnostics), patient, pseudo))
         self._require_parent(pseudo, expected_parent, self._head(pseudo))
         data = idata_to_bytes(posterior)
-        digest = self._put_object(data, what=f"the posterior of patient {pseudo}, version {(expected_parent or 0) + 1}")
         version = (expected_parent or 0) + 1
+        digest = self._put_object(data, what=f"the posterior of patient {pseudo}, version {version}")
+        events_digest = None if events is None else self._put_object(
+            events, what=f"the events of patient {pseudo}, version {version}")
+        inputs = {"data": data_hash, "spec": spec_hash, "population": population_version or "",
+                  "parent": str(expected_parent)} | ({} if events_digest is None else {"events": events_digest})
         with self._writing(f"committing version {version} of patient {pseudo}"):
             self._require_parent(pseudo, expected_parent, self._head(pseudo))
             self._conn.execute("INSERT OR IGNORE INTO objects VALUES (?, ?, 'posterior')", (digest, len(data)))
             rec = self.audit.append(actor=self.actor, action="commit", subject=pseudo, software=software_label(),
-                                    inputs={"data": data_hash, "spec": spec_hash,
-                                            "population": population_version or "", "parent": str(expected_parent)},
-                                    output_hash=digest)
-            self._conn.execute(
+                                    inputs=inputs, output_hash=digest)
+            cur = self._conn.execute(
                 "INSERT INTO versions (patient, version, parent, data_hash, spec_hash, population_version, "
                 "posterior_hash, diagnostics, created_utc, actor, audit_seq, audit_hash) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (pseudo, version, expected_parent, data_hash, spec_hash, population_version, digest, diag,
                  rec.time_utc, self.actor, rec.seq, rec.hash))
+            if events_digest is not None and events is not None:
+                event_snapshots.link_events(self, int(cur.lastrowid or 0), events_digest, len(events))
         return version
 
     def commit_twin(self, twin: Any, events: Any = None, *, expected_parent: int | None) -> int:
-        """Commit a fitted :class:`~bayestwin.twin.Twin` (posterior, diagnostics, hashes); see ``commit_version``.
+        """Commit a fitted :class:`~bayestwin.twin.Twin` (posterior, diagnostics, events); see ``commit_version``.
 
-        `events` defaults to the twin's own event table (``twin.events_``).
+        `events` defaults to the twin's own event table (``twin.events_``). The events are stored as a
+        snapshot (patient id replaced by the pseudonym) and the twin's settings and final sampler state go
+        into the diagnostics (:func:`~bayestwin.store.twin_fields.twin_fields`), so that
+        ``Twin.from_store`` can rebuild and update the version.
         """
         from bayestwin.store.twin_fields import twin_fields
 
-        return self.commit_version(**twin_fields(twin, events), expected_parent=expected_parent)
+        fields = twin_fields(twin, events)
+        table = fields.pop("events", None)
+        snapshot = None
+        if table is not None:
+            from bayestwin.data.snapshot import events_to_bytes
+
+            snapshot = events_to_bytes(table, label=self.pseudonym(fields["patient"]))
+        return self.commit_version(**fields, events=snapshot, expected_parent=expected_parent)
 
     def add_record(self, patient: object, version: int, kind: str, payload: Mapping[str, Any] | str) -> int:
         """Append a JSON record (a forecast, a recommendation, ...) to a version; return the record id.
@@ -244,25 +261,7 @@ class TwinStore:
         >>> store.load_version("A").records[0]["payload"]["patient"] == store.pseudonym("A")
         True
         """
-        if not kind or not kind.replace("_", "").isalnum():
-            raise StoreError(f"record kind {kind!r} must be a word such as 'forecast' or 'recommendation'")
-        pseudo = self.pseudonym(patient)
-        body = json.loads(payload) if isinstance(payload, str) else dict(payload)
-        text = to_json(scrub_payload(body, patient, pseudo))
-        digest = files.sha256_hex(text.encode())
-        with self._writing(f"adding a {kind} record to version {version} of patient {pseudo}"):
-            row = self._conn.execute("SELECT id, posterior_hash FROM versions WHERE patient = ? AND version = ?",
-                                     (pseudo, version)).fetchone()
-            if row is None:
-                raise StoreError(f"patient {pseudo} has no version {version} (versions: "
-                                 f"{self._versions(pseudo) or 'none'}); commit the version before adding records")
-            rec = self.audit.append(actor=self.actor, action=kind, subject=pseudo, software=software_label(),
-                                    inputs={"posterior": row[1], "version": str(version)}, output_hash=digest)
-            cur = self._conn.execute(
-                "INSERT INTO records (version_id, kind, payload, payload_hash, created_utc, actor, audit_seq, "
-                "audit_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (row[0], kind, text, digest, rec.time_utc, self.actor, rec.seq, rec.hash))
-        return int(cur.lastrowid or 0)
+        return actions.add_record(self, patient, version, kind, payload)
 
     def add_forecast(self, patient: object, version: int, forecast: Any) -> int:
         """Append a forecast (a :class:`~bayestwin.forecast.Forecast`, or its JSON) to a version."""
@@ -294,17 +293,8 @@ class TwinStore:
         """Write a de-identified copy of patients' versions and records to `directory` (HIPAA Safe Harbor), audited.
 
         Direct identifiers and free text removed, dates shifted per patient by a keyed whole-day
-        offset, ages over 89 grouped as 90; see :func:`bayestwin.store.deidentify.export_deidentified`.
-
-        Examples
-        --------
-        >>> import tempfile, os, numpy as np, arviz as az
-        >>> store = TwinStore.open(tempfile.mkdtemp(), key="k" * 32)
-        >>> post = az.InferenceData(posterior=az.dict_to_dataset({"cl": np.ones((1, 4))}, attrs={}))
-        >>> _ = store.commit_version("A", posterior=post, data_hash="d", spec_hash="s", population_version=None,
-        ...                          diagnostics={}, expected_parent=None)
-        >>> store.export_deidentified(os.path.join(tempfile.mkdtemp(), "out")).n_versions
-        1
+        offset, ages over 89 grouped as 90; see :func:`bayestwin.store.deidentify.export_deidentified` (with an
+        example). Event snapshots are not exported.
         """
         from bayestwin.store.deidentify import export_deidentified
 
@@ -341,6 +331,10 @@ class TwinStore:
                                       "spec_hash", "population_version", "posterior_hash")}
         return StoredVersion(**fields, diagnostics=json.loads(row["diagnostics"]), posterior=idata_from_bytes(data),
                              records=records)
+
+    def load_events(self, patient: object, version: int | None = None) -> bytes:
+        """The event snapshot of a version (default: the latest); see :func:`.event_snapshots.load_events`."""
+        return event_snapshots.load_events(self, patient, version)
 
     def check_integrity(self, *, raise_on_error: bool = False) -> Any:
         """Check every file, row and audit link; return an ``IntegrityReport`` (see :mod:`~.integrity`)."""
