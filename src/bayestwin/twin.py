@@ -19,15 +19,14 @@ import importlib.metadata as md
 import time
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pandas as pd
 
+from bayestwin.data.append import append_events
 from bayestwin.data.event_table import EventTable
-from bayestwin.data.ingest.nonmem import read_nonmem
 from bayestwin.diagnostics.convergence import ConvergenceGate, ConvergenceReport, check_convergence
 from bayestwin.dynamics.events import Doses, bucket_size
 from bayestwin.exceptions import (
@@ -57,7 +56,10 @@ from bayestwin.spec.regimen import Regimen
 from bayestwin.spec.twin_spec import TwinSpec
 from bayestwin.units import conversion_factor
 
-__all__ = ["Twin"]
+if TYPE_CHECKING:  # pragma: no cover - the store is only passed in
+    from bayestwin.store import TwinStore
+
+__all__ = ["Twin", "append_events"]
 
 
 class Twin:
@@ -91,6 +93,18 @@ class Twin:
         self.n_components = n_components
         self.override_convergence = override_convergence
         self.update_warmup = update_warmup
+
+    @classmethod
+    def from_store(cls, store: TwinStore, patient: object, version: int | None = None, *,
+                   population: PopulationFit | None = None) -> Twin:
+        """The fitted twin of `patient`'s `version` (default: the latest) in `store`, ready to update or forecast.
+
+        Rebuilt from the version's spec, population, event snapshot, posterior and final sampler state;
+        see :func:`bayestwin.twin_io.load_twin` (`population` saves loading the population again).
+        """
+        from bayestwin.twin_io import load_twin
+
+        return load_twin(store, patient, version, population=population)
 
     # --- state ------------------------------------------------------------------------------
     @property
@@ -366,43 +380,6 @@ def _weights_program(spec: TwinSpec, model: Any, features: frozenset[str]) -> An
         _WEIGHTS[key] = jax.jit(lambda pr, us, d, o: jax.vmap(
             lambda u: component_log_weights(spec, model, pr, u, d, o, features))(us))
     return _WEIGHTS[key]
-
-
-def append_events(table: EventTable, new: EventTable) -> EventTable:
-    """One validated table holding `table`'s events followed by `new`'s (units converted to `table`'s).
-
-    DV, LIMIT and LLOQ are converted DVID by DVID (each output may have its own unit), and covariates
-    with a unit to the unit `table` declares for them.
-    """
-    from bayestwin.units import convert
-
-    frame = new.frame.copy()
-    for col, unit_col in (("time", "time"), ("dur", "time"), ("ii", "time")):
-        frame[col] = convert(frame[col].to_numpy(dtype=float), new.unit(unit_col), table.unit(unit_col))
-    if "amt" in new.units or "amt" in table.units:  # observation-only data (no doses) declare no amount unit
-        frame["amt"] = convert(frame["amt"].to_numpy(dtype=float), new.unit("amt"), table.unit("amt"))
-        frame["rate"] = convert(frame["rate"].to_numpy(dtype=float), new.unit("rate"), table.unit("rate"))
-    for k in sorted(set(frame["dvid"].tolist())):
-        rows = (frame["dvid"] == k).to_numpy()
-        for col in ("dv", "limit", "lloq"):
-            frame.loc[rows, col] = convert(frame.loc[rows, col].to_numpy(dtype=float), new.dv_unit(k),
-                                           table.dv_unit(k), where=f"column {col.upper()} (DVID {k})")
-        sd = frame.loc[rows, "dvsd"].to_numpy(dtype=float)
-        if np.isfinite(sd).any():  # an SD scales with DV but is never shifted: refuse offset units (degC)
-            conversion_factor(new.dv_unit(k), table.dv_unit(k), where=f"column DVSD (DVID {k})")
-            frame.loc[rows, "dvsd"] = convert(sd, new.dv_unit(k), table.dv_unit(k), where=f"column DVSD (DVID {k})")
-    for c in new.covariates:
-        if c in new.units and c in table.units:
-            frame[c] = convert(frame[c].to_numpy(dtype=float), new.units[c], table.units[c], where=f"covariate {c}")
-    both = pd.concat([table.frame, frame], ignore_index=True)
-    both = both.sort_values("time", kind="stable")
-    units = {k: v for k, v in table.units.items() if k in ("time", "amt", "dv") or k.startswith("dv[")}
-    units |= {c: table.units[c] for c in table.covariates if c in table.units}
-    from bayestwin.data.columns import COLUMN_ORDER
-
-    if "amt" not in units and not (both["amt"] != 0).any():  # observation-only: no amounts to give a unit
-        both = both.drop(columns=["amt", "rate"])
-    return read_nonmem(both.rename(columns={c: c.upper() for c in COLUMN_ORDER}).reset_index(drop=True), units=units)
 
 
 def _versions() -> dict[str, str]:
