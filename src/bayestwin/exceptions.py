@@ -25,6 +25,7 @@ __all__ = [
     "ConvergenceWarning",
     "DataValidationError",
     "DataWarning",
+    "InputError",
     "MissingExtraError",
     "NotFittedError",
     "PopulationMismatchError",
@@ -70,6 +71,13 @@ class DataValidationError(BayestwinError, ValueError):
     def violations(self) -> Any:
         """The error rows of the report as a pandas DataFrame."""
         return self.report.errors
+
+
+class InputError(BayestwinError, ValueError):
+    """An argument is wrong before any data is read: a missing file, an unknown patient, a malformed value.
+
+    The command line exits with status 2 on it (see ``docs/cli.md``), as on invalid data.
+    """
 
 
 class UnitError(BayestwinError, ValueError):
