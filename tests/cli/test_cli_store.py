@@ -5,8 +5,9 @@ forecast -> history -> audit verify -> export, in an encrypted store, and the ex
 3 failed convergence, 4 store errors. Small fits (2 chains x 150 + 150, relaxed gate) check plumbing, not
 estimates; each runs once per module. The CLI's persistent JAX compilation cache points at a temporary
 directory (and is switched off again at the end), so the deliberately failing refit reuses the compiled
-programs. Measured 2026-11-26 on 2 cores shared with another job: ~55 s for the module, compilation
-dominating.
+programs. Measured 2026-11-26 on 2 cores shared with other jobs: 51-69 s for the module standalone
+(population fit ~22 s, twin fit 7-11 s, warm update 14-23 s: compilation dominates; ~7 s of it is the
+first import of arviz and numpyro, which the full suite has already paid).
 """
 
 from __future__ import annotations
