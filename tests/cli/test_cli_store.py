@@ -5,8 +5,8 @@ forecast -> history -> audit verify -> export, in an encrypted store, and the ex
 3 failed convergence, 4 store errors. Small fits (2 chains x 150 + 150, relaxed gate) check plumbing, not
 estimates; each runs once per module. The CLI's persistent JAX compilation cache points at a temporary
 directory (and is switched off again at the end), so the deliberately failing refit reuses the compiled
-programs. Measured 2026-11-26 on 2 cores shared with other jobs: 51-69 s for the module standalone
-(population fit ~22 s, twin fit 7-11 s, warm update 14-23 s: compilation dominates; ~7 s of it is the
+programs. Measured 2026-11-26 on 2 cores shared with other jobs: 51-76 s for the module standalone
+(population fit 21-30 s, twin fit 7-12 s, warm update 14-23 s: compilation dominates; ~7 s of it is the
 first import of arviz and numpyro, which the full suite has already paid).
 """
 
@@ -188,6 +188,9 @@ def test_export_plain_and_deidentified(env, updated, tmp_path) -> None:
     deid = run(env, "export", "--deidentified", "--out", str(tmp_path / "deid"), "--json")
     assert deid.exit_code == 0, deid.output
     assert doc(deid)["versions"] == 2 and doc(deid)["subjects"] == 1
+    with open_store(env) as store:
+        report = store.check_integrity()
+    assert report.ok and report.n_files == 5, report  # 1 population, 2 posteriors, 2 event snapshots
 
 
 def test_bad_input_exits_2(env, files, population) -> None:
