@@ -60,15 +60,17 @@ def _machine() -> str:
 
 SBC_SETTINGS = {"warmup": 300, "draws": 500, "thin": 10, "seed": 0}
 ODE_NOT_RUN = ("too slow on 2 cores. Measured 2026-11-26: the log density + gradient of 6 patients (one dose, 8 "
-               "samples: 10 diffrax solves each, tsit5 at rtol 1e-8, reverse mode through the checkpointed solver) "
-               "costs 7.0 ms (closed-form one-compartment oral: 3 us); NUTS on one replication spent 8.5 ms per "
-               "leapfrog step, with warm-up at the tree-depth limit (255 steps) for its first iterations: about "
-               "200 s per replication of 2 chains x (100 + 100), so 200 replications would take about 11 hours. "
-               "Tried, no faster: storing every solver step (no recomputation; 2.6 vs 2.2 ms per patient), 64 "
-               "instead of 512 steps per interval (no change), lax.map over patients instead of vmap (11.0 vs 7.0 "
-               "ms), diffrax's BacksolveAdjoint and DirectAdjoint (both 1.9x slower). Under pmap the diffrax "
-               "adjoint fails (see run_nuts), so replications cannot use both cores either. Blocked on the ODE "
-               "gradient cost (kernels: the performance issue).")
+               "samples: 10 diffrax solves each, tsit5 at rtol 1e-8) cost 10.0 ms in reverse mode through the "
+               "checkpointed solver and 2.9 ms with forward sensitivities behind a custom VJP (now the model's "
+               "default; same gradients to 4e-15; closed-form one-compartment oral: 3 us). The cost is the "
+               "solver's per-step overhead (~140 adaptive steps per patient, each a sequential loop iteration), "
+               "so batching patients or replications barely amortises it (60 patients: 14 ms, 4.5x of 6). "
+               "Even so, 4 NUTS fits (2 replications x 2 chains, 12 patients, 100 warm-up + 100 draws) did not "
+               "finish in 11 minutes, i.e. > 160 s per 200 iterations: the SBC's 2 x (300 + 500) iterations "
+               "per replication and 260 replications would take about 45 hours. Also tried, no faster: "
+               "storing every solver step, 64 instead of 512 steps per interval, lax.map over patients, "
+               "BacksolveAdjoint and DirectAdjoint (1.9x slower). Needs an ODE kernel with far less per-step "
+               "overhead (performance issue).")
 
 
 def _sbc_intro(replications: int, broken_replications: int) -> list[str]:

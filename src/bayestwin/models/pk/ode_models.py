@@ -50,6 +50,9 @@ class OneCmtOralMM(AbstractStructuralModel):
     #: and tsit5 at rtol 1e-8 needs far fewer steps for non-stiff parameters. Stiff ones (ka ~ 1000/day) hit
     #: the bound and give NaN (see ``predict``), never a wrong finite value.
     max_steps: ClassVar[int] = 512
+    #: Gradients by forward sensitivities in the 4 parameters (``bayestwin.dynamics.sensitivity``): measured 2.9
+    #: vs 10.0 ms for the log density + gradient of 6 patients in reverse mode, same gradients to 4e-15.
+    sensitivity: ClassVar[str] = "forward"
 
     def predict(
         self, theta: Mapping[str, Array], doses: Doses, times: Array, *, features: frozenset[str] | None = None
@@ -58,7 +61,8 @@ class OneCmtOralMM(AbstractStructuralModel):
         params = jnp.stack([theta["ka"], theta["km"], theta["vm"], theta["v"]])
         ss_iterations = 8 if features is None or "ss" in features else 0  # skip the Newton solve when unused
         amounts, status = solve_amounts(one_cmt_oral_mm_rhs, params, doses, times, n_cmt=2,
-                                        ss_iterations=ss_iterations, max_steps=self.max_steps)
+                                        ss_iterations=ss_iterations, max_steps=self.max_steps,
+                                        sensitivity=self.sensitivity)
         conc = amounts[:, 1] / theta["v"]
         # A failed solve leaves the state where the solver stopped: finite and wrong. NaN instead, so the
         # log density is not finite and NUTS rejects the point (counted as divergent, so the gate reports it).
@@ -71,4 +75,4 @@ class OneCmtOralMM(AbstractStructuralModel):
         """Central concentration with piecewise-constant parameters (see ``bayestwin.models.piecewise``)."""
         return piecewise_predict(one_cmt_oral_mm_rhs, ("ka", "km", "vm", "v"), 2,
                                  lambda a, th: (a[:, 1] / th["v"])[:, None], theta, starts, doses, times,
-                                 features=features, max_steps=self.max_steps)
+                                 features=features, max_steps=self.max_steps, sensitivity=self.sensitivity)
