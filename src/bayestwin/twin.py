@@ -32,6 +32,7 @@ from bayestwin.dynamics.events import Doses, bucket_size
 from bayestwin.exceptions import (
     ConvergenceError,
     ConvergenceWarning,
+    InputError,
     NotFittedError,
     PopulationMismatchError,
     SpecError,
@@ -130,7 +131,7 @@ class Twin:
         if self.population is None:
             raise NotFittedError("this Twin has no population fit; pass population=fit_population(...)")
         if events.n_patients != 1:
-            raise ValueError(f"a Twin is fitted to one patient's events; got {events.n_patients} patients "
+            raise InputError(f"a Twin is fitted to one patient's events; got {events.n_patients} patients "
                              f"{events.patients[:5]} — select one with events.patient(id)")
         if self.population.spec.digest() != self.spec.digest():
             theirs, ours = self.population.spec, self.spec
@@ -209,7 +210,8 @@ class Twin:
         """
         self._require_fitted("update")
         if [p.item() if hasattr(p, "item") else p for p in new_events.patients] != [self.patient_id_]:
-            raise ValueError(f"update expects events of patient {self.patient_id_!r}, got {new_events.patients}")
+            raise InputError(f"update expects events of patient {self.patient_id_!r}, got {new_events.patients}; "
+                             "a twin belongs to one patient: update that patient's own twin")
         events = append_events(self.events_, new_events)
         if not warm:
             self._fit(events, warm=None)

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 
 from bayestwin.data.snapshot import events_from_bytes
 from bayestwin.diagnostics.convergence import ConvergenceGate, check_convergence
-from bayestwin.exceptions import StoreError, StoreIntegrityError
+from bayestwin.exceptions import InputError, StoreError, StoreIntegrityError
 from bayestwin.inference.arrays import cohort_arrays
 from bayestwin.inference.fit import PopulationFit, load_population
 from bayestwin.inference.kernels import WarmState
@@ -81,7 +81,7 @@ def load_twin(store: TwinStore, patient: object, version: int | None = None, *,
         raise StoreError(f"{where} was committed without its population version or twin settings, so it cannot "
                          "be rebuilt. Fit the twin again from the patient's data (bayestwin fit ...) and commit it.")
     if population is not None and population.version != stored.population_version:
-        raise ValueError(f"{where} was conditioned on population {stored.population_version}, not on the given "
+        raise InputError(f"{where} was conditioned on population {stored.population_version}, not on the given "
                          f"{population.version}; pass population=None to load the right one")
     pop = population if population is not None else load_population(store, stored.population_version)
     spec = pop.spec

@@ -16,7 +16,7 @@ import pytest
 
 from bayestwin.data import load_dataset
 from bayestwin.dynamics.events import bucket_size
-from bayestwin.exceptions import ConvergenceError, ConvergenceWarning, NotFittedError
+from bayestwin.exceptions import ConvergenceError, ConvergenceWarning, InputError, NotFittedError
 from bayestwin.forecast import FORECAST_SCHEMA
 from bayestwin.inference import SamplerConfig, fit_population
 from bayestwin.store import TwinStore
@@ -163,5 +163,5 @@ def test_warm_updates_compile_only_on_bucket_changes_and_match_a_refit(pop_all, 
         for name in spec.parameter_names:
             np.testing.assert_array_equal(loaded[name].to_numpy(), posterior[name].to_numpy())
     assert store.check_integrity().ok
-    with pytest.raises(ValueError, match="update expects events of patient 12"):
+    with pytest.raises(InputError, match="update expects events of patient 12"):
         twin.update(theo.patient(1))
