@@ -72,7 +72,9 @@ class Output:
     # --- results (stdout) -------------------------------------------------------------------
     def emit(self, doc: Mapping[str, Any]) -> None:
         """Print `doc` as the command's JSON result (stdout)."""
-        typer.echo(json.dumps(json_safe(doc), indent=2, default=_json_default, allow_nan=False))
+        from bayestwin.forecast.forecast import json_default  # imported here: keeps `bayestwin --help` fast
+
+        typer.echo(json.dumps(json_safe(doc), indent=2, default=json_default, allow_nan=False))
 
     def print(self, text: str) -> None:
         """A line of the human-readable result (stdout; nothing with ``--json``). Rich markup allowed."""
@@ -133,14 +135,6 @@ class Output:
 
 def _numeric(value: Any) -> bool:
     return isinstance(value, int | float | np.number) and not isinstance(value, bool)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
 
 
 def json_safe(value: Any) -> Any:

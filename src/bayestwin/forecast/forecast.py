@@ -140,7 +140,7 @@ class Forecast:
             "intervals": rows,
             **{k: v for k, v in self.metadata.items()},
         }
-        return json.dumps(doc, indent=indent, default=_json_default)
+        return json.dumps(doc, indent=indent, default=json_default)
 
     def __repr__(self) -> str:
         t = self.dataset["time"].to_numpy()
@@ -150,7 +150,13 @@ class Forecast:
                 f"status={self.metadata.get('diagnostics', {}).get('status')!r})")
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
+    """``json.dumps`` fallback for numpy scalars and arrays (anything else becomes its string).
+
+    >>> import json, numpy as np
+    >>> json.dumps({"n": np.int64(3), "x": np.array([0.5])}, default=json_default)
+    '{"n": 3, "x": [0.5]}'
+    """
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
