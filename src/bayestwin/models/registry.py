@@ -40,7 +40,15 @@ def register(name: str) -> Callable[[M], M]:
 
 
 def _load_builtins() -> None:
-    from bayestwin.models import longitudinal, pk  # noqa: F401  (registers the PK and dose-free models)
+    """Import every module and subpackage of ``bayestwin.models``: importing one registers its models."""
+    import importlib
+    import pkgutil
+
+    import bayestwin.models as package
+
+    for info in pkgutil.iter_modules(package.__path__):
+        if info.name != "registry" and not info.name.startswith("_"):
+            importlib.import_module(f"bayestwin.models.{info.name}")
 
 
 def model_names() -> list[str]:
