@@ -10,12 +10,13 @@ name                      data
 ``theo_sd``               the same in event format (AMT mg, rxode2 EVID 101 decoded)
 ``pheno_sd``              phenobarbital, 59 newborns, multiple IV doses (AMT mg, DV mg/L)
 ``oral_1cpt``             simulated 1-cmt oral PK, 120 subjects, true CL/V/KA (AMT µg, DV µg/L)
+``pbcseq``                primary biliary cirrhosis, 312 patients, 1,945 visits; DV = ln(bilirubin in mg/dL)
 ========================  ====================================================================
 
 Examples
 --------
 >>> sorted(list_datasets())
-['oral_1cpt', 'pheno_sd', 'theo_sd', 'theoph']
+['oral_1cpt', 'pbcseq', 'pheno_sd', 'theo_sd', 'theoph']
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ _FILES = {
     "theo_sd": "nlmixr2data_theo_sd.csv",
     "pheno_sd": "nlmixr2data_pheno_sd.csv",
     "oral_1cpt": "nlmixr2data_Oral_1CPT.csv",
+    "pbcseq": "pbcseq.csv",
 }
 
 
@@ -82,8 +84,33 @@ def _oral_1cpt() -> EventTable:
     )
 
 
+def _pbcseq(source: str | Path | None = None) -> EventTable:
+    """Mayo PBC trial visits: DV = ln(bili), bilirubin in mg/dL; TIME = ``day`` since registration.
+
+    Covariates: ``trt`` (1 D-penicillamine, 0 placebo, as in the file) and ``age`` (years at
+    registration); the other columns are dropped. Rows keep their file line numbers (header = line 1), so
+    a bad value is reported at its line; a bilirubin that is not a positive number raises ``InputError``
+    (its log is undefined) naming line, patient and value.
+    """
+    import numpy as np
+
+    from bayestwin.exceptions import InputError
+
+    raw = pd.read_csv(source or dataset_path("pbcseq"), dtype=str, keep_default_na=False)
+    raw.index = raw.index + 2  # line number in the file, the header being line 1
+    bili = pd.to_numeric(raw["bili"], errors="coerce")
+    bad = raw.index[~(bili > 0)]
+    if len(bad):
+        rows = "; ".join(f"line {i} (patient {raw.at[i, 'id']}): {raw.at[i, 'bili']!r}" for i in bad[:10])
+        raise InputError(f"{len(bad)} row(s) of column bili are not a positive number (mg/dL), so their log is "
+                         f"undefined: {rows}. Fix or remove these rows.")
+    frame = raw[["id", "day", "trt", "age"]].assign(log_bili=np.log(bili.to_numpy()))
+    return read_tidy(frame, id="id", time="day", dv="log_bili",
+                     units={"time": "day", "dv": "dimensionless", "age": "year"})
+
+
 _LOADERS: dict[str, Callable[[], EventTable]] = {
-    "theoph": _theoph, "theo_sd": _theo_sd, "pheno_sd": _pheno_sd, "oral_1cpt": _oral_1cpt,
+    "theoph": _theoph, "theo_sd": _theo_sd, "pheno_sd": _pheno_sd, "oral_1cpt": _oral_1cpt, "pbcseq": _pbcseq,
 }
 
 
