@@ -145,7 +145,8 @@ def compare_plans(source: Any, plans: Sequence[Plan], targets: Sequence[Target],
         pick = np.unique(np.linspace(0, n_grid - 1, min(n_grid, 50)).round().astype(int))
         int_times = prep.grid_idx[pick]
     else:
-        wanted = np.asarray(interval_times, float) * conversion_factor(unit, draws.units["time"], where="interval_times")
+        fac = conversion_factor(unit, draws.units["time"], where="interval_times")
+        wanted = np.asarray(interval_times, float) * fac
         int_times = np.searchsorted(prep.times, wanted).clip(0, len(prep.times) - 1)
     layout = Layout(path=prep.path, kinds=tuple(t.kind for t in targets), columns=prep.columns,
                     quantities=tuple(t.quantity for t in targets), batch=b, features=prep.features)

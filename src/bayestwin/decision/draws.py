@@ -133,7 +133,7 @@ class PosteriorDraws:
             "diagnostics": {"population": twin.population.diagnostics.to_dict(), "twin": twin.diagnostics_.to_dict(),
                             "status": "failed-overridden" if failed else "ok", "override_recorded": bool(failed)},
             "data_window": {"first_time": float(events.frame["time"].min()),
-                            "last_time": float(events.frame["time"].max()), "n_observations": int(len(obs)),
+                            "last_time": float(events.frame["time"].max()), "n_observations": len(obs),
                             "time_unit": twin.arrays_.units["time"], "data_digest": events.digest()},
             "covariates": covs,
             "population_ranges": population_ranges(twin.population),
@@ -182,6 +182,6 @@ class PosteriorDraws:
 def _unpadded(past: Doses | Mapping[str, Any] | None) -> dict[str, np.ndarray]:
     if past is None:
         return no_doses()
-    get = (lambda k: getattr(past, k)) if isinstance(past, Doses) else (lambda k: past[k])  # noqa: E731
+    get = (lambda k: getattr(past, k)) if isinstance(past, Doses) else (lambda k: past[k])
     mask = np.asarray(get("mask"), dtype=bool)
     return {k: np.asarray(get(k), dtype=t)[mask] for k, t in _DOSE_DTYPES.items()}

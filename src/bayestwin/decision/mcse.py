@@ -24,7 +24,7 @@ import numpy as np
 __all__ = ["ess_of_mean", "mcse_of_mean"]
 
 
-def _dataset(values: np.ndarray):  # noqa: ANN202 - xarray is imported lazily with arviz
+def _dataset(values: np.ndarray):
     import xarray as xr
 
     dims = ("chain", "draw", *[f"d{i}" for i in range(values.ndim - 2)])

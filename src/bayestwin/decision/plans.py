@@ -141,7 +141,8 @@ class Titration:
         _positive("start_dose", self.start_dose)
         _positive("step", self.step, allow_zero=True)
         if not isinstance(self.every, int) or isinstance(self.every, bool) or self.every < 1:
-            raise SpecError(f"plan field 'every' must be an integer >= 1 (doses per titration step), got {self.every!r}")
+            raise SpecError(f"plan field 'every' must be an integer >= 1 (doses per titration step), "
+                            f"got {self.every!r}")
         if not (isinstance(self.max_dose, int | float) and self.max_dose >= self.start_dose):
             raise SpecError(f"plan field 'max_dose' must be >= start_dose ({self.start_dose}), got {self.max_dose!r}")
 
@@ -162,7 +163,7 @@ def _count(count: Any, start: float, stop: Any, interval: float) -> int:
         stop = _finite("stop", stop)
         if stop <= start:
             raise SpecError(f"plan field 'stop' ({stop}) must be after 'start' ({start})")
-        n_stop = int(math.floor((stop - start) / interval + 1e-9)) + 1  # doses at start, start + interval, ... <= stop
+        n_stop = math.floor((stop - start) / interval + 1e-9) + 1  # doses at start, start + interval, ... <= stop
         count = n_stop if count is None else min(int(count), n_stop)
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:
         raise SpecError(f"plan field 'count' must be an integer >= 1, got {count!r}")

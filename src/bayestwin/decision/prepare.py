@@ -143,9 +143,7 @@ def prepare(draws: PosteriorDraws, plans: Sequence[Plan], targets: Sequence[Targ
     outputs = list(spec.observed_outputs)
     # target times and thresholds in spec units
     extra: list[float] = []
-    troughs = []
-    for p, d in zip(plans, new, strict=True):
-        troughs.append(None if len(d["time"]) == 0 else float(d["time"][-1]) - TROUGH_OFFSET)
+    troughs = [None if len(d["time"]) == 0 else float(d["time"][-1]) - TROUGH_OFFSET for d in new]
     tgt_at: list[Any] = []
     lo, hi, cols, units = [], [], [], []
     for tg in targets:

@@ -159,8 +159,11 @@ class PlanComparison:
         return pd.DataFrame(rows)
 
     def intervals(self, quantity: str = "pred") -> pd.DataFrame:
-        """Central predictive intervals per plan, time and output: ``plan, time (unit), output, prob, lower,
-        median, upper, unit``; `quantity` ``"pred"`` (a new measurement) or ``"ipred"`` (latent)."""
+        """Central predictive intervals per plan, time and output, as a tidy table.
+
+        Columns ``plan, time (unit), output, prob, lower, median, upper, unit``; `quantity` ``"pred"`` (a new
+        measurement) or ``"ipred"`` (latent).
+        """
         if quantity not in ("pred", "ipred"):
             raise InputError(f"quantity must be 'pred' or 'ipred', got {quantity!r}")
         q = self.dataset[f"{quantity}_quantile"]
