@@ -2,7 +2,8 @@
 
 Both predict the tumour size ``y`` (sum of longest diameters of the target lesions, mm, as measured by
 RECIST) against time since the start of treatment (weeks by default). Model time 0 is the start of
-treatment; a baseline scan taken before it has a negative time.
+treatment. Event tables refuse negative times, so a baseline scan is recorded at time 0 (the formulas also
+hold before 0).
 
 ``oncology.claret_tgi`` -- Claret L, Girard P, Hoff PM, et al. (2009). Model-based prediction of phase III
 overall survival in colorectal cancer on the basis of phase II tumor dynamics. *J Clin Oncol*
@@ -22,7 +23,7 @@ at full dose. With ``tau = clip(t, 0, t_off)`` the solution is
 
     y(t) = y0 * exp(kl * t - kd * (1 - exp(-lam * tau)) / lam)
 
-(a scan before treatment, ``t < 0``, sees growth only). The model takes no dose records.
+(before treatment, ``t < 0``, growth only). The model takes no dose records.
 
 ``oncology.stein`` -- Stein WD, Figg WD, Dahut W, et al. (2008). Tumor growth rates derived from data
 for patients in a clinical trial correlate strongly with patient survival. *The Oncologist* 13:1046-1054;
