@@ -32,6 +32,8 @@ _EXPORTS = {
     "TwinStore": "bayestwin.store", "StoredVersion": "bayestwin.store", "StoredPopulation": "bayestwin.store",
     "Pseudonymizer": "bayestwin.store",
     "AuditLog": "bayestwin.store", "IntegrityReport": "bayestwin.store", "DeidentifiedExport": "bayestwin.store",
+    "Plan": "bayestwin.decision", "compare_plans": "bayestwin.decision", "optimize_regimen": "bayestwin.decision",
+    "Recommendation": "bayestwin.decision",
 }
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
