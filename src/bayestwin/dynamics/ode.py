@@ -100,8 +100,10 @@ from bayestwin.exceptions import SpecError
 __all__ = ["SENSITIVITIES", "SOLVERS", "Rhs", "SolveStatus", "solve_amounts", "status_messages"]
 
 
-SOLVERS: dict[str, Callable[[], diffrax.AbstractSolver]] = {"tsit5": diffrax.Tsit5, "kvaerno5": diffrax.Kvaerno5}
-"""Solver names accepted by ``solve_amounts``: explicit ``tsit5``, stiff (implicit) ``kvaerno5``."""
+SOLVERS: dict[str, Callable[[], diffrax.AbstractSolver | str]] = {
+    "tsit5": diffrax.Tsit5, "kvaerno5": diffrax.Kvaerno5, "dopri5": lambda: "dopri5"}
+"""Solver names accepted by ``solve_amounts``: explicit ``tsit5``, stiff (implicit) ``kvaerno5`` (both diffrax), and
+``dopri5``, the lean explicit solver of ``bayestwin.dynamics.rk`` (forward sensitivities only)."""
 
 SENSITIVITIES = ("reverse", "forward")
 """How ``solve_amounts`` is differentiated: reverse mode through diffrax's checkpointed solver (gradients to
@@ -183,6 +185,9 @@ def solve_amounts(rhs: Rhs, theta: Any, doses: Doses, times: Array, *, n_cmt: in
         raise SpecError(f"unknown ODE solver {solver!r}; choose one of {sorted(SOLVERS)}")
     if sensitivity not in SENSITIVITIES:
         raise SpecError(f"unknown sensitivity {sensitivity!r}; choose one of {list(SENSITIVITIES)}")
+    if solver == "dopri5" and sensitivity != "forward":
+        raise SpecError("solver 'dopri5' is differentiable in forward mode only: pass sensitivity='forward', or use "
+                        "solver='tsit5' for reverse-mode gradients (to lag times or dose amounts)")
     dtype = jnp.result_type(float)
     adjoint = diffrax.ForwardMode() if sensitivity == "forward" else diffrax.RecursiveCheckpointAdjoint()
     cfg = _Config(SOLVERS[solver](), float(rtol), float(atol), int(max_steps), adjoint)
@@ -247,15 +252,15 @@ def _solve(rhs: Rhs, cfg: _Config, n_cmt: int, ss_iterations: int, matrix: Calla
     rank = jnp.concatenate([jnp.full(nd, 1), jnp.full(nd, 2), jnp.where(predose, 0, 3), jnp.full(n_seg, 2)])
     order = jnp.lexsort((jnp.arange(keys.shape[0]), rank, keys))
 
-    def step(carry: tuple[Array, Array, Array, Array], x: tuple[Array, Array]):
-        t, a, on, st = carry
+    def step(carry: tuple[Array, Array, Array, Array, Array], x: tuple[Array, Array]):
+        t, a, on, st, h = carry
         b, src = x
         advance = jnp.isfinite(b) & (b > t)
         dt = jnp.where(advance, b - jnp.where(advance, t, 0.0), 0.0)
         rate = jnp.zeros(n_cmt, dtype).at[cmt].add(jnp.where(on, inf_rate, 0.0))
         th = segment_theta(t + 0.5 * dt)
         if matrix is None:
-            a, code = _integrate(rhs, a, t, dt, th, rate, cfg)
+            a, code, h = _integrate(rhs, a, t, dt, th, rate, cfg, h)
         else:
             a, code = propagate_linear(matrix(th), a, dt, rate)
         st = _first_failure(st, code)
@@ -273,11 +278,11 @@ def _solve(rhs: Rhs, cfg: _Config, n_cmt: int, ss_iterations: int, matrix: Calla
         is_end = (src >= nd) & (src < 2 * nd)
         on = on.at[i].set(jnp.where(is_end, False, on[i]))
         st = _first_failure(st, jnp.where(jnp.all(jnp.isfinite(a)), SolveStatus.OK, SolveStatus.NONFINITE))
-        return (t, a, on, st), a
+        return (t, a, on, st, h), a
 
     t_first = jnp.where(jnp.isfinite(keys[order[0]]), keys[order[0]], 0.0)
-    init = (t_first, y0, jnp.zeros(nd, bool), status)
-    (_, _, _, status), path = lax.scan(step, init, (keys[order], order))
+    init = (t_first, y0, jnp.zeros(nd, bool), status, jnp.asarray(jnp.nan, dtype))
+    (_, _, _, status, _), path = lax.scan(step, init, (keys[order], order))
     position = jnp.zeros(order.shape[0], jnp.int32).at[order].set(jnp.arange(order.shape[0], dtype=jnp.int32))
     amounts = jnp.where(t_ok[:, None], path[position[2 * nd:2 * nd + nt]], 0.0)
     return amounts, status

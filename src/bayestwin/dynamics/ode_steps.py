@@ -16,8 +16,10 @@ import diffrax
 import jax
 import jax.numpy as jnp
 from jax import Array, lax
+from jax.flatten_util import ravel_pytree
 
 from bayestwin.dynamics.events import Doses
+from bayestwin.dynamics.rk import dopri5
 from bayestwin.dynamics.solve_status import SolveStatus
 
 Rhs = Callable[[Array, Array, Any, Array], Array]
@@ -30,7 +32,7 @@ _SS_TOLERANCE_FACTOR = 100.0
 
 
 class _Config(NamedTuple):
-    solver: diffrax.AbstractSolver
+    solver: diffrax.AbstractSolver | str  # a diffrax solver, or "dopri5" (``bayestwin.dynamics.rk``)
     rtol: float
     atol: float
     max_steps: int
@@ -48,16 +50,26 @@ def _scaled_field(vf: Callable[..., Any], s: Array, y: Any, args: tuple[Any, ...
 
 
 def _integrate(vf: Callable[..., Any], y: Any, t0: Array, dt: Array, theta: Any, rate: Array,
-               cfg: _Config) -> tuple[Any, Array]:
-    """State after ``dt >= 0`` time units of ``dy/dt = vf(t, y, theta, rate)`` from ``t0``, and a status code.
+               cfg: _Config, h: Array | None = None) -> tuple[Any, Array, Array]:
+    """State after ``dt >= 0`` time units of ``dy/dt = vf(t, y, theta, rate)`` from ``t0``, a status code, and a step.
+
+    `h` (time units) is the first step to try and the returned step the one to try next (``dopri5`` only: it
+    carries the step size across breakpoints; diffrax solvers choose their own and return `h` unchanged).
 
     A non-finite state or derivative at ``t0`` gives NaN and ``NONFINITE`` without calling the solver; ``dt == 0``
     returns ``y`` unchanged (``lax.cond``; under ``vmap`` both branches run, and the rescaled problem stays posed).
     """
     f0 = vf(t0, y, theta, rate)
     finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves((y, f0))]))
+    h_in = jnp.asarray(jnp.nan if h is None else h, jnp.result_type(float))
 
-    def solve(y: Any) -> tuple[Any, Array]:
+    def solve(y: Any) -> tuple[Any, Array, Array]:
+        if isinstance(cfg.solver, str):  # "dopri5": the lean solver, on the flattened state
+            flat, unravel = ravel_pytree(y)
+            y1, code, h_next = dopri5(lambda s, z, a: ravel_pytree(_scaled_field(vf, s, unravel(z), a))[0], flat,
+                                      0.0, 1.0, (t0, dt, theta, rate), rtol=cfg.rtol, atol=cfg.atol,
+                                      max_steps=cfg.max_steps, h0=h_in / jnp.where(dt > 0, dt, 1.0))
+            return unravel(y1), code, h_next * dt
         sol = diffrax.diffeqsolve(
             diffrax.ODETerm(functools.partial(_scaled_field, vf)), cfg.solver, 0.0, 1.0, None, y,
             args=(t0, dt, theta, rate), saveat=diffrax.SaveAt(t1=True),
@@ -66,13 +78,14 @@ def _integrate(vf: Callable[..., Any], y: Any, t0: Array, dt: Array, theta: Any,
         code = jnp.where(sol.result == diffrax.RESULTS.successful, SolveStatus.OK,
                          jnp.where(sol.result == diffrax.RESULTS.max_steps_reached,
                                    SolveStatus.MAX_STEPS_REACHED, SolveStatus.SOLVER_FAILED))
-        return jax.tree.map(lambda x: x[-1], sol.ys), code.astype(jnp.int32)
+        return jax.tree.map(lambda x: x[-1], sol.ys), code.astype(jnp.int32), h_in
 
-    def skip(y: Any) -> tuple[Any, Array]:
-        return y, jnp.asarray(SolveStatus.OK, jnp.int32)
+    def skip(y: Any) -> tuple[Any, Array, Array]:
+        return y, jnp.asarray(SolveStatus.OK, jnp.int32), h_in
 
-    def poison(y: Any) -> tuple[Any, Array]:
-        return jax.tree.map(lambda x: jnp.full_like(x, jnp.nan), y), jnp.asarray(SolveStatus.NONFINITE, jnp.int32)
+    def poison(y: Any) -> tuple[Any, Array, Array]:
+        return (jax.tree.map(lambda x: jnp.full_like(x, jnp.nan), y), jnp.asarray(SolveStatus.NONFINITE, jnp.int32),
+                h_in)
 
     branch = jnp.where(~finite, 2, jnp.where(dt > 0, 1, 0))
     return lax.switch(branch, (skip, solve, poison), y)
@@ -126,7 +139,7 @@ def _steady_states(rhs: Rhs, theta: Any, doses: Doses, live: Array, n_cmt: int, 
         def period(field: Callable[..., Any], y: Any, th: Any) -> tuple[Any, Array]:
             def segment(carry: tuple[Any, Array], seg: tuple[Array, Array, Array]) -> tuple[tuple[Any, Array], None]:
                 y, st = carry
-                y, s = _integrate(field, y, seg[0], seg[1], th, seg[2], cfg)
+                y, s, _ = _integrate(field, y, seg[0], seg[1], th, seg[2], cfg)
                 return (y, _first_failure(st, s)), None
 
             (y, st), _ = lax.scan(segment, (y, jnp.asarray(SolveStatus.OK, jnp.int32)), segments)

@@ -45,7 +45,7 @@ def segment_index(starts: Array, t: Array) -> Array:
 def piecewise_predict(
     rhs: Rhs, names: Sequence[str], n_cmt: int, observe: Callable[[Array, Mapping[str, Array]], Array],
     theta: Mapping[str, Array], starts: Array, doses: Doses, times: Array, *, features: frozenset[str] | None = None,
-    depot: int | None = None, max_steps: int = 4096, sensitivity: str = "reverse",
+    depot: int | None = None, max_steps: int = 4096, sensitivity: str = "reverse", solver: str = "tsit5",
 ) -> Array:
     """Outputs ``(len(times), n_outputs)`` of a model with piecewise-constant parameters.
 
@@ -62,12 +62,16 @@ def piecewise_predict(
     sensitivity : {"reverse", "forward"}
         Passed to ``solve_amounts``; reverse mode is used anyway when ``f`` or ``tlag`` act on the doses
         (forward sensitivities give gradients in the parameters of the right-hand side only).
+    solver : str
+        Passed to ``solve_amounts``; where reverse mode is used, ``"dopri5"`` (forward mode only) becomes
+        ``"tsit5"``.
 
     A failed solve gives NaN (never a finite wrong value), as the ODE models do.
     """
     params = jnp.stack([jnp.asarray(theta[n]) for n in names], axis=-1)
     if depot is not None and ("f" in theta or "tlag" in theta):
         sensitivity = "reverse"
+        solver = "tsit5" if solver == "dopri5" else solver
         k = segment_index(starts, jnp.where(doses.mask, doses.time, 0.0))
         into_depot = doses.mask & (doses.cmt == depot)
         if "f" in theta:
@@ -77,7 +81,7 @@ def piecewise_predict(
     ss_iterations = 8 if features is None or "ss" in features else 0
     amounts, status = solve_amounts(rhs, params, doses, times, n_cmt=n_cmt, theta_times=starts,
                                     ss_iterations=ss_iterations, max_steps=max_steps,
-                                    matrix=LINEAR_MATRICES.get(rhs), sensitivity=sensitivity)
+                                    matrix=LINEAR_MATRICES.get(rhs), sensitivity=sensitivity, solver=solver)
     k_t = segment_index(starts, times)
     out = observe(amounts, {n: jnp.asarray(v)[k_t] for n, v in theta.items()})
     return jnp.where(status == SolveStatus.OK, out, jnp.nan)
