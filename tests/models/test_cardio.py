@@ -90,6 +90,10 @@ def test_flow_solves_the_circuit_and_ffr_limits() -> None:
     fv_st, fs_st = stenosis_coefficients(1.2, 15.0, 3.0, stent_diameter=3.0, stent_length=18.0)
     assert float(fs_st) == 0.0
     assert float(fv_st) == pytest.approx(float(stenosis_coefficients(3.0, 15.0, 3.0)[0]), rel=1e-14)
+    # no expansion loss from a lumen at least the reference (so a "lesion" of mld = stent diameter is that stent)
+    assert float(stenosis_coefficients(3.5, 15.0, 3.0)[1]) == 0.0
+    assert stenosis_coefficients(3.5, 15.0, 3.0) == stenosis_coefficients(1.2, 15.0, 3.0, stent_diameter=3.5,
+                                                                          stent_length=15.0)
     # a stent shorter than the lesion keeps the lesion's exit loss
     assert float(stenosis_coefficients(1.2, 15.0, 3.0, stent_diameter=3.0, stent_length=8.0)[1]) == float(fs)
 
@@ -142,3 +146,22 @@ def test_example_specs_fit_their_models(name: str) -> None:
     validate_spec(spec)
     for _, unit in spec.units:
         parse_unit(unit)
+
+
+def test_diffuse_disease_and_stent_expansion() -> None:
+    model = get_model("cardio.stenosis_ffr")
+    theta = {"mld": 1.4, "r_hyp": 28.0, "r_rest": 80.0, "tau": 8.0, "r_diffuse": 3.0}
+    pred = np.asarray(model.predict(theta, NO_DOSE, jnp.array([600.0])))[0]
+    fv, fs = stenosis_coefficients(1.4, 10.0, 3.0)
+    q = float(coronary_flow(90.0, 0.0, 28.0, float(fv) + 3.0, fs))
+    assert pred[0] == pytest.approx(q, rel=1e-14)
+    assert pred[1] == pytest.approx((float(fv) + 3.0) * q + float(fs) * q * q, rel=1e-14)
+    # a perfect stent removes the lesion, not the diffuse disease: FFR = r_hyp / (r_hyp + r_diffuse + Fv(stent))
+    draws = {"mld": np.array([1.4]), "r_hyp": np.array([28.0]), "r_diffuse": np.array([3.0])}
+    fv_stent = float(stenosis_coefficients(3.0, 10.0, 3.0)[0])
+    after = float(post_stent_ffr(draws, 3.0, 12.0)[0])
+    assert after == pytest.approx(28.0 / (28.0 + 3.0 + fv_stent), rel=1e-13)
+    # an under-expanded stent (90 % of 3.0 mm) is a 2.7 mm stent
+    assert float(post_stent_ffr(draws, 3.0, 12.0, expansion=0.9)[0]) == pytest.approx(
+        float(post_stent_ffr(draws, 2.7, 12.0)[0]), rel=1e-14)
+    assert float(post_stent_ffr(draws, 3.0, 12.0, expansion=0.9)[0]) < after

@@ -6,7 +6,8 @@ Kirkeeide, Gould & Parsel, JACC 7:103, 1986): ``dP = Fv Q + Fs Q^2`` with
 * the viscous (Poiseuille) term over the lesion length ``L`` at the minimal lumen area ``As = pi MLD^2 / 4``:
   ``Fv = 8 pi mu L / As^2``;
 * the flow-separation (expansion) loss at the exit into the normal vessel of area ``An = pi Dref^2 / 4``:
-  ``Fs = Kt (rho / 2) (1 / As - 1 / An)^2``, ``Kt = 1.52`` (Young & Tsai's model experiments).
+  ``Fs = Kt (rho / 2) (1 / As - 1 / An)^2``, ``Kt = 1.52`` (Young & Tsai's model experiments); 0 where
+  ``As >= An``.
 
 Blood: viscosity ``mu = 3.5 mPa s``, density ``rho = 1050 kg/m^3`` (``BLOOD_VISCOSITY``, ``BLOOD_DENSITY``).
 Units here: flow mL/s, pressure mmHg, diameters and lengths mm; ``Fv`` in mmHg/(mL/s), ``Fs`` in mmHg/(mL/s)^2.
@@ -25,10 +26,14 @@ Flows from rest to hyperaemia trace the lesion's pressure-flow curve, which iden
 *functional* minimal diameter) given the angiographic lesion length and reference diameter; aortic pressure
 ``pa`` is measured by the guiding catheter. Those four are optional parameters to fix per patient
 (``Parameter("length", fixed=...)``); defaults: ``length`` 10 mm, ``dref`` 3 mm, ``pa`` 90 mmHg, ``pv`` 0.
+A fifth optional parameter, ``r_diffuse`` (mmHg s/mL, default 0), is the resistance of diffuse disease along
+the rest of the vessel between catheter and wire, in series with the lesion: it adds ``r_diffuse Q`` to the
+measured gradient, and a stent does not remove it (why FFR after a good stent is often 0.85-0.95).
 
 **A stent** is a what-if on the geometry: ``post_stent_ffr`` recomputes FFR with the stented part of the
-lesion at the stent's diameter (flow rising with it, microvascular resistance unchanged), from posterior
-draws of ``mld`` and ``r_hyp``. Simplifications: one uniform lesion; a stent shorter than the lesion leaves
+lesion at the stent's achieved lumen (nominal diameter times an ``expansion`` factor, which may be uncertain),
+flow rising with it, microvascular resistance and diffuse disease unchanged, from posterior draws of
+``mld``, ``r_hyp`` (and ``r_diffuse``). Simplifications: one uniform lesion; a stent shorter than the lesion leaves
 the rest at ``MLD`` with its full exit loss; no diffuse disease, side branches or collaterals.
 
 Examples
@@ -99,7 +104,8 @@ def stenosis_coefficients(mld: Any, length: Any, dref: Any, *, stent_diameter: A
     to_mmhg = _ML / _MMHG  # (Pa s / m^3) -> mmHg / (mL/s)
     if stent_diameter is None:
         fv = 8.0 * math.pi * BLOOD_VISCOSITY * (length * _MM) / area**2 * to_mmhg
-        fs = EXPANSION_LOSS * BLOOD_DENSITY / 2.0 * (1.0 / area - 1.0 / normal) ** 2 * _ML * to_mmhg
+        # no expansion loss where the lumen is at least the reference (an ectatic or over-dilated segment)
+        fs = EXPANSION_LOSS * BLOOD_DENSITY / 2.0 * _relu(1.0 / area - 1.0 / normal) ** 2 * _ML * to_mmhg
         return fv, fs
     covered = length - _relu(length - stent_length)  # min(stent_length, length)
     residual = length - covered
@@ -131,11 +137,12 @@ def coronary_flow(pa: Any, pv: Any, r_micro: Any, fv: Any, fs: Any) -> Any:
     return 2.0 * drive / (b + (b * b + 4.0 * fs * drive) ** 0.5)
 
 
-def ffr(mld: Any, length: Any, dref: Any, *, r_hyp: Any, pa: Any, pv: Any = 0.0, stent_diameter: Any = None,
-        stent_length: Any = 0.0) -> Any:
+def ffr(mld: Any, length: Any, dref: Any, *, r_hyp: Any, pa: Any, pv: Any = 0.0, r_diffuse: Any = 0.0,
+        stent_diameter: Any = None, stent_length: Any = 0.0) -> Any:
     """Fractional flow reserve ``(Pd - Pv) / (Pa - Pv)`` at hyperaemia (microvascular resistance `r_hyp`).
 
-    Arguments as in ``stenosis_coefficients`` and ``coronary_flow``; arrays broadcast.
+    Arguments as in ``stenosis_coefficients`` and ``coronary_flow``; `r_diffuse` (mmHg s/mL) is diffuse disease
+    in series with the lesion (see the module docstring); arrays broadcast.
 
     Examples
     --------
@@ -143,10 +150,10 @@ def ffr(mld: Any, length: Any, dref: Any, *, r_hyp: Any, pa: Any, pv: Any = 0.0,
     0.995
     """
     fv, fs = stenosis_coefficients(mld, length, dref, stent_diameter=stent_diameter, stent_length=stent_length)
-    return r_hyp * coronary_flow(pa, pv, r_hyp, fv, fs) / (pa - pv)
+    return r_hyp * coronary_flow(pa, pv, r_hyp, fv + r_diffuse, fs) / (pa - pv)
 
 
-def post_stent_ffr(draws: Mapping[str, Any], diameter: float | None, length: float = 0.0, *,
+def post_stent_ffr(draws: Mapping[str, Any], diameter: float | None, length: float = 0.0, *, expansion: Any = 1.0,
                    lesion_length: float | None = None, dref: float | None = None, pa: float | None = None,
                    pv: float | None = None) -> Any:
     """FFR for each posterior draw, before (``diameter=None``) or after a stent of `diameter` x `length` mm.
@@ -155,12 +162,15 @@ def post_stent_ffr(draws: Mapping[str, Any], diameter: float | None, length: flo
     ----------
     draws : mapping
         Posterior draws of one patient, any shape (e.g. a population fit's ``posterior`` selected for the
-        patient: the result keeps its dims): ``mld`` (mm) and ``r_hyp`` (mmHg s/mL), and ``length``, ``dref``,
-        ``pa``, ``pv`` where the fit reports them (a fit lists fixed parameters as variables too).
+        patient: the result keeps its dims): ``mld`` (mm) and ``r_hyp`` (mmHg s/mL), and ``r_diffuse``,
+        ``length``, ``dref``, ``pa``, ``pv`` where the fit reports them (a fit lists fixed parameters too).
     diameter : float or None
         Stent (expanded lumen) diameter, mm; None: the FFR now, without a stent.
     length : float
         Stent length, mm.
+    expansion : float or array
+        Achieved lumen as a fraction of the nominal `diameter` (1: fully expanded); an array of the draws'
+        shape carries uncertainty about the expansion into the result.
     lesion_length, dref, pa, pv : float, optional
         The lesion's length and reference diameter (mm), aortic and venous pressure (mmHg), where `draws`
         lacks them; otherwise the model's defaults (10 mm, 3 mm, 90 mmHg, 0 mmHg).
@@ -177,11 +187,12 @@ def post_stent_ffr(draws: Mapping[str, Any], diameter: float | None, length: flo
     >>> np.round(post_stent_ffr(draws, None), 3).tolist(), np.round(post_stent_ffr(draws, 3.0, 12.0), 3).tolist()
     ([0.658, 0.825], [0.995, 0.995])
     """
-    given = {"length": lesion_length, "dref": dref, "pa": pa, "pv": pv}
+    given = {"length": lesion_length, "dref": dref, "pa": pa, "pv": pv, "r_diffuse": None}
     geometry = {k: draws[k] if k in draws else (v if v is not None else StenosisFFR.optional_parameters[k][1])
                 for k, v in given.items()}
     return ffr(draws["mld"], geometry["length"], geometry["dref"], r_hyp=draws["r_hyp"], pa=geometry["pa"],
-               pv=geometry["pv"], stent_diameter=diameter, stent_length=length)
+               pv=geometry["pv"], r_diffuse=geometry["r_diffuse"],
+               stent_diameter=None if diameter is None else diameter * expansion, stent_length=length)
 
 
 @register("cardio.stenosis_ffr")
@@ -192,8 +203,9 @@ class StenosisFFR(AbstractStructuralModel):
     Outputs ``flow`` (mL/s) and ``dp`` (``Pa - Pd``, mmHg) at seconds after the hyperaemic stimulus; see the
     module docstring for the equations and literature (Young & Tsai 1973, Gould 1978, Pijls 1996).
     Parameters: ``mld`` (mm), ``r_hyp`` and ``r_rest`` (microvascular resistance at hyperaemia and at rest,
-    mmHg s/mL), ``tau`` (s, onset of hyperaemia); optional and usually fixed per patient: ``length`` (mm),
-    ``dref`` (mm), ``pa``, ``pv`` (mmHg). Reference values: a 53 % diameter stenosis of a 3 mm artery,
+    mmHg s/mL), ``tau`` (s, onset of hyperaemia); optional: ``length`` (mm), ``dref`` (mm), ``pa``, ``pv``
+    (mmHg), usually fixed per patient, and ``r_diffuse`` (mmHg s/mL, default 0; estimate it with a prior).
+    Reference values: a 53 % diameter stenosis of a 3 mm artery,
     FFR 0.80. No doses: data are observation records only.
 
     Examples
@@ -209,7 +221,8 @@ class StenosisFFR(AbstractStructuralModel):
     outputs: ClassVar[tuple[str, ...]] = ("flow", "dp")
     parameters: ClassVar[Mapping[str, str]] = {"mld": "mm", "r_hyp": "mmHg*s/mL", "r_rest": "mmHg*s/mL", "tau": "s"}
     optional_parameters: ClassVar[Mapping[str, tuple[str, float]]] = {
-        "length": ("mm", 10.0), "dref": ("mm", 3.0), "pa": ("mmHg", 90.0), "pv": ("mmHg", 0.0)}
+        "length": ("mm", 10.0), "dref": ("mm", 3.0), "pa": ("mmHg", 90.0), "pv": ("mmHg", 0.0),
+        "r_diffuse": ("mmHg*s/mL", 0.0)}
     reference_values: ClassVar[Mapping[str, float]] = {"mld": 1.4, "r_hyp": 28.0, "r_rest": 80.0, "tau": 8.0}
     units: ClassVar[Mapping[str, str]] = {"time": "s", "amt": "mg", "flow": "mL/s", "dp": "mmHg"}
     # no amounts, no ODE: chains may run in parallel (see parallel_chains_ok)
@@ -222,6 +235,7 @@ class StenosisFFR(AbstractStructuralModel):
     ) -> Array:
         """Flow and pressure gradient at `times` (s), shape ``(len(times), 2)``."""
         fv, fs = stenosis_coefficients(theta["mld"], theta.get("length", 10.0), theta.get("dref", 3.0))
+        fv = fv + theta.get("r_diffuse", 0.0)
         onset = jnp.exp(-jnp.maximum(times, 0.0) / theta["tau"])
         r_micro = theta["r_hyp"] + (theta["r_rest"] - theta["r_hyp"]) * onset
         q = coronary_flow(theta.get("pa", 90.0), theta.get("pv", 0.0), r_micro, fv, fs)
