@@ -11,12 +11,13 @@ name                      data
 ``pheno_sd``              phenobarbital, 59 newborns, multiple IV doses (AMT mg, DV mg/L)
 ``oral_1cpt``             simulated 1-cmt oral PK, 120 subjects, true CL/V/KA (AMT µg, DV µg/L)
 ``pbcseq``                primary biliary cirrhosis, 312 patients, 1,945 visits; DV = ln(bilirubin in mg/dL)
+``cgm_hall2018``          CGM glucose (mg/dL, time in min), 3 adults, with their standardized breakfasts as doses
 ========================  ====================================================================
 
 Examples
 --------
 >>> sorted(list_datasets())
-['oral_1cpt', 'pbcseq', 'pheno_sd', 'theo_sd', 'theoph']
+['cgm_hall2018', 'oral_1cpt', 'pbcseq', 'pheno_sd', 'theo_sd', 'theoph']
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ _FILES = {
     "pheno_sd": "nlmixr2data_pheno_sd.csv",
     "oral_1cpt": "nlmixr2data_Oral_1CPT.csv",
     "pbcseq": "pbcseq.csv",
+    "cgm_hall2018": "cgm_iglu_hall2018_glucose.csv",
+    "cgm_hall2018_meals": "cgm_iglu_hall2018_meals.csv",
 }
 
 
@@ -109,8 +112,47 @@ def _pbcseq(source: str | Path | None = None) -> EventTable:
                      units={"time": "day", "dv": "dimensionless", "age": "year"})
 
 
+#: Nominal carbohydrate (g) of each breakfast record of ``cgm_hall2018``: NOT the meals' stated content.
+HALL2018_NOMINAL_MEAL_G = 50.0
+
+
+def _cgm_hall2018(source: str | Path | None = None, meals: str | Path | None = None) -> EventTable:
+    """CGM glucose of 3 adults of Hall et al. (2018) and their standardized breakfasts as dose records.
+
+    TIME = minutes since the subject's first reading (``time_s / 60``); DV = glucose, mg/dL (Dexcom G4, 40-400).
+    Each breakfast is a dose of ``HALL2018_NOMINAL_MEAL_G`` (50 g) into CMT 1 (the gut of
+    ``metabolic.bergman_meal``): the files give the food, not its carbohydrate, so the amount is a nominal unit
+    and a model must estimate the relative meal size (``f``). The food is in the ``cgm_hall2018_meals`` file
+    (``dataset_path``). Rows keep their file line numbers (header = line 1); a glucose or time that is not a
+    number raises ``InputError`` naming the file, line, subject and value.
+    """
+    import numpy as np
+
+    from bayestwin.exceptions import InputError
+
+    def read(path: str | Path, column: str, what: str) -> pd.DataFrame:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+        raw.index = raw.index + 2  # line number in the file, the header being line 1
+        for col in (column, "time_s"):
+            value = pd.to_numeric(raw[col], errors="coerce")
+            bad = raw.index[~np.isfinite(value.to_numpy(dtype=float))]
+            if len(bad):
+                rows = "; ".join(f"line {i} (subject {raw.at[i, 'subject']}): {raw.at[i, col]!r}" for i in bad[:10])
+                raise InputError(f"{len(bad)} row(s) of column {col} in the {what} file {Path(path).name!r} are not "
+                                 f"a number: {rows}. Fix or remove these rows.")
+            raw[col] = value
+        return raw.assign(minutes=raw["time_s"] / 60.0)
+
+    obs = read(source or dataset_path("cgm_hall2018"), "glucose_mg_dl", "glucose")
+    doses = read(meals or dataset_path("cgm_hall2018_meals"), "time_s", "meals").assign(amt=HALL2018_NOMINAL_MEAL_G)
+    return read_tidy(obs[["subject", "minutes", "glucose_mg_dl"]], doses[["subject", "minutes", "amt"]],
+                     id="subject", time="minutes", dv="glucose_mg_dl", obs_cmt=4, dose_cmt=1,
+                     units={"time": "min", "amt": "g", "dv": "mg/dL"})
+
+
 _LOADERS: dict[str, Callable[[], EventTable]] = {
     "theoph": _theoph, "theo_sd": _theo_sd, "pheno_sd": _pheno_sd, "oral_1cpt": _oral_1cpt, "pbcseq": _pbcseq,
+    "cgm_hall2018": _cgm_hall2018,
 }
 
 
