@@ -91,26 +91,37 @@ def test_paths_agree_exactly_and_interventions_act(spec, draws) -> None:
     plans = [Plan.repeat(dose=100.0, interval=6.0, count=4, route="iv"),
              Plan.repeat(dose=60.0, interval=12.0, count=2, duration=1.0, route="iv")]
     targets = [Exceeds("peak", threshold=6.0), TimeInRange("tir", lo=1.0, hi=4.0),
-               InWindow("trough", lo=1.0, hi=4.0), TimeToThreshold("reach 4", threshold=4.0)]
+               InWindow("trough", lo=1.0, hi=4.0), TimeToThreshold("reach 4", threshold=4.0),
+               Exceeds("early", threshold=6.0, within=(0.0, 11.5))]
     grid = np.linspace(0.0, 30.0, 61)
     values = {p: compare_plans(draws, plans, targets, times=grid, path=p).dataset["value"].to_numpy()
-              for p in ("linear", "generic", "segments")}
+              for p in ("linear", "generic")}
+    # segments path: a no-op change from 12 h (CL x 1) splits the horizon in two segments
+    noop = Plan.repeat(dose=100.0, interval=6.0, count=4, route="iv",
+                       interventions=(Intervention("cl", 1.0, mode="scale", start=12.0),), name="no-op")
+    segmented = compare_plans(draws, [noop, plans[1]], targets, times=grid)
+    assert segmented.dataset.attrs["path"] == "segments"
+    values["segments"] = segmented.dataset["value"].to_numpy()
     np.testing.assert_allclose(values["generic"], values["linear"], rtol=0, atol=1e-12)
     np.testing.assert_allclose(values["segments"], values["linear"], rtol=0, atol=1e-12)
-    # CL doubled from time 0 == the draws with doubled CL
+    # CL doubled from time 0 (generic path) == the draws with doubled CL (linear path); same shapes, no new compile
     doubled = PosteriorDraws.from_arrays(spec, {"cl": 2 * draws.theta["cl"], "v": draws.theta["v"]}, draws.sigmas)
     scaled = Plan.repeat(dose=100.0, interval=6.0, count=4, route="iv",
                          interventions=(Intervention("cl", 2.0, mode="scale"),), name="cl x2")
-    a = compare_plans(draws, [scaled], targets, times=grid).dataset["value"].to_numpy()
-    b = compare_plans(doubled, plans[:1], targets, times=grid).dataset["value"].to_numpy()
-    np.testing.assert_array_equal(a, b)
-    # a change from 12 h on leaves everything before 12 h alone and matches the model's own segments
+    before = trace_count()
+    a = compare_plans(draws, [scaled, plans[1]], targets, times=grid).dataset["value"].to_numpy()
+    b = compare_plans(doubled, plans, targets, times=grid).dataset["value"].to_numpy()
+    np.testing.assert_array_equal(a[0], b[0])
+    assert not np.array_equal(a[0], values["linear"][0])
+    assert trace_count() == before  # both layouts and shapes were compiled above
+    # a change from 12 h on (segments path) leaves everything before 12 h alone, and changes what follows
     later = Plan.repeat(dose=100.0, interval=6.0, count=4, route="iv",
                         interventions=(Intervention("cl", 2.0, mode="scale", start=12.0),), name="cl x2 from 12 h")
-    early = [Exceeds("early", threshold=6.0, within=(0.0, 11.5))]
-    a = compare_plans(draws, [later], early, times=grid).dataset["value"].to_numpy()
-    b = compare_plans(draws, plans[:1], early, times=grid).dataset["value"].to_numpy()
-    np.testing.assert_array_equal(a, b)
+    c = compare_plans(draws, [later, plans[1]], targets, times=grid).dataset["value"].to_numpy()
+    early = [t.name for t in targets].index("early")
+    np.testing.assert_array_equal(c[0, early], values["linear"][0, early])
+    assert c[0, 1].mean() != values["linear"][0, 1].mean()  # time in range over the whole grid moves
+    assert trace_count() == before  # the segments layout and shapes too
 
 
 def test_second_call_compiles_nothing(draws) -> None:

@@ -123,13 +123,11 @@ class PosteriorDraws:
         events = twin.events_
         obs = events.observations
         covs = {k: np.asarray(v)[0].tolist() for k, v in twin.arrays_.covariates.items()}
-        from bayestwin.twin import _versions
-
         meta = {
             "provenance": {"spec_name": twin.spec.name, "spec_digest": twin.spec.digest(),
                            "data_digest": events.digest(), "population_fit_id": twin.population.fit_id,
                            "population_version": twin.population_version_,
-                           "software": _versions()},
+                           "software": software_versions()},
             "diagnostics": {"population": twin.population.diagnostics.to_dict(), "twin": twin.diagnostics_.to_dict(),
                             "status": "failed-overridden" if failed else "ok", "override_recorded": bool(failed)},
             "data_window": {"first_time": float(events.frame["time"].min()),
@@ -177,6 +175,19 @@ class PosteriorDraws:
         meta = {**self.meta, "point_estimate": kind}
         return replace(self, theta={k: one(v) for k, v in self.theta.items()},
                        sigmas={k: one(v) for k, v in self.sigmas.items()}, meta=meta)
+
+
+def software_versions() -> dict[str, str]:
+    """Installed versions of bayestwin, jax, numpyro and arviz (for provenance)."""
+    import importlib.metadata as md
+
+    out = {}
+    for name in ("bayestwin", "jax", "numpyro", "arviz"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:  # pragma: no cover - editable installs have metadata
+            out[name] = "unknown"
+    return out
 
 
 def _unpadded(past: Doses | Mapping[str, Any] | None) -> dict[str, np.ndarray]:

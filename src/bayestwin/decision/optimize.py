@@ -86,7 +86,7 @@ class Constraint:
 def regimen_grid(*, doses: Sequence[float], intervals: Sequence[float], start: float = 0.0, stop: float,
                  duration: float = 0.0, route: str | int = 0, time_unit: str = "h", amt_unit: str = "mg") -> list[Plan]:
     """Plans for every dose x interval: `dose` every `interval` from `start` while ``time <= stop``."""
-    if not doses or not intervals:
+    if len(doses) == 0 or len(intervals) == 0:
         raise SpecError("regimen_grid needs at least one dose and one interval")
     return [Plan.repeat(dose=float(d), interval=float(i), start=start, stop=stop, duration=duration, route=route,
                         time_unit=time_unit, amt_unit=amt_unit) for d in doses for i in intervals]

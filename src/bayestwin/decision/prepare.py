@@ -31,6 +31,7 @@ from bayestwin.units import conversion_factor
 __all__ = ["Prepared", "grid_with", "prepare"]
 
 TROUGH_OFFSET = 1e-6  # a trough is read this long (spec time unit) before the plan's last dose
+_MAX_UNIT_VALUES = 60_000_000  # slot x draw x time x output values of the linear path (480 MB in float64)
 
 
 @dataclass
@@ -58,8 +59,7 @@ def grid_with(grid: Sequence[float], extra: Sequence[float]) -> tuple[np.ndarray
     return times, {float(t): i for i, t in enumerate(times)}
 
 
-def _plan_doses(plan: Plan, draws: PosteriorDraws) -> dict[str, np.ndarray]:
-    model = draws.model
+def _plan_doses(plan: Plan, draws: PosteriorDraws, model: Any) -> dict[str, np.ndarray]:
     if plan.regimen is None:
         return {"time": np.zeros(0), "amt": np.zeros(0), "rate": np.zeros(0), "cmt": np.zeros(0, np.int32)}
     r = plan.regimen
@@ -139,7 +139,7 @@ def prepare(draws: PosteriorDraws, plans: Sequence[Plan], targets: Sequence[Targ
     grid_s = np.asarray(grid, dtype=float) * t_fac
     if grid_s.ndim != 1 or len(grid_s) == 0 or not np.all(np.isfinite(grid_s)):
         raise InputError(f"times must be a non-empty 1-d array of finite times, got shape {grid_s.shape}")
-    new = [_plan_doses(p, draws) for p in plans]
+    new = [_plan_doses(p, draws, model) for p in plans]
     outputs = list(spec.observed_outputs)
     # target times and thresholds in spec units
     extra: list[float] = []
@@ -190,6 +190,11 @@ def prepare(draws: PosteriorDraws, plans: Sequence[Plan], targets: Sequence[Targ
     same_changes = all(ch == changes[0] for ch in changes)
     if path is None:
         path = "segments" if time_varying else ("linear" if model.linear and same_changes else "generic")
+        n_slots = len({(float(t), int(c), float(r)) for d in new for t, c, r in zip(d["time"], d["cmt"], d["rate"],
+                                                                                     strict=True)})
+        n_draws = draws.n_chains * draws.n_draws
+        if path == "linear" and n_slots * n_draws * len(times) * len(outputs) > _MAX_UNIT_VALUES:
+            path = "generic"  # the unit responses would not fit in memory
     if path == "linear" and (not model.linear or not same_changes or time_varying):
         raise InputError("the linear path needs a linear model and the same interventions in every plan")
     stacked = _stack_doses(draws.past, new)
@@ -208,7 +213,8 @@ def prepare(draws: PosteriorDraws, plans: Sequence[Plan], targets: Sequence[Targ
                                  "cmt": [c]}
         plan_arrays["slots"] = _stack_doses({k: np.zeros(0, v.dtype) for k, v in draws.past.items()},
                                             [{k: np.asarray(v) for k, v in one(*s).items()} for s in slots])
-        plan_arrays["past"] = {k: v[0] for k, v in _stack_doses(draws.past, [_plan_doses(Plan.none(), draws)]).items()}
+        past_only = _stack_doses(draws.past, [_plan_doses(Plan.none(), draws, model)])
+        plan_arrays["past"] = {k: v[0] for k, v in past_only.items()}
         plan_arrays["amounts"] = amounts
         if changes[0]:  # the same interventions in every plan: apply them to the draws once
             plan_arrays["theta_changes"] = changes[0]

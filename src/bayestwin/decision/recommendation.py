@@ -45,6 +45,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol
 
+from bayestwin.decision.draws import software_versions
 from bayestwin.exceptions import InputError
 
 __all__ = ["RECOMMENDATION_SCHEMA", "Recommendation", "RecordSink", "record_recommendation"]
@@ -120,7 +121,7 @@ class Recommendation:
                    diagnostics=meta.get("diagnostics"), time_unit=tu, units=dict(meta.get("units", {})),
                    targets=[t.to_record() for t in comparison.targets], ties=list(ties or []),
                    point_estimate_choices=dict(point_estimate_choices or {}), warnings=list(comparison.warnings),
-                   software=prov.get("software") or _software())
+                   software=prov.get("software") or software_versions())
 
     @classmethod
     def from_choice(cls, choice: Any) -> Recommendation:
@@ -210,15 +211,3 @@ def _finite(value: Any) -> Any:
     if hasattr(value, "item") and not isinstance(value, str):
         return _finite(value.item())
     return value
-
-
-def _software() -> dict[str, str]:
-    import importlib.metadata as md
-
-    out = {}
-    for name in ("bayestwin", "jax", "numpyro", "arviz"):
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:  # pragma: no cover
-            out[name] = "unknown"
-    return out
