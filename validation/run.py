@@ -59,18 +59,17 @@ def _machine() -> str:
 
 
 SBC_SETTINGS = {"warmup": 300, "draws": 500, "thin": 10, "seed": 0}
-ODE_NOT_RUN = ("too slow on 2 cores. Measured 2026-11-26: the log density + gradient of 6 patients (one dose, 8 "
-               "samples: 10 diffrax solves each, tsit5 at rtol 1e-8) cost 10.0 ms in reverse mode through the "
-               "checkpointed solver and 2.9 ms with forward sensitivities behind a custom VJP (now the model's "
-               "default; same gradients to 4e-15; closed-form one-compartment oral: 3 us). The cost is the "
-               "solver's per-step overhead (~140 adaptive steps per patient, each a sequential loop iteration), "
-               "so batching patients or replications barely amortises it (60 patients: 14 ms, 4.5x of 6). "
-               "Even so, 4 NUTS fits (2 replications x 2 chains, 12 patients, 100 warm-up + 100 draws) did not "
-               "finish in 11 minutes, i.e. > 160 s per 200 iterations: the SBC's 2 x (300 + 500) iterations "
-               "per replication and 260 replications would take about 45 hours. Also tried, no faster: "
-               "storing every solver step, 64 instead of 512 steps per interval, lax.map over patients, "
-               "BacksolveAdjoint and DirectAdjoint (1.9x slower). Needs an ODE kernel with far less per-step "
-               "overhead (performance issue).")
+ODE_NOT_RUN = ("too slow on 2 cores (about 27 CPU-hours). Measured 2026-11-26: the log density + gradient of 6 "
+               "patients (one dose, 8 samples, rtol 1e-8) costs 10.0 ms in reverse mode through diffrax, 2.9-5.5 ms "
+               "with forward sensitivities (diffrax tsit5) and 1.8 ms with the lean Dormand-Prince loop now used by "
+               "the model (bayestwin.dynamics.rk; same predictions to 1.2e-9). The floor is the solver's per-step "
+               "cost (~7 us per sequential loop iteration, ~200 steps per patient over 24 h at rtol 1e-8, primal "
+               "and forward-mode cost alike), so batching patients or replications barely amortises it. And NUTS "
+               "on this design needs ~230 leapfrog steps per iteration: one replication after 300 warm-up "
+               "iterations (dense mass matrix) took 236 steps per iteration with (ka, Km, Vm, V) and 227 with "
+               "(ka, Km, CL = Vm/Km, V); the closed-form two-compartment oral model (also 4 parameters with BSV) "
+               "needs 245 here. 260 replications x 2 chains x 800 iterations x ~230 steps x ~1 ms = ~27 h. "
+               "Needs a >= 30-core machine for an overnight run, or a cheaper design.")
 
 
 def _sbc_intro(replications: int, broken_replications: int) -> list[str]:
