@@ -43,3 +43,28 @@ def spec() -> TwinSpec:
         error=(ErrorModel("additive", output="glucose", priors=(("sigma_add", Prior.half_normal(15.0)),)),),
         units=(("time", "min"), ("amt", "g"), ("glucose", "mg/dL"), ("insulin", "mIU/L")),
     )
+
+
+def insulin_spec() -> TwinSpec:
+    """A person with type 1 diabetes on insulin: no glucose-driven secretion, meals of known size.
+
+    ``gamma`` is fixed at 0 (no endogenous secretion; basal insulin holds the basal state), ``f`` at 0.9 (Dalla Man
+    et al. 2007: meals are recorded in grams of carbohydrate). Priors as in ``spec()``, except the basal glucose
+    (median 140 mg/dL: people with type 1 diabetes run higher) and insulin sensitivity (median 4e-4 /min per mIU/L,
+    log-SD 0.7). Insulin doses are records into compartment 3 (``insulin_depot``) in IU.
+    """
+    ln = Prior.lognormal
+    return TwinSpec(
+        name="glucose_minimal_insulin", model="metabolic.bergman_meal", description=insulin_spec.__doc__,
+        parameters=(
+            Parameter("gb", unit="mg/dL", typical=ln(median=140.0, sigma=0.3)),
+            Parameter("sg", unit="1/min", typical=ln(median=0.015, sigma=0.5)),
+            Parameter("si", unit="L/mIU/min", typical=ln(median=4e-4, sigma=0.7)),
+            Parameter("p2", unit="1/min", typical=ln(median=0.02, sigma=0.5)),
+            Parameter("kabs", unit="1/min", typical=ln(median=0.025, sigma=0.4)),
+            Parameter("f", unit="dimensionless", fixed=0.9),
+            Parameter("gamma", unit="mIU*dL/L/min/mg", fixed=0.0, scale="identity"),
+        ),
+        error=(ErrorModel("additive", output="glucose", priors=(("sigma_add", Prior.half_normal(15.0)),)),),
+        units=(("time", "min"), ("amt", "g"), ("glucose", "mg/dL"), ("insulin", "mIU/L")),
+    )
