@@ -121,6 +121,12 @@ def test_paths_agree_exactly_and_interventions_act(spec, draws) -> None:
     early = [t.name for t in targets].index("early")
     np.testing.assert_array_equal(c[0, early], values["linear"][0, early])
     assert c[0, 1].mean() != values["linear"][0, 1].mean()  # time in range over the whole grid moves
+    # the same change as a twin's time-varying parameter (segments from a covariate): identical values
+    cl = draws.theta["cl"]
+    stepped = PosteriorDraws(spec, {"cl": np.stack([cl, 2 * cl], axis=-1), "v": np.stack([draws.theta["v"]] * 2, -1)},
+                             draws.sigmas, starts=np.array([-np.inf, 12.0]))
+    d = compare_plans(stepped, plans, targets, times=grid).dataset["value"].to_numpy()
+    np.testing.assert_array_equal(d[0], c[0])
     assert trace_count() == before  # the segments layout and shapes too
 
 

@@ -139,7 +139,7 @@ def compare_plans(source: Any, plans: Sequence[Plan], targets: Sequence[Target],
         if key in plan_arrays:
             plan_arrays[key] = Doses(**{k: jnp.asarray(v) for k, v in plan_arrays[key].items()})
     if prep.path == "segments":
-        theta = {k: v[:, None] if v.ndim == 1 else v for k, v in theta.items()}  # unused by the program
+        theta = {k: np.zeros(n) for k in theta}  # unused by the program (seg_theta holds the values): fixed shape
     int_draws = np.unique(np.linspace(0, n - 1, min(n, interval_draws)).round().astype(int))
     if interval_times is None:
         pick = np.unique(np.linspace(0, n_grid - 1, min(n_grid, 50)).round().astype(int))

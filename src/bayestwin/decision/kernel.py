@@ -155,10 +155,12 @@ def _build(spec: TwinSpec, model: AbstractStructuralModel, layout: Layout) -> Ca
 
         def chunk_fn(chunk: dict[str, Any]) -> tuple[jax.Array, jax.Array, jax.Array]:
             ipred = trajectories(chunk)  # (batch, draw, time, output)
-            pred = _noisy(spec, ipred, noise, sigmas)
-            values = _reduce(layout, ipred, pred if need_pred else None, times, chunk["at_idx"], lo, hi, masks)
-            sub = lambda a: a[:, int_draws][:, :, int_times]  # noqa: E731
-            return values, sub(ipred), sub(pred)
+            pred = _noisy(spec, ipred, noise, sigmas) if need_pred else None
+            values = _reduce(layout, ipred, pred, times, chunk["at_idx"], lo, hi, masks)
+            ipred_sub = ipred[:, int_draws][:, :, int_times]  # the interval sample: noise only where needed
+            sub_sigmas = {k: v[int_draws] for k, v in sigmas.items()}
+            pred_sub = _noisy(spec, ipred_sub, noise[int_draws][:, int_times], sub_sigmas)
+            return values, ipred_sub, pred_sub
 
         n_plans = at_idx.shape[0]
         b = layout.batch

@@ -2,8 +2,9 @@
 
 ``dataset`` is an xarray Dataset: ``value`` with dims ``(plan, target, chain, draw)`` (per draw: the
 indicator of the target's event, the fraction of time in range, or the crossing time, +inf when not
-crossed) and the predictive quantiles ``pred_quantile`` / ``ipred_quantile`` with dims
-``(plan, quantile, time, output)``. Tables are tidy pandas frames with units in the column names.
+crossed) and the interval sample ``pred_sample`` / ``ipred_sample`` (a new measurement / the latent value) with
+dims ``(plan, sample, time, output)``, from which ``intervals`` computes quantiles when asked. Tables are tidy pandas
+frames with units in the column names.
 
 Examples
 --------
@@ -57,19 +58,18 @@ class PlanComparison:
               interval_probs: Sequence[float], grid: np.ndarray, target_units: list[str], warnings: list[str],
               path: str) -> PlanComparison:
         """Assemble from the program's outputs (``values``: plan, chain, draw, target)."""
-        levels = _quantile_levels(interval_probs)
+        _quantile_levels(interval_probs)  # validates
         outputs = list(draws.spec.observed_outputs)
         coords = {"plan": [p.name for p in plans], "target": [t.name for t in targets],
                   "chain": np.arange(values.shape[1]), "draw": np.arange(values.shape[2]),
-                  "quantile": levels, "time": interval_times, "output": outputs}
+                  "sample": np.arange(pred_sub.shape[1]), "time": interval_times, "output": outputs}
         ds = xr.Dataset(coords=coords)
         ds["value"] = (("plan", "target", "chain", "draw"), np.moveaxis(values, 3, 1))
-        for name, sub in (("pred_quantile", pred_sub), ("ipred_quantile", ipred_sub)):
-            q = np.quantile(sub, levels, axis=1)  # (quantile, plan, time, output)
-            ds[name] = (("plan", "quantile", "time", "output"), np.moveaxis(q, 0, 1))
+        for name, sub in (("pred_sample", pred_sub), ("ipred_sample", ipred_sub)):
+            ds[name] = (("plan", "sample", "time", "output"), sub)
         ds["time"].attrs["unit"] = draws.units["time"]
         ds = ds.assign_coords(unit=("output", [draws.units[o] for o in outputs]))
-        ds.attrs.update(time_unit=draws.units["time"], path=path, interval_draws=int(sub.shape[1]))
+        ds.attrs.update(time_unit=draws.units["time"], path=path, interval_draws=int(pred_sub.shape[1]))
         meta = {"patient": draws.patient, "units": dict(draws.units), "grid": grid.tolist(),
                 "interval_probs": list(interval_probs), "target_units": target_units, "path": path,
                 **{k: v for k, v in draws.meta.items() if k != "population_ranges"},
@@ -166,16 +166,17 @@ class PlanComparison:
         """
         if quantity not in ("pred", "ipred"):
             raise InputError(f"quantity must be 'pred' or 'ipred', got {quantity!r}")
-        q = self.dataset[f"{quantity}_quantile"]
+        sample = self.dataset[f"{quantity}_sample"]
+        levels = _quantile_levels(self.meta["interval_probs"])
+        q = np.moveaxis(np.quantile(sample.to_numpy(), levels, axis=1), 0, 1)  # (plan, quantile, time, output)
         rows = []
-        levels = [float(x) for x in q["quantile"].to_numpy()]
         for prob in self.meta["interval_probs"]:
             lo, hi = levels.index((1 - prob) / 2), levels.index((1 + prob) / 2)
             mid = levels.index(0.5)
             for p, plan in enumerate(self.plans):
-                for o, out in enumerate(q["output"].to_numpy()):
-                    for i, t in enumerate(q["time"].to_numpy()):
-                        v = q.values[p, :, i, o]
+                for o, out in enumerate(sample["output"].to_numpy()):
+                    for i, t in enumerate(sample["time"].to_numpy()):
+                        v = q[p, :, i, o]
                         rows.append({"plan": plan.name, f"time ({self.time_unit})": float(t), "output": str(out),
                                      "prob": prob, "lower": float(v[lo]), "median": float(v[mid]),
                                      "upper": float(v[hi]), "unit": self.meta["units"][str(out)]})
