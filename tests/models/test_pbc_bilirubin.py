@@ -2,8 +2,8 @@
 
 Loader: counts, the log transform against the raw file, the treatment coding and file line numbers; a bad
 row is reported at its line (non-positive bilirubin: ``InputError``; a non-numeric day or a negative one:
-the readers' ``DataValidationError``). Fit: ``model_specs/pbc_bilirubin.py`` on the first 30 patients
-(2 chains x (250 + 250), dense mass matrix, one compilation for the module), compared with an independent
+the readers' ``DataValidationError``). Fit: ``model_specs/pbc_bilirubin.py`` on the first 24 patients
+(2 chains x (200 + 200), dense mass matrix, one compilation for the module), compared with an independent
 generalised-least-squares computation of the same linear mixed model (see the test).
 """
 
@@ -19,7 +19,7 @@ from bayestwin.data import dataset_path, load_dataset
 from bayestwin.data.datasets import _pbcseq
 from bayestwin.exceptions import DataValidationError, InputError
 
-N_PATIENTS = 30
+N_PATIENTS = 24
 
 
 @pytest.fixture(scope="module")
@@ -68,10 +68,10 @@ def fit(table):
     from bayestwin.inference import SamplerConfig, fit_population
 
     ids = table.patients[:N_PATIENTS]
-    sub = table.exclude(~table.frame["id"].isin(ids).to_numpy(), reason="patients beyond the first 30")
+    sub = table.exclude(~table.frame["id"].isin(ids).to_numpy(), reason="patients beyond the first 24")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the gate's verdict is checked below
-        return fit_population(spec(), sub, sampler=SamplerConfig(chains=2, warmup=250, draws=250, seed=3,
+        return fit_population(spec(), sub, sampler=SamplerConfig(chains=2, warmup=200, draws=200, seed=3,
                                                                   dense_mass=True)), sub
 
 
