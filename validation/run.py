@@ -76,13 +76,13 @@ ODE_NOT_RUN = ("too slow on 2 cores (about 27 CPU-hours). Measured 2026-11-26: t
 #: Michaelis-Menten PK model's measurements).
 ODE_MODEL_NOTES = {
     f"pd.one_cmt_oral_idr{k}": (
-        "indirect-response PK/PD model: a 3-state ODE (depot, central, response) through the same diffrax engine as "
-        "pk.one_cmt_oral_mm, with forward sensitivities in 6 parameters. Measured 2026-11-26 on the contended "
-        "2-core machine, one patient (one dose, 8 samples): value + gradient 2.9-4.6 ms (min of 20) against "
-        "0.30 ms for pk.one_cmt_oral_mm in the same conditions, and the 6-patient population log density did not "
-        "compile and run within 25 minutes; the SBC (260 fits) is out of reach for the reason given for "
-        "pk.one_cmt_oral_mm, ~10x more so. Its closed forms and ODE are tested against scipy in "
-        "tests/models/test_pd.py.") for k in range(1, 5)}
+        "indirect-response PK/PD model: a 3-state ODE (depot, central, response) through the same ODE engine as "
+        "pk.one_cmt_oral_mm (dopri5, forward sensitivities in 6 parameters). Measured 2026-11-26 on the contended "
+        "2-core machine, one patient (one dose, 8 samples): value + gradient 0.62 ms (min of 20; 2.2-4.6 ms with "
+        "diffrax tsit5) against 0.30 ms for pk.one_cmt_oral_mm; the population log density + gradient of 6 patients "
+        "4.5 ms against 3.1 ms for pk.one_cmt_oral_mm (min of 20, contended). Not attempted in this "
+        "session: an SBC fit of these models (see pk.one_cmt_oral_mm's row for the cost of ODE SBC fits). Its "
+        "ODE is tested against scipy in tests/models/test_pd.py.") for k in range(1, 5)}
 
 
 def _sbc_intro(replications: int, broken_replications: int) -> list[str]:

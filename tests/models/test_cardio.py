@@ -56,12 +56,12 @@ def test_windkessel_drug_lowers_resistance_by_emax() -> None:
     theta = dict(model.reference_values)
     doses = Doses.single(time=0.0, amt=100.0)
     times = jnp.array([0.5, 2.0, 24.0])
-    pred = np.asarray(model.predict(theta, doses, times))
-    conc = np.asarray(one_cmt_oral(times, doses, theta["ka"], theta["cl"], theta["v"]))
+    pred = np.asarray(model.predict(theta, doses, times, features=frozenset()))
+    conc = np.asarray(one_cmt_oral(times, doses, theta["ka"], theta["cl"], theta["v"], features=frozenset()))
     r = theta["r0"] / (1 + theta["emax"] * conc / (theta["ec50"] + conc))
     np.testing.assert_allclose(pred[:, 0], conc, rtol=1e-14)
     np.testing.assert_allclose(pred[:, 3], 70.0 * 70.0 / 60.0 * r, rtol=1e-13)
-    baseline = np.asarray(model.predict(theta, NO_DOSE, times))
+    baseline = np.asarray(model.predict(theta, NO_DOSE, times, features=frozenset()))
     assert (pred[:, 1:] < baseline[:, 1:]).all()  # every pressure falls while the drug is there
 
 

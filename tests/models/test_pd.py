@@ -74,14 +74,17 @@ def _scipy_pk_effect_site(kind: str, theta: dict, extra) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def jitted():
-    """One jitted predict per model name (compiled once per module)."""
+    """One jitted predict per (model name, dose features), compiled once per module.
+
+    ``features`` promises which dose kinds occur: bolus-only histories get the cheap kernel (frozenset()).
+    """
     cache = {}
 
-    def get(name: str):
-        if name not in cache:
+    def get(name: str, features: frozenset[str] | None = frozenset()):
+        if (name, features) not in cache:
             model = get_model(name)
-            cache[name] = jax.jit(lambda th, d, t: model.predict(th, d, t))
-        return cache[name]
+            cache[name, features] = jax.jit(lambda th, d, t: model.predict(th, d, t, features=features))
+        return cache[name, features]
 
     return get
 
@@ -111,7 +114,9 @@ def test_drug_effect_is_zero_without_drug_with_finite_gradients() -> None:
 @pytest.mark.parametrize("ke0", [0.05, 0.7])
 def test_effect_site_closed_form_matches_scipy(jitted, name: str, kind: str, ke0: float) -> None:
     theta = {**ORAL, "ke0": ke0, "e0": 0.0, "emax": 1.0, "ec50": 1.0}
-    pred = np.asarray(jitted(name)({k: jnp.asarray(v) for k, v in theta.items()}, _doses(kind), jnp.asarray(TIMES)))
+    features = frozenset({"infusion"}) if kind == "iv" else frozenset()
+    pred = np.asarray(jitted(name, features)({k: jnp.asarray(v) for k, v in theta.items()}, _doses(kind),
+                                             jnp.asarray(TIMES)))
     ref = _scipy_pk_effect_site(kind, theta, lambda c, ce: ke0 * (c - ce))
     np.testing.assert_allclose(pred[:, 0], ref[:, -2] / theta["v"], rtol=1e-9)
     ce = pred[:, 1] / (1.0 - pred[:, 1])  # invert E = Ce / (1 + Ce)
@@ -124,7 +129,7 @@ def test_effect_site_closed_form_matches_the_ode_route() -> None:
     closed = np.asarray(model.predict(theta, _doses("oral"), jnp.asarray(TIMES)))
     seg = {k: jnp.array([v]) for k, v in theta.items()}
     ode = np.asarray(jax.jit(lambda th: model.predict_segments(th, jnp.array([-jnp.inf]), _doses("oral"),
-                                                               jnp.asarray(TIMES)))(seg))
+                                                               jnp.asarray(TIMES), features=frozenset()))(seg))
     np.testing.assert_allclose(ode, closed, rtol=1e-7)
 
 
@@ -179,7 +184,8 @@ def test_gradients_are_finite() -> None:
     names = ("ka", "cl", "v", "ke0", "e0", "emax", "ec50")
 
     def total(x):
-        return jnp.sum(closed.predict(dict(zip(names, x, strict=True)), _doses("oral"), jnp.asarray(TIMES)))
+        return jnp.sum(closed.predict(dict(zip(names, x, strict=True)), _doses("oral"), jnp.asarray(TIMES),
+                                      features=frozenset()))
 
     g = np.asarray(jax.jit(jax.grad(total))(jnp.array([1.3, 2.0, 20.0, 0.1, 10.0, 20.0, 2.0])))
     assert np.isfinite(g).all() and np.all(g != 0.0)

@@ -21,7 +21,7 @@ How each is computed: a direct effect applies the Emax function to the PK model'
 form when the PK model is). The effect site of a one-compartment PK model is in closed form (a sum of
 exponentials with one more mode, ``bayestwin.dynamics.pd_rhs.effect_site_modes``, superposed over the
 doses). Indirect responses, and the effect site of other PK models, integrate the PK model's ODE form with
-one more state (``bayestwin.dynamics.pd_rhs.linked_rhs``) through ``solve_amounts`` (tsit5, rtol 1e-8,
+one more state (``bayestwin.dynamics.pd_rhs.linked_rhs``) through ``solve_amounts`` (dopri5, rtol 1e-8,
 forward sensitivities): these are ODE models (``kind == "ode"``), costly to fit (see ``docs/pd-and-cardio-
 models.md``). A failed solve gives NaN, as in the ODE PK models.
 
@@ -120,6 +120,9 @@ class _LinkedPD(AbstractStructuralModel):
     #: Solver steps allowed per interval between events (as ``pk.one_cmt_oral_mm``).
     max_steps: ClassVar[int] = 512
     sensitivity: ClassVar[str] = "forward"
+    #: The lean Dormand-Prince solver of ``bayestwin.dynamics.rk`` (forward sensitivities; tsit5 where f/tlag
+    #: force reverse mode), as ``pk.one_cmt_oral_mm``.
+    solver: ClassVar[str] = "dopri5"
 
     @property
     def pk(self) -> AbstractStructuralModel:
@@ -180,7 +183,7 @@ class _LinkedPD(AbstractStructuralModel):
 
         return piecewise_predict(rhs, names, form.n_cmt + 1, observe, theta, starts, doses, times,
                                  features=features, depot=form.depot, max_steps=self.max_steps,
-                                 sensitivity=self.sensitivity)
+                                 sensitivity=self.sensitivity, solver=self.solver)
 
 
 def linked_pd(pk: str, effect: str = "emax", *, link: str = "direct", name: str | None = None) -> type:
