@@ -14,6 +14,7 @@ def _no_fast_mode_leak(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv("BAYESTWIN_FAST")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which turns the marks into scheduling groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Group tests for ``pytest -n N --dist loadgroup`` (``make test``): whole files, except the notebooks.
 
