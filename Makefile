@@ -5,8 +5,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 PYTEST_ARGS ?=
-# pytest-xdist workers for `make test`; whole test files go to one worker (--dist loadgroup, groups set in
-# tests/conftest.py; each notebook is its own group) so that module-scoped fits run once.
+# pytest-xdist workers for `make test`; whole test files go to one worker (--dist loadfile) so that
+# module-scoped fits run once.
 # Measured on 2 cores: 1386 tests in 946 s with 2 workers vs 1454 s serial.
 TEST_WORKERS ?= 2
 
@@ -33,7 +33,7 @@ demo: venv
 
 test: venv
 	$(PIP) install --quiet -e ".[dev]"
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: venv
 	$(PIP) install --quiet -e ".[dev]"
