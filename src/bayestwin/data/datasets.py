@@ -42,6 +42,7 @@ _FILES = {
     "pbcseq": "pbcseq.csv",
     "cgm_hall2018": "cgm_iglu_hall2018_glucose.csv",
     "cgm_hall2018_meals": "cgm_iglu_hall2018_meals.csv",
+    "hr_nsrdb": "hr_rr_pyhrv_nsrdb.csv",  # RR intervals; read by bayestwin.monitor.recordings (not an EventTable)
 }
 
 

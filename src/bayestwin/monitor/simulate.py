@@ -188,7 +188,7 @@ def _patient(rng: np.random.Generator, cfg: CohortConfig, pid: str, event: tuple
         for _ in range(rng.poisson(cfg.exercise_per_day)):
             start, dur, level = day * 24.0 + rng.uniform(8.0, 21.0), rng.uniform(1 / 3, 1.0), rng.uniform(0.5, 1.0)
             after = grid - start
-            bout = np.where((after >= 0) & (after < dur), 1.0, np.where(after >= dur, np.exp(-(after - dur) / 0.25), 0))
+            bout = np.where(after < 0, 0.0, np.exp(-np.maximum(after - dur, 0.0) / 0.25))  # 15-min recovery
             exercise = np.maximum(exercise, level * bout)
     peak = 16.0 + rng.normal(0.0, 2.0)
     devices = {s: str(rng.choice(list(SCHEDULES[s][0]))) for s in SIMULATED}
