@@ -17,6 +17,8 @@ import sys
 import warnings
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -36,6 +38,7 @@ from bayestwin.decision import (
     regimen_grid,
     trace_count,
 )
+from bayestwin.decision.map_estimate import map_draws, twin_log_density
 from bayestwin.exceptions import ConvergenceError, ConvergenceWarning, InputError
 from bayestwin.inference import SamplerConfig, fit_population
 from bayestwin.store import TwinStore
@@ -123,7 +126,7 @@ def test_extrapolated_dose_is_flagged(twin) -> None:
 def choice(twin):
     grid = regimen_grid(doses=[100.0, 200.0, 300.0, 400.0], intervals=[8.0, 12.0, 24.0], start=24.0, stop=71.0)
     return optimize_regimen(twin, "trough 5-15", [Constraint("peak > 12", max=0.05)], TARGETS, grid=grid,
-                            times=GRID, override_convergence=True)
+                            times=GRID, override_convergence=True, point_estimates=("mean", "median", "map"))
 
 
 def test_regimen_choice_follows_its_rule(choice) -> None:
@@ -139,10 +142,32 @@ def test_regimen_choice_follows_its_rule(choice) -> None:
     assert set(choice.ties) == set(tied["plan"]) - {row["plan"]}
     assert row["total_amount"] == tied["total_amount"].min()  # least drug among the ties
     assert (best - tied["trough 5-15"] <= 2 * tied["trough 5-15_mcse"].max() * 2 + 1e-12).all()
-    assert set(choice.point_estimates) == {"mean", "median"}
+    assert set(choice.point_estimates) == {"mean", "median", "map"}
     for kind, v in choice.point_estimates.items():
         assert set(v["table"]["trough 5-15"]) <= {0.0, 1.0}  # a point estimate sees no uncertainty
         assert choice.differs_from_point_estimate[kind] == (v["chosen"] != choice.chosen.name)
+
+
+def test_map_is_the_mode_of_the_twin_posterior(twin) -> None:
+    m = map_draws(twin, override_convergence=True)
+    assert (m.n_chains, m.n_draws) == (1, 1) and m.meta["point_estimate"] == "map"
+    assert m.meta["map"]["converged"]
+    logp = twin_log_density(twin)
+    post = twin.idata_.posterior
+    bsv = [twin.spec.parameter(n) for n in twin.spec.bsv_parameters]
+    u_draws = np.stack([np.log(post[p.name].to_numpy().ravel()) if p.scale == "log" else post[p.name].to_numpy().ravel()
+                        for p in bsv], axis=1)
+    at_draws = np.asarray(jax.vmap(logp)(jnp.asarray(u_draws)))
+    u_map = np.array([m.meta["map"]["latent"][p.name] for p in bsv])
+    assert float(logp(u_map)) == pytest.approx(m.meta["map"]["log_density"], abs=1e-9)
+    assert float(logp(u_map)) >= at_draws.max() - 1e-9  # no posterior draw has a higher density than the mode
+    assert np.max(np.abs(np.asarray(jax.grad(logp)(jnp.asarray(u_map))))) < 1e-3  # a stationary point
+    for p in bsv:  # the natural-scale values are the latent mode mapped back
+        assert m.theta[p.name].item() == pytest.approx(np.exp(m.meta["map"]["latent"][p.name]) if p.scale == "log"
+                                                       else m.meta["map"]["latent"][p.name], rel=1e-12)
+    with pytest.raises(InputError, match="needs the fitted Twin"):
+        optimize_regimen(PosteriorDraws.from_twin(twin, override_convergence=True), "trough 5-15", {"peak > 12": 0.05},
+                         TARGETS, grid=plans(), times=GRID, point_estimates=("map",))
 
 
 def test_recommendation_round_trip_through_a_real_store(twin, choice, tmp_path) -> None:

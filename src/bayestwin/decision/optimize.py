@@ -12,8 +12,8 @@ The rule (stated in every result and recommendation):
    order): the least drug that does as well.
 
 The same rule applied to a point estimate of the parameters (posterior mean or median,
-``PosteriorDraws.point``) gives the choice a point-estimate dosing tool would make; the result reports
-when it differs from the full-posterior choice.
+``PosteriorDraws.point``, or the MAP of a twin, ``map_draws``) gives the choice a point-estimate dosing tool
+would make; the result reports when it differs from the full-posterior choice.
 
 Examples
 --------
@@ -43,6 +43,7 @@ import pandas as pd
 
 from bayestwin.decision.compare import compare_plans
 from bayestwin.decision.draws import PosteriorDraws
+from bayestwin.decision.map_estimate import map_draws
 from bayestwin.decision.plans import Plan
 from bayestwin.decision.result import PlanComparison
 from bayestwin.decision.targets import Exceeds, InWindow, Target  # noqa: F401  (doctest namespace)
@@ -202,18 +203,24 @@ def optimize_regimen(source: Any, objective: str, constraints: Sequence[Constrai
     z : float
         Ties and borderline constraints within `z` Monte Carlo standard errors.
     point_estimates : sequence of str
-        Also choose on these point estimates (``"mean"``, ``"median"``) and report where they differ.
+        Also choose on these point estimates (``"mean"``, ``"median"``; ``"map"``, the posterior mode, when
+        `source` is a Twin: ``bayestwin.decision.map_estimate``) and report where they differ.
     **compare_kwargs
         Passed to ``compare_plans`` (``override_convergence``, ``seed``...).
     """
     cons = [Constraint(k, max=float(v)) for k, v in constraints.items()] if isinstance(constraints, Mapping) \
         else list(constraints)
+    override = compare_kwargs.pop("override_convergence", False)
+    if "map" in point_estimates and isinstance(source, PosteriorDraws):
+        raise InputError("point estimate 'map' needs the fitted Twin (its log posterior density), not PosteriorDraws: "
+                         "pass the twin as source, or leave 'map' out of point_estimates")
     draws = source if isinstance(source, PosteriorDraws) else PosteriorDraws.from_twin(
-        source, override_convergence=compare_kwargs.pop("override_convergence", False))
+        source, override_convergence=override)
     comparison = compare_plans(draws, list(grid), targets, times=times, **compare_kwargs)
     result = choose(comparison, objective, cons, z=z)
     for kind in point_estimates:
-        point_cmp = compare_plans(draws.point(kind), list(grid), targets, times=times, **compare_kwargs)
+        point = map_draws(source, override_convergence=override) if kind == "map" else draws.point(kind)
+        point_cmp = compare_plans(point, list(grid), targets, times=times, **compare_kwargs)
         pc = choose(point_cmp, objective, cons, z=z)
         result.point_estimates[kind] = {"chosen": None if pc.chosen is None else pc.chosen.name, "table": pc.table}
     return result
