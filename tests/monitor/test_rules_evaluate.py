@@ -121,6 +121,8 @@ def test_evaluate_alerts_known_answer() -> None:
     assert ev.patient_days == pytest.approx(risk_h / 24.0)
     assert ev.n_false == 5 and ev.false_alarms_per_patient_day == pytest.approx(5 / (risk_h / 24.0))
     assert ev.sensitivity_ci == pytest.approx(wilson_interval(1, 3))
+    rate_per_h = 5 / risk_h
+    assert ev.chance_sensitivity == pytest.approx(1.0 - np.exp(-rate_per_h * 30.0))  # every window 6 + 24 h
 
 
 def test_evaluate_alerts_after_window_ignore_by_signal_and_kind_windows() -> None:

@@ -74,6 +74,9 @@ class AlertEvaluation:
     patient_days : float
         Monitored time at risk of a false alarm (days).
     false_alarms_per_patient_day : float
+    chance_sensitivity : float
+        The sensitivity that alerts at the same false-alarm rate would reach by chance (a Poisson process:
+        mean over events of ``1 - exp(-rate x window length)``); a sensitivity near it is no detection.
     """
 
     events: pd.DataFrame
@@ -87,6 +90,7 @@ class AlertEvaluation:
     n_false: int
     patient_days: float
     false_alarms_per_patient_day: float
+    chance_sensitivity: float
 
     def summary(self) -> dict[str, float]:
         """The headline numbers as a flat dict (one row of ``summary_table``)."""
@@ -94,7 +98,8 @@ class AlertEvaluation:
                 "sensitivity_lo": self.sensitivity_ci[0], "sensitivity_hi": self.sensitivity_ci[1],
                 "median_delay_h": self.median_delay_h, "mean_delay_h": self.mean_delay_h,
                 "n_alerts": len(self.alerts), "n_false": self.n_false, "patient_days": self.patient_days,
-                "false_alarms_per_patient_day": self.false_alarms_per_patient_day}  # fmt: skip
+                "false_alarms_per_patient_day": self.false_alarms_per_patient_day,
+                "chance_sensitivity": self.chance_sensitivity}  # fmt: skip
 
 
 def _events(truth: pd.DataFrame, by: str) -> pd.DataFrame:
@@ -205,6 +210,8 @@ def evaluate_alerts(
         risk += span
     days = risk / 24.0
     n_false = int((outcome == "false").sum())
+    rate = n_false / days if days > 0 else float("nan")
+    chance = 1.0 - np.exp(-rate * (tolerance_h + events["window_h"].to_numpy(dtype=float)) / 24.0)
     return AlertEvaluation(
         events=events[[*keys, "kind", "onset_h", "window_h", "detected", "first_alert_h", "delay_h"]], alerts=a,
         n_events=n_events, n_detected=n_det, sensitivity=n_det / n_events if n_events else float("nan"),
@@ -212,7 +219,8 @@ def evaluate_alerts(
         median_delay_h=float(np.median(delays)) if delays.size else float("nan"),
         mean_delay_h=float(np.mean(delays)) if delays.size else float("nan"),
         n_false=n_false, patient_days=float(days),
-        false_alarms_per_patient_day=float(n_false / days) if days > 0 else float("nan"),
+        false_alarms_per_patient_day=float(rate),
+        chance_sensitivity=float(chance.mean()) if n_events else float("nan"),
     )  # fmt: skip
 
 
