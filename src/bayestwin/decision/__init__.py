@@ -24,6 +24,7 @@ from bayestwin.decision.recommendation import (
     Recommendation,
     RecordSink,
     record_recommendation,
+    record_recommendation_html,
 )
 from bayestwin.decision.result import PlanComparison
 from bayestwin.decision.targets import Exceeds, InWindow, Target, TimeInRange, TimeToThreshold
@@ -31,4 +32,4 @@ from bayestwin.decision.targets import Exceeds, InWindow, Target, TimeInRange, T
 __all__ = ["RECOMMENDATION_SCHEMA", "Constraint", "DoseOptimum", "Exceeds", "InWindow", "Intervention", "Plan",
            "PlanComparison", "PosteriorDraws", "Recommendation", "RecordSink", "RegimenChoice", "Target", "TimeInRange",
            "TimeToThreshold", "Titration", "choose", "compare_plans", "optimize_dose", "optimize_regimen",
-           "record_recommendation", "regimen_grid", "trace_count"]
+           "record_recommendation", "record_recommendation_html", "regimen_grid", "trace_count"]

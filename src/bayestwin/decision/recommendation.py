@@ -29,7 +29,8 @@ JSON schema ``bayestwin.recommendation/1``
 
 ``record_recommendation`` stores it as a record of the patient's twin version through any store with the
 ``RecordSink`` methods (``TwinStore`` has them): the store replaces the patient identifier by the pseudonym
-and appends an audit record.
+and appends an audit record. ``to_markdown`` and ``to_html`` are the readable reports; ``record_recommendation_html``
+stores the HTML page through the same interface.
 
 Examples
 --------
@@ -40,6 +41,7 @@ True
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 from dataclasses import asdict, dataclass, field, fields
@@ -48,7 +50,8 @@ from typing import Any, Protocol
 from bayestwin.decision.draws import software_versions
 from bayestwin.exceptions import InputError
 
-__all__ = ["RECOMMENDATION_SCHEMA", "Recommendation", "RecordSink", "record_recommendation"]
+__all__ = ["RECOMMENDATION_SCHEMA", "Recommendation", "RecordSink", "record_recommendation",
+           "record_recommendation_html"]
 
 RECOMMENDATION_SCHEMA = "bayestwin.recommendation/1"
 
@@ -160,6 +163,12 @@ class Recommendation:
 
         return recommendation_markdown(self)
 
+    def to_html(self) -> str:
+        """A self-contained HTML page (inline style, no scripts or external assets, text escaped); see ``report``."""
+        from bayestwin.decision.report import recommendation_html
+
+        return recommendation_html(self)
+
 
 def record_recommendation(store: RecordSink, recommendation: Recommendation, *, patient: object = None,
                           version: int | None = None) -> int:
@@ -190,6 +199,43 @@ def record_recommendation(store: RecordSink, recommendation: Recommendation, *, 
     doc = recommendation.to_dict()
     doc["patient"] = str(who)
     return store.add_record(who, v, "recommendation", json.loads(json.dumps(_finite(doc))))
+
+
+def record_recommendation_html(store: RecordSink, recommendation: Recommendation, *, patient: object = None,
+                               version: int | None = None) -> int:
+    """Store the HTML page of `recommendation` as a ``"recommendation_html"`` record; return the record id.
+
+    The same store interface as ``record_recommendation`` (``head``, ``add_record``: audited). The page is
+    rendered with the patient's pseudonym (``store.pseudonym``), never the identifier; the payload holds
+    ``schema``, ``created`` (of the recommendation, to pair it with its JSON record) and ``html``.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, arviz as az
+    >>> from bayestwin.store import TwinStore
+    >>> store = TwinStore.open(tempfile.mkdtemp(), key="k" * 32)
+    >>> post = az.InferenceData(posterior=az.dict_to_dataset({"cl": np.ones((1, 4))}, attrs={}))
+    >>> _ = store.commit_version("P1", posterior=post, data_hash="d", spec_hash="s", population_version=None,
+    ...                          diagnostics={}, expected_parent=None)
+    >>> rec = Recommendation(patient="P1", plans=[{"name": "A"}], chosen="A", rule="by hand")
+    >>> record_recommendation_html(store, rec)
+    1
+    >>> page = store.load_version("P1").records[0]["payload"]["html"]
+    >>> store.pseudonym("P1") in page and "P1" not in page
+    True
+    """
+    who = recommendation.patient if patient is None else patient
+    v = store.head(who) if version is None else version
+    if v is None:
+        raise InputError(f"patient {who!r} has no twin version in the store; commit the twin (store.commit_twin) "
+                         "before recording a recommendation made from it")
+    pseudonym = getattr(store, "pseudonym", None)
+    if pseudonym is None:
+        raise InputError("record_recommendation_html needs a store with pseudonym() (TwinStore): the page must show "
+                         "the patient's pseudonym, not the identifier")
+    page = dataclasses.replace(recommendation, patient=pseudonym(who)).to_html()
+    return store.add_record(who, v, "recommendation_html", {"patient": str(who), "schema": recommendation.schema,
+                                                            "created": recommendation.created, "html": page})
 
 
 def _num(x: Any) -> float | None:
