@@ -79,32 +79,56 @@ def test_confounders_and_stream_defects_are_present_and_flagged(cohort: Simulate
     assert dup[key].merge(u[key], on=key).shape[0] == len(dup)
 
 
-def _window_sd(signal: str, device: str, hours: float) -> float:
-    """SD of a window mean of the simulated signal: OU part (exact for an OU mean) plus device noise."""
+def _known_profile(params: pd.Series, signal: str, t: np.ndarray) -> np.ndarray:
+    """The deterministic part the generator adds (baseline, circadian, sleep), at its 5-minute grid times."""
+    grid = np.floor(t / (5.0 / 60.0)) * (5.0 / 60.0)
+    hour = grid % 24.0
+    bed, rise = params["bedtime"], params["rise"]
+    asleep = (hour >= bed) | (hour < rise) if bed > rise else (hour >= bed) & (hour < rise)
+    sleep = POPULATION[signal][3]
+    circadian = params[f"{signal}_amplitude"] * np.cos(2 * np.pi * (grid - params["peak_hour"]) / 24.0)
+    return params[f"{signal}_baseline"] + circadian + sleep * asleep
+
+
+def _contrast_sd(params: pd.Series, signal: str, t_before: np.ndarray, t_after: np.ndarray) -> float:
+    """Exact SD of mean(after) - mean(before) of OU + device noise + rounding, at the sampled grid times."""
     _, _, _, _, ou_sd, tau, _ = POPULATION[signal]
-    ratio = tau / hours
-    var_ou = ou_sd**2 * 2.0 * ratio * (1.0 - ratio * (1.0 - np.exp(-1.0 / ratio)))
-    spec = SCHEDULES[signal][1]
-    n = hours / spec if isinstance(spec, float) else len(spec) * hours / 24.0
-    return float(np.sqrt(var_ou + SCHEDULES[signal][0][device] ** 2 / n))
+    t = np.floor(np.concatenate([t_before, t_after]) / (5.0 / 60.0)) * (5.0 / 60.0)
+    w = np.concatenate([-np.ones(t_before.size) / t_before.size, np.ones(t_after.size) / t_after.size])
+    cov = ou_sd**2 * np.exp(-np.abs(t[:, None] - t[None, :]) / tau)  # exact OU covariance on the grid
+    noise = SCHEDULES[signal][0][params[f"{signal}_device"]]
+    res = SCHEDULES[signal][3]
+    if params["us_units"] and signal in ("temperature", "weight"):
+        res = 0.1 * (5.0 / 9.0 if signal == "temperature" else 0.45359237)  # rounded in degF / lb
+    return float(np.sqrt(w @ cov @ w + (noise**2 + res**2 / 12.0) * (w**2).sum()))
+
+
+def check_injected_effects(cohort: SimulatedCohort, *, family_alpha: float = 1e-3) -> np.ndarray:
+    """z of each (after - before) contrast of known-profile residuals against its stated magnitude."""
+    from scipy.stats import norm
+
+    u = usable(cohort.frame)
+    params = cohort.params.set_index("patient")
+    z_scores = []
+    for row in cohort.truth.dropna(subset=["onset_h"]).itertuples():
+        ramp = EFFECTS[row.kind][0]
+        s = u[(u["patient"] == row.patient) & (u["signal"] == row.signal)]
+        t, v = s["time_h"].to_numpy(), s["value"].to_numpy()
+        resid = v - _known_profile(params.loc[row.patient], row.signal, t)
+        before = (t >= row.onset_h - 24.0) & (t < row.onset_h)
+        after = (t >= row.onset_h + ramp) & (t < row.onset_h + ramp + 24.0)
+        sd = _contrast_sd(params.loc[row.patient], row.signal, t[before], t[after])
+        z_scores.append((resid[after].mean() - resid[before].mean() - row.magnitude) / sd)
+    z = np.asarray(z_scores)
+    k = norm.isf(family_alpha / (2 * len(z)))  # each |z| < k: family-wise false-failure rate family_alpha
+    assert np.abs(z).max() < k, (k, z.round(2))
+    assert abs(z.mean()) < 4.0 / np.sqrt(len(z)), z.mean()  # no bias
+    assert abs((z**2).sum() - len(z)) < 4.0 * np.sqrt(2 * len(z)), (z**2).mean()  # the stated noise levels
+    return z
 
 
 def test_injected_effects_have_the_stated_size(clean: SimulatedCohort) -> None:
-    u = usable(clean.frame)
-    z_scores = []
-    for row in clean.truth.dropna(subset=["onset_h"]).itertuples():
-        ramp = EFFECTS[row.kind][0]
-        s = u[(u["patient"] == row.patient) & (u["signal"] == row.signal)]
-        before = s[(s["time_h"] >= row.onset_h - 24.0) & (s["time_h"] < row.onset_h)]["value"].mean()
-        after = s[(s["time_h"] >= row.onset_h + ramp) & (s["time_h"] < row.onset_h + ramp + 24.0)]["value"].mean()
-        device = s["device"].iloc[0]
-        sd = np.sqrt(2.0) * _window_sd(row.signal, device, 24.0) + 0.3  # + rounding to the device resolution
-        z_scores.append(((after - before) - row.magnitude) / sd)
-    z = np.asarray(z_scores)
-    assert len(z) >= 30
-    # each difference within 4 SD of its stated size (two-sided 6e-5 per comparison), and no bias overall
-    assert np.abs(z).max() < 4.0, z.round(2)
-    assert abs(z.mean()) < 4.0 / np.sqrt(len(z))
+    assert len(check_injected_effects(clean)) >= 30
 
 
 def test_heart_failure_weight_gain_reaches_two_kg_in_three_days(clean: SimulatedCohort) -> None:

@@ -165,7 +165,7 @@ def _usable_key(frame: pd.DataFrame) -> list[tuple]:
                   .itertuples(index=False, name=None))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(rows=st.lists(_ROW, min_size=1, max_size=25), data=st.data())
 def test_any_permutation_or_duplication_gives_the_same_usable_frame(rows: list[tuple], data: st.DataObject) -> None:
     raw = _raw([(p, t, s, np.nan if v is None else float(v), u, d, r) for p, t, s, v, u, d, r in rows])
@@ -185,7 +185,7 @@ def test_any_permutation_or_duplication_gives_the_same_usable_frame(rows: list[t
     assert (again["status"] == "duplicate").sum() >= repeats
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(rows=st.lists(_ROW, min_size=2, max_size=20), cut=st.integers(1, 19))
 def test_appending_in_batches_equals_reading_everything_at_once(rows: list[tuple], cut: int) -> None:
     raw = _raw([(p, t, s, np.nan if v is None else float(v), u, d, r) for p, t, s, v, u, d, r in rows])

@@ -195,6 +195,9 @@ def _patient(rng: np.random.Generator, cfg: CohortConfig, pid: str, event: tuple
     devices["dbp"] = devices["sbp"]
     us_units = rng.uniform() < 1 / 3
     gaps = [(s, s + rng.uniform(1.0, 8.0)) for s in rng.uniform(0.0, span, rng.poisson(cfg.gaps_per_day * cfg.days))]
+    # late batches: an hour of wearable data (all wearable signals of that hour) arrives late_delay_h later
+    late_delay = np.where(rng.uniform(size=int(np.ceil(span))) < cfg.late,
+                          rng.uniform(*cfg.late_delay_h, int(np.ceil(span))), 0.0)
     params: dict[str, object] = {"patient": pid, "peak_hour": peak, "bedtime": bed % 24.0, "rise": rise,
                                  "us_units": us_units}
     frames = []
@@ -234,12 +237,8 @@ def _patient(rng: np.random.Generator, cfg: CohortConfig, pid: str, event: tuple
         elif us_units and sig == "weight":
             v, unit = np.round(v / 0.45359237 * 10.0) / 10.0, "[lb_av]"
         received = t + (rng.uniform(0.0, 0.1, t.size) if sig in _WEARABLE else 0.05)
-        if sig in _WEARABLE and cfg.late > 0:
-            hours = np.floor(t).astype(int)
-            late_hours = np.flatnonzero(rng.uniform(size=int(np.ceil(span))) < cfg.late)
-            delays = rng.uniform(*cfg.late_delay_h, late_hours.size)
-            lookup = dict(zip(late_hours.tolist(), delays.tolist(), strict=True))
-            received = received + np.array([lookup.get(int(h), 0.0) for h in hours])
+        if sig in _WEARABLE:
+            received = received + late_delay[np.minimum(np.floor(t).astype(int), late_delay.size - 1)]
         frames.append(pd.DataFrame({"patient": pid, "timestamp": t, "signal": sig, "value": v, "unit": unit,
                                     "device": devices[sig], "received": received}))
     return frames, params
