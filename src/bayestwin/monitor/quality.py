@@ -128,9 +128,9 @@ def mark_late(frame: pd.DataFrame) -> pd.DataFrame:
         # earliest receipt at each distinct time, then the earliest receipt of any strictly later time
         per_time = sub.groupby(["patient", "signal", "time_h"], sort=True)["received_h"].min().reset_index()
         rev = per_time.iloc[::-1]
-        later_min = rev.groupby(["patient", "signal"], sort=False)["received_h"].transform(
-            lambda s: s.cummin().shift(1, fill_value=np.inf))
-        per_time["_later"] = later_min.iloc[::-1].to_numpy()
+        groups = [rev["patient"], rev["signal"]]
+        later_min = rev["received_h"].groupby(groups, sort=False).cummin().groupby(groups, sort=False).shift(1)
+        per_time["_later"] = later_min.iloc[::-1].fillna(np.inf).to_numpy()
         merged = sub.reset_index().merge(per_time[["patient", "signal", "time_h", "_later"]],
                                          on=["patient", "signal", "time_h"], how="left").set_index("index")
         late_ok = (merged["received_h"] > merged["_later"]).reindex(sub.index).to_numpy()

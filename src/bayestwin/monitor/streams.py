@@ -174,7 +174,8 @@ def read_streams(
     raw_value = frame[value]
     num = pd.to_numeric(raw_value, errors="coerce").astype(float)
     text = raw_value.astype("string").str.strip()
-    bad = [i for i in range(len(frame)) if np.isnan(num.iloc[i]) and not pd.isna(text.iloc[i]) and text.iloc[i] != ""]
+    given = (text.notna() & (text != "")).to_numpy(dtype=bool)
+    bad = list(np.flatnonzero(num.isna().to_numpy() & given))
     if bad:
         raise _problems(f"a {value} that is not a number", [labels[i] for i in bad], [text.iloc[i] for i in bad],
                         "Write values as plain numbers (units go in the unit column); leave missing values empty.")
