@@ -52,13 +52,14 @@ def test_news2_uses_the_latest_value_of_each_parameter_within_max_age() -> None:
 def test_deduplicate_window_and_hysteresis() -> None:
     c = pd.DataFrame({"patient": "p", "signal": "news2", "time_h": [0.0, 1.0, 2.0, 3.0, 7.0, 8.0, 20.0],
                       "active": [True, True, False, True, True, False, True]})
-    # window 6 h + re-arm: 0 raises; 1 disarmed; 2 re-arms; 3 inside the window; 7 raises; 20 raises
-    assert deduplicate(c, window_h=6.0)["time_h"].tolist() == [0.0, 7.0, 20.0]
+    # window 6 h: episode at 0 raises; episode 3-7 starts inside the window: none (7 is the same episode);
+    # episode at 20 raises. Without episodes: 0, then 7 (>= 6 h after 0), then 20.
+    assert deduplicate(c, window_h=6.0)["time_h"].tolist() == [0.0, 20.0]
     assert deduplicate(c, window_h=6.0, rearm=False)["time_h"].tolist() == [0.0, 7.0, 20.0]
     assert deduplicate(c, window_h=0.0)["time_h"].tolist() == [0.0, 3.0, 20.0]
     assert deduplicate(c, window_h=0.0, rearm=False)["time_h"].tolist() == [0.0, 1.0, 3.0, 7.0, 20.0]
     two = pd.concat([c, c.assign(signal="spo2")])
-    assert len(deduplicate(two, window_h=6.0)) == 6  # each (patient, signal) on its own
+    assert len(deduplicate(two, window_h=6.0)) == 4  # each (patient, signal) on its own
     with pytest.raises(InputError, match="window_h=-1"):
         deduplicate(c, window_h=-1.0)
 
@@ -89,6 +90,7 @@ def small_cohort() -> SimulatedCohort:
 def test_rule_alerts_on_a_simulated_cohort_respect_the_window(small_cohort: SimulatedCohort) -> None:
     a = threshold_alerts(small_cohort.frame, level=5, window_h=6.0)
     assert len(a) > 0 and set(a["signal"]) <= {"news2", "spo2", "sbp", "heart_rate", "resp_rate", "weight"}
+    assert len(threshold_alerts(small_cohort.frame, level=5)) <= len(a)  # the default window is 12 h
     gaps = a.sort_values("time_h").groupby(["patient", "signal"])["time_h"].diff().dropna()
     assert (gaps >= 6.0).all()
     assert (a["explanation"] != "").all()

@@ -11,10 +11,11 @@ What clinics use today, run on the same canonical streams as the twin and produc
 * **Single-parameter thresholds** (``THRESHOLDS``: SpO2 < 90 %, SBP > 180 mm[Hg], HR > 130 /min, RR > 30 /min),
   checked on each observation; and **weight gain**: weight at least ``weight_gain_kg`` above the lowest
   weight of the previous ``weight_window_h`` (heart-failure telemonitoring: 2 kg in 3 days).
-* **De-duplication and hysteresis**, the same for every alert source (``deduplicate``): an alert for a
-  (patient, signal) is raised when its condition holds, the rule is armed and no alert for that pair was raised
-  in the previous ``window_h`` hours; after an alert the pair is disarmed until its condition has been false
-  at one evaluation.
+* **Hysteresis and de-duplication** (``deduplicate``), the semantics of the twin's alerts
+  (``bayestwin.monitor.alerts.raised_indices`` with a 0/1 probability): an *episode* of a (patient, signal)
+  starts when its condition becomes true and lasts until it is false at an evaluation; an episode raises one
+  alert at its start, unless an alert for that pair was raised in the previous ``window_h`` hours (12 h, the
+  twin's default ``AlertPolicy.dedup_h``), in which case it raises none.
 
 Examples
 --------
@@ -37,8 +38,8 @@ from bayestwin.monitor.loinc import SIGNALS
 __all__ = ["DEFAULT_WINDOW_H", "NEWS2_BANDS", "THRESHOLDS", "deduplicate", "news2_scores", "news2_subscores",
            "threshold_alerts"]  # fmt: skip
 
-#: Default de-duplication window (h) of alerts for one (patient, signal).
-DEFAULT_WINDOW_H = 6.0
+#: Default de-duplication window (h) of alerts for one (patient, signal): the twin's ``AlertPolicy.dedup_h``.
+DEFAULT_WINDOW_H = 12.0
 #: NEWS2 bands: signal -> (upper bounds of successive bands, score of each band; the last band is open).
 #: E.g. heart rate <= 40: 3, <= 50: 1, <= 90: 0, <= 110: 1, <= 130: 2, above: 3.
 NEWS2_BANDS: Mapping[str, tuple[tuple[float, ...], tuple[int, ...]]] = MappingProxyType({
@@ -114,12 +115,14 @@ def news2_scores(frame: pd.DataFrame, *, max_age_h: float = 12.0) -> pd.DataFram
 
 
 def deduplicate(candidates: pd.DataFrame, *, window_h: float = DEFAULT_WINDOW_H, rearm: bool = True) -> pd.DataFrame:
-    """Turn evaluations into alerts: hysteresis (re-arm after a false evaluation) and a de-duplication window.
+    """Turn evaluations into alerts: one alert per episode, none within ``window_h`` of the last alert.
 
     ``candidates`` has one row per evaluation with ``patient``, ``signal``, ``time_h`` and ``active`` (the
-    condition holds). A row becomes an alert when it is active, its (patient, signal) is armed and no alert
-    for that pair was raised in ``(time_h - window_h, time_h]``; the pair is then disarmed until an inactive
-    evaluation (``rearm=False``: the window alone). Returns the alert rows (without ``active``).
+    condition holds). Per (patient, signal), in time order, an episode starts at an active evaluation after an
+    inactive one (or the first) and raises an alert if no alert was raised in the previous ``window_h`` hours;
+    a suppressed episode still has to clear before the next can raise (as ``alerts.raised_indices``).
+    ``rearm=False`` drops the episodes: any active evaluation at least ``window_h`` after the last alert raises.
+    Returns the alert rows (without ``active``).
 
     Examples
     --------
@@ -127,7 +130,7 @@ def deduplicate(candidates: pd.DataFrame, *, window_h: float = DEFAULT_WINDOW_H,
     ...                   "active": [True, True, True, True, True]})
     >>> deduplicate(c, window_h=6.0)["time_h"].tolist(), deduplicate(c, window_h=6.0, rearm=False)["time_h"].tolist()
     ([0.0], [0.0, 9.0])
-    >>> deduplicate(c.assign(active=[True, True, False, True, True]), window_h=6.0)["time_h"].tolist()
+    >>> deduplicate(c.assign(active=[True, True, False, False, True]), window_h=6.0)["time_h"].tolist()
     [0.0, 9.0]
     """
     if window_h < 0:
@@ -136,15 +139,17 @@ def deduplicate(candidates: pd.DataFrame, *, window_h: float = DEFAULT_WINDOW_H,
     keep = np.zeros(len(c), dtype=bool)
     pats, sigs = c["patient"].to_numpy(), c["signal"].to_numpy()
     times, active = c["time_h"].to_numpy(dtype=float), c["active"].to_numpy(dtype=bool)
-    last, armed, key = -np.inf, True, None
+    last, in_episode, key = -np.inf, False, None
     for i in range(len(c)):  # sequential by nature (state per pair); O(n), n = evaluations
         if (pats[i], sigs[i]) != key:
-            key, last, armed = (pats[i], sigs[i]), -np.inf, True
+            key, last, in_episode = (pats[i], sigs[i]), -np.inf, False
         if not active[i]:
-            armed = True
+            in_episode = False
             continue
-        if (armed or not rearm) and times[i] - last >= window_h:  # last = -inf before the first alert
-            keep[i], last, armed = True, times[i], False
+        starts = not in_episode or not rearm
+        in_episode = True
+        if starts and times[i] - last >= window_h:  # last = -inf before the first alert
+            keep[i], last = True, times[i]
     return c[keep].drop(columns="active").reset_index(drop=True)
 
 
