@@ -14,6 +14,7 @@ from bayestwin.exceptions import InputError, UnitError
 from bayestwin.monitor.loinc import LOINC, SIGNALS, accepted_units, signal_for_loinc, to_canonical
 from bayestwin.monitor.quality import RULES, STATUSES
 from bayestwin.monitor.recordings import heart_rate_from_rr, load_nsrdb_heart_rate, load_nsrdb_rr, rr_artefacts
+from bayestwin.monitor.rules import threshold_alerts
 from bayestwin.monitor.streams import STREAM_COLUMNS, append_observations, flag_report, read_streams, usable
 from bayestwin.units import convert
 
@@ -116,6 +117,15 @@ def test_malformed_input_names_the_row_and_column(tmp_path: Path) -> None:
         read_streams(MIXED.drop(columns="unit"))
     with pytest.raises(InputError, match=r"row 9: signal 'lactate' is not one of"):
         read_streams(MIXED, unknown="error")
+
+
+def test_empty_input_gives_an_empty_canonical_frame() -> None:
+    f = read_streams(MIXED.iloc[:0])
+    assert len(f) == 0 and tuple(f.columns) == STREAM_COLUMNS
+    assert str(f["timestamp"].dtype) == "datetime64[ns, UTC]" and f["time_h"].dtype == np.float64
+    merged, todo = append_observations(f, MIXED.head(2))
+    assert len(merged) == 2 and todo["refilter"].tolist() == [False]
+    assert threshold_alerts(f).empty
 
 
 def test_naive_and_offset_timestamps_are_utc() -> None:

@@ -251,7 +251,18 @@ def _stamp(value: Any) -> pd.Timestamp:
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
+def _empty() -> pd.DataFrame:
+    cols: dict[str, Any] = {c: pd.Series(dtype="str") for c in STREAM_COLUMNS}
+    cols |= {"timestamp": pd.Series(dtype="datetime64[ns, UTC]"), "time_h": pd.Series(dtype=float),
+             "value": pd.Series(dtype=float), "received_h": pd.Series(dtype=float), "late": pd.Series(dtype=bool)}
+    out = pd.DataFrame(cols)
+    out.attrs["origin"] = {}
+    return out
+
+
 def _canonical(raw: pd.DataFrame, origin: OriginLike, unknown: str) -> pd.DataFrame:
+    if raw.empty:
+        return _empty()
     raw = raw.copy()
     raw.loc[raw["value"].isna() & (raw["status"] == "ok"), ["status", "reason"]] = ["missing", "no value"]
     raw = _convert_units(_resolve_signals(raw, unknown))
