@@ -17,7 +17,7 @@ if not require_all_deps():  # CI sets BAYESTWIN_REQUIRE_ALL_DEPS=1: a missing ex
     pytest.importorskip("fhir.resources", reason="needs the [fhir] extra")
 
 from bayestwin.data.ingest.fhir_observation import read_fhir_rows
-from bayestwin.monitor.streams import read_fhir_streams
+from bayestwin.monitor.fhir import read_fhir_streams
 
 UCUM = "http://unitsofmeasure.org"
 

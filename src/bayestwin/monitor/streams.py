@@ -21,6 +21,7 @@ column          dtype                   meaning
 ``late``        bool                    received after a later-timed row of the same patient and signal
 ==============  ======================  ==============================================================
 
+FHIR R4 bundles are read by ``bayestwin.monitor.fhir.read_fhir_streams`` into the same frame.
 Rows are sorted by (patient, signal, time_h); flagged rows are kept, never dropped (``flag_report`` lists
 them). The origin of ``time_h`` is each patient's first observation unless ``origin`` is given (one time
 for all, or a mapping patient -> time); ``frame.attrs["origin"]`` records it so that ``append_observations``
@@ -49,13 +50,12 @@ from bayestwin.exceptions import InputError, UnitError
 from bayestwin.monitor.loinc import LOINC, SIGNALS, signal_for_loinc, to_canonical
 from bayestwin.monitor.quality import finalise
 
-__all__ = ["STREAM_COLUMNS", "append_observations", "flag_report", "read_fhir_streams", "read_streams", "usable"]
+__all__ = ["STREAM_COLUMNS", "append_observations", "flag_report", "read_streams", "usable"]
 
 STREAM_COLUMNS = ("patient", "timestamp", "time_h", "signal", "value", "unit", "device", "loinc", "received_h",
                   "source", "status", "reason", "late")  # fmt: skip
 #: Origin used for numeric time columns (hours since this instant) when no timestamps are given.
 DEFAULT_EPOCH = pd.Timestamp("2026-01-01T00:00:00Z")
-_RETRACTED = {"entered-in-error", "cancelled"}
 OriginLike = str | pd.Timestamp | Mapping[str, Any] | None
 
 
@@ -283,55 +283,6 @@ def _canonical(raw: pd.DataFrame, origin: OriginLike, unknown: str) -> pd.DataFr
     return out
 
 
-def read_fhir_streams(source: Any, *, origin: OriginLike = None, unknown: str = "flag") -> pd.DataFrame:
-    """Read the vital-sign ``Observation`` resources of a FHIR R4 bundle into the canonical stream frame.
-
-    Codes map through ``bayestwin.monitor.loinc.LOINC``; the UCUM ``valueQuantity.code`` is converted to
-    the signal's canonical unit. ``issued`` is the arrival time. An observation with no value
-    (``dataAbsentReason``) is kept as ``missing``; status ``entered-in-error`` or ``cancelled`` as
-    ``retracted``; a code the monitor does not know as ``unknown_code`` (``unknown="error"`` raises).
-    Needs the ``[fhir]`` extra.
-
-    Raises
-    ------
-    InputError
-        For a malformed resource; the message names its JSON path (``Observation/abc.subject``).
-
-    Examples
-    --------
-    >>> obs = {"resourceType": "Observation", "id": "t1", "status": "final",
-    ...        "code": {"coding": [{"system": "http://loinc.org", "code": "8310-5"}]},
-    ...        "subject": {"reference": "Patient/p9"}, "effectiveDateTime": "2024-03-01T06:00:00Z",
-    ...        "valueQuantity": {"value": 101.3, "system": "http://unitsofmeasure.org", "code": "[degF]"}}
-    >>> read_fhir_streams({"resourceType": "Bundle", "type": "collection", "entry": [{"resource": obs}]}
-    ...                   )[["patient", "signal", "value", "unit", "source"]].round(2).values.tolist()
-    [['p9', 'temperature', 38.5, 'Cel', 'Observation/t1']]
-    """
-    from bayestwin.data.ingest.fhir_observation import read_fhir_rows
-
-    rows = read_fhir_rows(source, "Observation")
-    for col, field in (("patient", "subject"), ("effective", "effective[x]")):
-        empty = rows.index[rows[col] == ""]
-        if len(empty):
-            raise InputError(f"{len(empty)} Observation(s) lack {field}: "
-                             + "; ".join(f"{rows.at[i, 'source']}.{field}" for i in empty[:10])
-                             + f". Every vital-sign Observation needs a {field}.")
-    status = np.where(rows["fhir_status"].isin(list(_RETRACTED)), "retracted", "ok").astype(object)
-    reason = np.where(status == "retracted", "FHIR status " + rows["fhir_status"], "").astype(object)
-    absent = (rows["value"].isna().to_numpy()) & (status == "ok")
-    status[absent] = "missing"
-    reason[absent] = ("no value: " + rows["absent_reason"]).to_numpy()[absent]
-    loinc_ok = rows["system"].isin(["http://loinc.org", ""])
-    raw = pd.DataFrame({
-        "patient": rows["patient"], "timestamp": pd.to_datetime(rows["effective"], utc=True, format="ISO8601"),
-        "received": pd.to_datetime(rows["issued"].replace("", None), utc=True, format="ISO8601"),
-        "signal": "", "loinc": rows["code"].where(loinc_ok, rows["system"] + "|" + rows["code"]),
-        "value": rows["value"].astype(float), "unit": rows["unit"],
-        "device": rows["device"].replace("", "unknown"), "source": rows["path"], "status": status, "reason": reason,
-    })  # fmt: skip
-    return _canonical(raw, origin, unknown)
-
-
 def usable(frame: pd.DataFrame) -> pd.DataFrame:
     """The rows a model may use: ``status == "ok"`` (index reset; ``attrs`` kept).
 
@@ -366,7 +317,7 @@ def append_observations(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Merge newly arrived observations into a canonical frame and say what must be re-filtered.
 
-    ``new_rows`` is a canonical frame (from ``read_streams``/``read_fhir_streams``) or a raw table that
+    ``new_rows`` is a canonical frame (from ``read_streams`` or ``fhir.read_fhir_streams``) or a raw table that
     ``read_streams(new_rows, **read_kw)`` reads; both are put on ``frame``'s clock (``attrs["origin"]``).
     Duplicates, plausibility and late flags are recomputed on the merged rows.
 
