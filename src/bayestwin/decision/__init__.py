@@ -18,7 +18,7 @@ from bayestwin.decision.draws import PosteriorDraws
 from bayestwin.decision.gradient import DoseOptimum, optimize_dose
 from bayestwin.decision.kernel import trace_count
 from bayestwin.decision.optimize import Constraint, RegimenChoice, choose, optimize_regimen, regimen_grid
-from bayestwin.decision.plans import Intervention, Plan, Titration
+from bayestwin.decision.plans import Intervention, Plan, ReactiveRule, Titration
 from bayestwin.decision.recommendation import (
     RECOMMENDATION_SCHEMA,
     Recommendation,
@@ -30,6 +30,6 @@ from bayestwin.decision.result import PlanComparison
 from bayestwin.decision.targets import Exceeds, InWindow, Target, TimeInRange, TimeToThreshold
 
 __all__ = ["RECOMMENDATION_SCHEMA", "Constraint", "DoseOptimum", "Exceeds", "InWindow", "Intervention", "Plan",
-           "PlanComparison", "PosteriorDraws", "Recommendation", "RecordSink", "RegimenChoice", "Target", "TimeInRange",
-           "TimeToThreshold", "Titration", "choose", "compare_plans", "optimize_dose", "optimize_regimen",
-           "record_recommendation", "record_recommendation_html", "regimen_grid", "trace_count"]
+           "PlanComparison", "PosteriorDraws", "ReactiveRule", "Recommendation", "RecordSink", "RegimenChoice",
+           "Target", "TimeInRange", "TimeToThreshold", "Titration", "choose", "compare_plans", "optimize_dose",
+           "optimize_regimen", "record_recommendation", "record_recommendation_html", "regimen_grid", "trace_count"]

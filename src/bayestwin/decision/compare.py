@@ -149,7 +149,8 @@ def compare_plans(source: Any, plans: Sequence[Plan], targets: Sequence[Target],
         wanted = np.asarray(interval_times, float) * fac
         int_times = np.searchsorted(prep.times, wanted).clip(0, len(prep.times) - 1)
     layout = Layout(path=prep.path, kinds=tuple(t.kind for t in targets), columns=prep.columns,
-                    quantities=tuple(t.quantity for t in targets), batch=b, features=prep.features)
+                    quantities=tuple(t.quantity for t in targets), batch=b, features=prep.features,
+                    reactive=prep.reactive)
     run = program(spec, model, layout)
     values, ipred_sub, pred_sub = run(
         {k: jnp.asarray(v) for k, v in theta.items()}, {k: jnp.asarray(v) for k, v in sigmas.items()},

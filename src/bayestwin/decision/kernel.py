@@ -60,6 +60,7 @@ class Layout:
     quantities: tuple[str, ...]  # per target: "ipred" | "pred"
     batch: int  # plans per chunk
     features: frozenset[str] | None  # dose kinds present (see dose_features)
+    reactive: bool = False  # level-reactive plans: per-draw amounts (linear path, see _reactive_amounts)
 
 
 def program(spec: TwinSpec, model: AbstractStructuralModel, layout: Layout) -> Callable[..., Any]:
@@ -104,6 +105,29 @@ def _reduce(layout: Layout, ipred: jax.Array, pred: jax.Array | None, times: jax
     return jnp.stack(out, axis=-1)
 
 
+def _reactive_amounts(rule: dict[str, jax.Array], base: jax.Array, unit: jax.Array) -> jax.Array:
+    """Per-draw slot amounts ``(draw, slot)`` of one plan under its level-reactive rule (``ReactiveRule``).
+
+    Doses are taken in time order (``lax.scan``); before a checked dose, each draw's predicted concentration
+    just before it (past doses plus the doses given so far: later doses do not act before their time) is
+    compared with the threshold, and a trigger multiplies that dose and every later one by the factor.
+    """
+    col = rule["column"]
+    n_draws, n_slots = base.shape[0], unit.shape[0]
+
+    def step(carry: tuple[jax.Array, jax.Array], i: jax.Array) -> tuple[tuple[jax.Array, jax.Array], None]:
+        amounts, scale = carry
+        t = rule["check"][i]
+        conc = base[:, t, col] + jnp.einsum("ns,sn->n", amounts, unit[:, :, t, col])
+        trigger = rule["checked"][i] & (rule["sign"] * (conc - rule["threshold"]) > 0)
+        scale = scale * jnp.where(trigger, rule["factor"], 1.0)
+        return (amounts.at[:, rule["slot"][i]].add(rule["amt"][i] * scale), scale), None
+
+    init = (jnp.zeros((n_draws, n_slots)), jnp.ones(n_draws))
+    (amounts, _), _ = jax.lax.scan(step, init, jnp.arange(rule["slot"].shape[0]))
+    return amounts
+
+
 def _build(spec: TwinSpec, model: AbstractStructuralModel, layout: Layout) -> Callable[..., Any]:
     columns = jnp.asarray(output_columns(spec, model))
     feats = layout.features
@@ -133,8 +157,13 @@ def _build(spec: TwinSpec, model: AbstractStructuralModel, layout: Layout) -> Ca
             base = over_draws(theta, plans["past"], times)  # (draw, time, output)
             unit = jax.vmap(lambda d: over_draws(theta, d, times))(plans["slots"])  # (slot, draw, time, output)
             per_plan: dict[str, Any] = {"amounts": plans["amounts"]}
+            if layout.reactive:
+                per_plan["reactive"] = plans["reactive"]
 
             def trajectories(chunk: dict[str, Any]) -> jax.Array:
+                if layout.reactive:
+                    amounts = jax.vmap(lambda r: _reactive_amounts(r, base, unit))(chunk["reactive"])
+                    return base[None] + jnp.einsum("bns,sntk->bntk", amounts, unit)
                 return base[None] + jnp.einsum("bs,sntk->bntk", chunk["amounts"], unit)
         elif layout.path == "generic":
             per_plan = {k: plans[k] for k in ("doses", "scale", "value", "is_set")}

@@ -42,7 +42,7 @@ from bayestwin.exceptions import SpecError, UnitError
 from bayestwin.spec.regimen import Dose, Regimen
 from bayestwin.units import parse_unit
 
-__all__ = ["ROUTE_ALIASES", "Intervention", "Plan", "Titration"]
+__all__ = ["ROUTE_ALIASES", "Intervention", "Plan", "ReactiveRule", "Titration"]
 
 ROUTE_ALIASES = {"oral": "depot", "po": "depot", "sc": "depot", "im": "depot", "iv": "central",
                  "infusion": "central"}
@@ -156,6 +156,48 @@ class Titration:
         return f"from {self.start_dose:g}, +{self.step:g} every {self.every} doses{cap}"
 
 
+@dataclass(frozen=True)
+class ReactiveRule:
+    """A level-reactive dose adjustment, applied per posterior draw.
+
+    Before each planned dose from dose `first` on (0-based), read the draw's **predicted** (latent)
+    concentration of `output` just before that dose; if it is above `threshold` (``direction="above"``; below it
+    for ``"below"``), multiply that dose and every later one by `factor` (cumulative: two triggers with 0.75
+    give 0.5625). Thresholds are in `unit` (default the output's).
+
+    Examples
+    --------
+    >>> ReactiveRule(threshold=15.0, factor=0.75).describe()
+    'x0.75 from the dose after a predicted trough > 15'
+    """
+
+    threshold: float
+    factor: float
+    direction: str = "above"
+    first: int = 1
+    output: str | None = None
+    unit: str | None = None
+
+    def __post_init__(self) -> None:
+        _finite("threshold", self.threshold)
+        _positive("factor", self.factor)
+        if self.direction not in ("above", "below"):
+            raise SpecError(f"plan field 'direction' must be 'above' or 'below', got {self.direction!r}")
+        if not isinstance(self.first, int) or isinstance(self.first, bool) or self.first < 1:
+            raise SpecError(f"plan field 'first' must be an integer >= 1 (the first dose preceded by a check), "
+                            f"got {self.first!r}")
+
+    def describe(self) -> str:
+        """A short human-readable label."""
+        sign = ">" if self.direction == "above" else "<"
+        return f"x{self.factor:g} from the dose after a predicted trough {sign} {self.threshold:g}"
+
+    def to_record(self) -> dict[str, Any]:
+        """The rule as plain data (for JSON)."""
+        return {"threshold": self.threshold, "factor": self.factor, "direction": self.direction, "first": self.first,
+                "output": self.output, "unit": self.unit, "description": self.describe()}
+
+
 def _count(count: Any, start: float, stop: Any, interval: float) -> int:
     if count is None and stop is None:
         raise SpecError("plan field 'count' or 'stop' is needed: how many doses, or until when")
@@ -190,6 +232,8 @@ class Plan:
         Route or compartment of the doses, as given.
     duration : float
         Infusion duration (0: bolus).
+    reactive : ReactiveRule or None
+        A level-reactive dose adjustment evaluated per posterior draw (``Plan.reactive``).
     """
 
     name: str
@@ -200,6 +244,7 @@ class Plan:
     route: str | int = 0
     duration: float = 0.0
     description: str = field(default="", compare=False)
+    reactive: ReactiveRule | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -229,6 +274,24 @@ class Plan:
         return cls._schedule(amounts=rule, dose=start_dose, interval=interval, count=count, start=start, stop=stop,
                              duration=duration, route=route, time_unit=time_unit, amt_unit=amt_unit,
                              interventions=(), name=name, titration=rule)
+
+    @classmethod
+    def reactive_repeat(cls, *, dose: float, interval: float, rule: ReactiveRule, count: int | None = None,
+                        start: float = 0.0, stop: float | None = None, duration: float = 0.0, route: str | int = 0,
+                        time_unit: str = "h", amt_unit: str = "mg", name: str = "") -> Plan:
+        """`dose` every `interval`, adjusted per draw by the level-reactive `rule` (see ``ReactiveRule``).
+
+        Examples
+        --------
+        >>> Plan.reactive_repeat(dose=300.0, interval=12.0, count=4, rule=ReactiveRule(15.0, 0.75)).name
+        '300 mg q12h x4, x0.75 from the dose after a predicted trough > 15'
+        """
+        if not isinstance(rule, ReactiveRule):
+            raise SpecError(f"plan field 'rule' must be a ReactiveRule, got {rule!r}")
+        base = cls.repeat(dose=dose, interval=interval, count=count, start=start, stop=stop, duration=duration,
+                          route=route, time_unit=time_unit, amt_unit=amt_unit)
+        name = name or f"{base.name}, {rule.describe()}"
+        return cls(name, base.regimen, (), interval=base.interval, route=route, duration=duration, reactive=rule)
 
     @classmethod
     def intervention(cls, name: str, *interventions: Intervention) -> Plan:
@@ -296,4 +359,5 @@ class Plan:
                 "titration": None if self.titration is None else self.titration.describe(),
                 "interventions": [iv.to_record() for iv in self.interventions],
                 "total_amount": self.total_amount,
+                "reactive": None if self.reactive is None else self.reactive.to_record(),
                 "amt_unit": None if self.regimen is None else self.regimen.amt_unit, "time_unit": self.time_unit}

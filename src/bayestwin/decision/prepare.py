@@ -51,6 +51,7 @@ class Prepared:
     features: frozenset[str] | None
     doses_spec: list[dict[str, np.ndarray]]  # per plan, its new doses in spec units
     target_units: list[str]
+    reactive: bool = False  # some plan has a level-reactive rule (linear path: per-draw amounts)
 
 
 def grid_with(grid: Sequence[float], extra: Sequence[float]) -> tuple[np.ndarray, dict[float, int]]:
@@ -131,6 +132,45 @@ def _segments(draws: PosteriorDraws, changes: list[list[tuple[str, float, str, f
     return out, starts_all
 
 
+def _rule(plan: Plan, doses: dict[str, np.ndarray], draws: PosteriorDraws, outputs: list[str]
+          ) -> dict[str, Any] | None:
+    """A reactive plan's rule in spec units: check times (just before each checked dose), threshold, column."""
+    r = plan.reactive
+    if r is None:
+        return None
+    out = r.output or outputs[0]
+    if out not in outputs:
+        raise SpecError(f"plan {plan.name!r}: reactive rule output {out!r} is not observed; choose one of {outputs}")
+    fac = conversion_factor(r.unit or draws.units[out], draws.units[out], where=f"plan {plan.name!r} rule threshold")
+    times = doses["time"]
+    checks = [float(t) - TROUGH_OFFSET for t in times[r.first:]]
+    return {"checks": checks, "first": r.first, "threshold": r.threshold * fac, "factor": r.factor,
+            "sign": 1.0 if r.direction == "above" else -1.0, "column": outputs.index(out)}
+
+
+def _reactive_arrays(rules: list[dict[str, Any] | None], new: list[dict[str, np.ndarray]],
+                     pos: dict[tuple[float, int, float], int], index: dict[float, int]) -> dict[str, np.ndarray]:
+    """Per plan and planned dose (time order): slot, amount, check time index and whether it is checked."""
+    n = max(1, max(len(d["time"]) for d in new))
+    out = {"slot": np.zeros((len(new), n), np.int32), "amt": np.zeros((len(new), n)),
+           "check": np.zeros((len(new), n), np.int32), "checked": np.zeros((len(new), n), bool),
+           "threshold": np.zeros(len(new)), "factor": np.ones(len(new)), "sign": np.ones(len(new)),
+           "column": np.zeros(len(new), np.int32)}
+    for p, (d, r) in enumerate(zip(new, rules, strict=True)):
+        order = np.argsort(d["time"], kind="stable")
+        for i, j in enumerate(order):
+            t, a, rate, c = d["time"][j], d["amt"][j], d["rate"][j], d["cmt"][j]
+            out["slot"][p, i] = pos[(float(t), int(c), float(a / rate) if rate > 0 else 0.0)]
+            out["amt"][p, i] = a
+            if r is not None and i >= r["first"]:
+                out["check"][p, i] = index[float(t) - TROUGH_OFFSET]
+                out["checked"][p, i] = True
+        if r is not None:
+            out["threshold"][p], out["factor"][p] = r["threshold"], r["factor"]
+            out["sign"][p], out["column"][p] = r["sign"], r["column"]
+    return out
+
+
 def prepare(draws: PosteriorDraws, plans: Sequence[Plan], targets: Sequence[Target], grid: Sequence[float], *,
             time_unit: str, batch: int, path: str | None = None) -> Prepared:
     """Lower plans and targets to arrays (see ``bayestwin.decision.kernel``); `path` forces a path (tests)."""
@@ -172,6 +212,8 @@ def prepare(draws: PosteriorDraws, plans: Sequence[Plan], targets: Sequence[Targ
                 tgt_at.append(float(tg.at) * tf)  # type: ignore[arg-type]
         else:
             tgt_at.append(None)
+    rules = [_rule(p, d, draws, outputs) for p, d in zip(plans, new, strict=True)]
+    extra += [t for r in rules if r is not None for t in r["checks"]]
     times, index = grid_with(grid_s, extra)
     at_idx = np.zeros((len(plans), len(targets)), dtype=np.int32)
     masks = np.zeros((len(targets), len(times)), dtype=bool)
@@ -195,6 +237,12 @@ def prepare(draws: PosteriorDraws, plans: Sequence[Plan], targets: Sequence[Targ
         n_draws = draws.n_chains * draws.n_draws
         if path == "linear" and n_slots * n_draws * len(times) * len(outputs) > _MAX_UNIT_VALUES:
             path = "generic"  # the unit responses would not fit in memory
+    reactive = any(r is not None for r in rules)
+    if reactive and path != "linear":
+        raise InputError(f"level-reactive plans ({[p.name for p, r in zip(plans, rules, strict=True) if r]}) are "
+                         f"evaluated on the linear path only: a model linear in the doses ({model.name} is "
+                         f"{'' if model.linear else 'not '}), no time-varying parameters, the same interventions in "
+                         "every plan, and few enough dose slots x draws x times to fit in memory")
     if path == "linear" and (not model.linear or not same_changes or time_varying):
         raise InputError("the linear path needs a linear model and the same interventions in every plan")
     stacked = _stack_doses(draws.past, new)
@@ -216,6 +264,8 @@ def prepare(draws: PosteriorDraws, plans: Sequence[Plan], targets: Sequence[Targ
         past_only = _stack_doses(draws.past, [_plan_doses(Plan.none(), draws, model)])
         plan_arrays["past"] = {k: v[0] for k, v in past_only.items()}
         plan_arrays["amounts"] = amounts
+        if reactive:
+            plan_arrays["reactive"] = _reactive_arrays(rules, new, pos, index)
         if changes[0]:  # the same interventions in every plan: apply them to the draws once
             plan_arrays["theta_changes"] = changes[0]
     elif path == "generic":
@@ -233,6 +283,7 @@ def prepare(draws: PosteriorDraws, plans: Sequence[Plan], targets: Sequence[Targ
     else:
         seg_theta, starts = _segments(draws, changes, names)
         plan_arrays.update(doses=stacked, seg_theta=seg_theta, starts=starts)
-    return Prepared(path=path, times=times, grid=grid_s, grid_idx=np.searchsorted(times, grid_s), plans=plan_arrays,
+    return Prepared(reactive=reactive,
+                    path=path, times=times, grid=grid_s, grid_idx=np.searchsorted(times, grid_s), plans=plan_arrays,
                     at_idx=at_idx, lo=np.asarray(lo, float), hi=np.asarray(hi, float), masks=masks,
                     columns=tuple(cols), features=features, doses_spec=new, target_units=units)
