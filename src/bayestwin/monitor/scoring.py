@@ -1,0 +1,216 @@
+"""Score filtered streams: per observation, surprise, threshold-crossing and drift probabilities, as a long table.
+
+The adapter between the array kernels (``kalman``, ``signals``) and the tables that alerts and the
+evaluation read. Input is one signal's padded arrays (patient, obs), the static parameters
+(patient, draw) and the filter outputs (patient, draw, obs); output is one row per (observation, kind)
+with ``patient``, ``signal``, ``kind``, ``time_h``, ``probability``, ``lower``, ``upper`` (90 % over
+posterior draws), ``baseline`` and ``now`` (expected value without deviation vs filtered latent value,
+posterior means), ``value``, ``tail_prob``, ``log_score``, ``horizon_h``, ``window_start_h``.
+
+Kinds:
+
+* ``crossing`` -- ``Crossing(signal, threshold, above, horizon_h)``: P(latent value passes the threshold
+  within the horizon) (``signals.crossing_probability_draws``, Monte Carlo);
+* ``drift`` -- ``Drift(signal, delta, window_h, smooth_h)``: P(smoothed level now - smoothed level
+  ``window_h`` earlier >= delta) (<= for a negative delta), the smoothed level being the filtered
+  deviation averaged over the observations of the last ``smooth_h`` hours (the last one when 0; its
+  variance the average variance, an upper bound); exact Gaussian per draw (``level_change_probability``).
+  NaN until ``window_h`` hours of data exist.
+* ``surprise`` -- probability ``1 - tail_prob`` of each value (for an artefact screen; not an alert kind by
+  default).
+
+Examples
+--------
+>>> Crossing("spo2", 90.0, above=False).describe("%")
+'spo2 < 90 % within 6 h'
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from bayestwin.dynamics.events import bucket_size
+from bayestwin.monitor.kalman import FilterOutput, FilterState, OUParams, seasonal
+from bayestwin.monitor.rules import THRESHOLDS
+from bayestwin.monitor.signals import crossing_probability_draws, level_change_probability, surprise
+
+__all__ = ["DEFAULT_CROSSINGS", "DEFAULT_DRIFTS", "Crossing", "Drift", "crossing_grid", "score_arrays"]
+
+
+@dataclass(frozen=True)
+class Crossing:
+    """Threshold-crossing signal: `signal` passes `threshold` (above or below) within `horizon_h` hours."""
+
+    signal: str
+    threshold: float
+    above: bool
+    horizon_h: float = 6.0
+
+    def describe(self, unit: str = "") -> str:
+        """``'spo2 < 90 % within 6 h'``."""
+        return f"{self.signal} {'>' if self.above else '<'} {self.threshold:g}{' ' + unit if unit else ''} " \
+               f"within {self.horizon_h:g} h"
+
+
+@dataclass(frozen=True)
+class Drift:
+    """Drift signal: the smoothed level changes by `delta` (signed) within `window_h` hours.
+
+    >>> Drift("weight", 2.0).describe("kg")
+    'weight change >= +2 kg over 72 h'
+    """
+
+    signal: str
+    delta: float
+    window_h: float = 72.0
+    smooth_h: float = 0.0
+
+    def describe(self, unit: str = "") -> str:
+        """``'weight change >= +2 kg over 72 h'``."""
+        op = ">=" if self.delta >= 0 else "<="
+        return f"{self.signal} change {op} {self.delta:+g}{' ' + unit if unit else ''} over {self.window_h:g} h"
+
+
+DEFAULT_CROSSINGS: tuple[Crossing, ...] = tuple(Crossing(s, v, op == ">") for s, op, v in THRESHOLDS)
+DEFAULT_DRIFTS: tuple[Drift, ...] = (
+    Drift("weight", 2.0), Drift("heart_rate", 15.0, smooth_h=4.0), Drift("resp_rate", 5.0, smooth_h=4.0),
+    Drift("spo2", -3.0, smooth_h=4.0), Drift("sbp", 30.0), Drift("temperature", 1.0),
+)  # fmt: skip
+
+
+@functools.partial(jax.jit, static_argnames=("threshold", "above", "horizon", "step", "n_paths"))
+def crossing_grid(p: OUParams, out: FilterOutput, t: jax.Array, key: jax.Array, *, threshold: float, above: bool,
+                  horizon: float, step: float, n_paths: int) -> jax.Array:
+    """Per (patient, obs, draw), P(crossing within `horizon`) from the filtered state at each observation.
+
+    Patients are processed one after another (``lax.map``) to bound memory; observations and draws are
+    vectorised. Padded observations give meaningless values (mask them).
+    """
+    n_pat, n_obs = t.shape
+    keys = jax.random.split(key, n_pat * n_obs).reshape(n_pat, n_obs, -1)
+
+    def patient(args: tuple) -> jax.Array:  # type: ignore[type-arg]
+        pi, fm, fv, ti, ki = args
+
+        def obs(fm_k: jax.Array, fv_k: jax.Array, t_k: jax.Array, k: jax.Array) -> jax.Array:
+            state = FilterState(fm_k, fv_k, jnp.broadcast_to(t_k, fm_k.shape))
+            return crossing_probability_draws(pi, state, k, t0=t_k, threshold=threshold, above=above,
+                                              horizon=horizon, step=step, n_paths=n_paths)
+
+        return jax.vmap(obs, in_axes=(1, 1, 0, 0))(fm, fv, ti, ki)
+
+    return jax.lax.map(patient, (p, out.filt_mean, out.filt_var, t, keys))
+
+
+def _smoothed(t: np.ndarray, fm: np.ndarray, fv: np.ndarray, smooth_h: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per observation (rows of fm/fv: obs x draw): mean over observations in (t - smooth_h, t]."""
+    if smooth_h <= 0:
+        return fm, fv
+    start = np.searchsorted(t, t - smooth_h, side="right")
+    cm = np.vstack([np.zeros((1, fm.shape[1])), np.cumsum(fm, axis=0)])
+    cv = np.vstack([np.zeros((1, fv.shape[1])), np.cumsum(fv, axis=0)])
+    n = (np.arange(1, len(t) + 1) - start)[:, None]
+    return (cm[1:] - cm[start]) / n, (cv[1:] - cv[start]) / n
+
+
+def _interval(per_draw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return per_draw.mean(axis=-1), *np.quantile(per_draw, [0.05, 0.95], axis=-1)
+
+
+def score_arrays(signal: str, patients: Sequence[str], p: OUParams, out: FilterOutput, t: np.ndarray,
+                 y: np.ndarray, mask: np.ndarray, offsets: Sequence[float], *, emit: np.ndarray | None = None,
+                 time_h: np.ndarray | None = None, crossings: Sequence[Crossing] = (), drifts: Sequence[Drift] = (),
+                 key: jax.Array | None = None, step_h: float = 0.5, n_paths: int = 16,
+                 surprise_rows: bool = False) -> pd.DataFrame:
+    """The long score table of one signal (see the module docstring).
+
+    `t` is the model clock (``time_h`` + the patient's circadian `offsets`); ``time_h`` in the table is
+    the stream's (`time_h`, default ``t - offsets``). Rows with `mask` True are the data (history for the
+    drift windows); rows with `emit` True (default: `mask`) are scored and returned -- the crossing
+    probability, the costly part, is computed for these rows only (online: the new observations).
+
+    Examples
+    --------
+    >>> from bayestwin.monitor.kalman import filter_cohort, initial_state
+    >>> p = OUParams(*(np.full((1, 4), v) for v in (96.0, 0.0, 0.0, 0.3, 1.0)), noise=np.full((1, 4, 1), 0.5))
+    >>> t, y = np.array([[0.0, 1.0, 2.0]]), np.array([[96.0, 93.0, 91.0]])
+    >>> mask, dev = np.ones((1, 3), bool), np.zeros((1, 3), int)
+    >>> _, out = filter_cohort(p, t, y, dev, mask, initial_state(p))
+    >>> s = score_arrays("spo2", ["A"], p, out, t, y, mask, [0.0], crossings=[Crossing("spo2", 90.0, False)],
+    ...                  key=jax.random.PRNGKey(0))
+    >>> s["kind"].tolist(), bool(s["probability"].is_monotonic_increasing)
+    (['crossing', 'crossing', 'crossing'], True)
+    """
+    key = jax.random.PRNGKey(0) if key is None else key
+    pn = OUParams(*(np.asarray(v) for v in p))
+    tail, log_score = (np.asarray(a) for a in surprise(jnp.asarray(y), jnp.moveaxis(out.pred_mean, 1, -1),
+                                                         jnp.moveaxis(out.pred_var, 1, -1)))
+    fm, fv = np.asarray(out.filt_mean), np.asarray(out.filt_var)  # (patient, draw, obs)
+    expected = np.asarray(seasonal(OUParams(*(np.asarray(v)[..., None] for v in pn[:5]), noise=pn.noise),
+                                   jnp.asarray(t)[:, None, :]))  # (patient, draw, obs)
+    base_now = expected.mean(axis=1)
+    now = (expected + fm).mean(axis=1)
+    offsets = np.asarray(offsets, float)[:, None]
+    time_h = t - offsets if time_h is None else np.asarray(time_h, float)
+    emit = mask if emit is None else emit & mask
+    rows = []
+
+    def table(kind: str, prob: np.ndarray, lo: np.ndarray, hi: np.ndarray, horizon: float,
+              start: np.ndarray) -> pd.DataFrame:
+        i, k = np.nonzero(emit)
+        return pd.DataFrame({"patient": np.asarray(patients, dtype=object)[i], "signal": signal, "kind": kind,
+                             "time_h": time_h[i, k], "probability": prob[i, k], "lower": lo[i, k], "upper": hi[i, k],
+                             "baseline": base_now[i, k], "now": now[i, k], "value": y[i, k], "tail_prob": tail[i, k],
+                             "log_score": log_score[i, k], "horizon_h": horizon, "window_start_h": start[i, k]})
+
+    first = np.where(mask.any(axis=1), time_h[:, 0], np.nan)[:, None] * np.ones_like(time_h)
+    for c in crossings:
+        if c.signal != signal:
+            continue
+        # gather the emitted rows left-aligned (padded to a size bucket: one compilation per bucket)
+        counts = emit.sum(axis=1)
+        width = bucket_size(int(counts.max()))
+        idx = np.zeros((t.shape[0], width), int)
+        for i in range(t.shape[0]):
+            e = np.flatnonzero(emit[i])
+            idx[i, :e.size], idx[i, e.size:] = e, (e[-1] if e.size else 0)
+        sub = FilterOutput(*(np.take_along_axis(np.asarray(a), idx[:, None, :], axis=2) for a in out))
+        t_sub = jnp.asarray(np.take_along_axis(t, idx, axis=1))
+        per_sub = np.asarray(crossing_grid(p, sub, t_sub, key, threshold=float(c.threshold), above=c.above,
+                                           horizon=float(c.horizon_h), step=step_h, n_paths=n_paths))
+        per = np.full((*t.shape, per_sub.shape[-1]), np.nan)
+        for i in range(t.shape[0]):
+            per[i, idx[i, :counts[i]]] = per_sub[i, :counts[i]]
+        rows.append(table("crossing", *_interval(per), c.horizon_h, first))
+    for d in drifts:
+        if d.signal != signal:
+            continue
+        prob, lo, hi = (np.full(t.shape, np.nan) for _ in range(3))
+        start = np.full(t.shape, np.nan)
+        for i in range(t.shape[0]):
+            n = int(mask[i].sum())
+            if n == 0:
+                continue
+            ti = t[i, :n]
+            sm, sv = _smoothed(ti, fm[i, :, :n].T, fv[i, :, :n].T, d.smooth_h)  # (obs, draw)
+            j = np.searchsorted(ti, ti - d.window_h, side="right") - 1
+            ok = j >= 0
+            if not ok.any():
+                continue
+            per = np.asarray(level_change_probability(sm[ok], sv[ok], sm[j[ok]], sv[j[ok]], d.delta))
+            idx = np.flatnonzero(ok)
+            prob[i, idx], lo[i, idx], hi[i, idx] = _interval(per)
+            start[i, idx] = ti[j[ok]] - offsets[i, 0]
+        rows.append(table("drift", prob, lo, hi, d.window_h, start))
+    if surprise_rows:
+        rows.append(table("surprise", 1.0 - tail, 1.0 - tail, 1.0 - tail, 0.0, time_h))
+    if not rows:
+        return table("surprise", 1.0 - tail, 1.0 - tail, 1.0 - tail, 0.0, time_h).iloc[:0]
+    return pd.concat(rows, ignore_index=True)

@@ -1,0 +1,280 @@
+"""MonitorTwin: fit the state-space model on history, filter new observations online, raise alerts.
+
+``MonitorTwin(...).fit(history)`` fits one hierarchical model per signal (``model.fit_signal``, NUTS,
+convergence gate) and filters each patient's history to its current state. ``observe(rows)`` runs the
+O(1)-per-observation Kalman update for the new rows of every patient at once (``kalman.filter_cohort``,
+vmapped over patients and posterior draws, padded to size buckets: a batch of the same padded size does
+not recompile), scores them (``scoring``) and returns the alerts they raise. A patient the fit has not
+seen starts from the population. A row earlier than its patient's latest filtered time (late arrival,
+out of order) makes the twin refilter that patient's signal from its whole history, so the state and
+scores are those of time order. Alerts follow from the complete score history by the same hysteresis
+and de-duplication as offline (``alerts.alerts_from_scores``).
+
+Examples
+--------
+>>> MonitorTwin(signals=("heart_rate",))
+MonitorTwin(signals=('heart_rate',)) -- not fitted; call .fit(history)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import numpy as np
+import pandas as pd
+
+from bayestwin.diagnostics import ConvergenceGate
+from bayestwin.dynamics.events import bucket_size
+from bayestwin.exceptions import NotFittedError
+from bayestwin.inference.sampler import SamplerConfig
+from bayestwin.monitor.alerts import Alert, AlertPolicy, alerts_from_scores
+from bayestwin.monitor.kalman import FilterOutput, FilterState, OUParams, filter_cohort, initial_state
+from bayestwin.monitor.model import SignalFit, circadian_offset, fit_signal, signal_arrays
+from bayestwin.monitor.scoring import DEFAULT_CROSSINGS, DEFAULT_DRIFTS, Crossing, Drift, score_arrays
+
+__all__ = ["MonitorTwin"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _SignalState:
+    fit: SignalFit
+    patients: list[str]
+    params: OUParams
+    history: pd.DataFrame  # usable rows seen so far (canonical columns), in time order per patient
+    state: FilterState | None = None  # (slot, draw)
+    filtered: dict[str, list[np.ndarray]] = field(default_factory=dict)  # per patient: last window's outputs
+
+
+def _keep(t: np.ndarray, t_ref: float, window: float, smooth: float) -> np.ndarray:
+    """Rows a drift at `t_ref` needs: from the last one at or before ``t_ref - window``, less `smooth` hours."""
+    j = int(np.searchsorted(t, t_ref - window, side="right")) - 1
+    return np.ones(t.size, bool) if j < 0 else t >= t[j] - smooth
+
+
+def _usable(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[frame["status"] == "ok"] if "status" in frame.columns else frame
+
+
+class MonitorTwin:
+    """Remote-monitoring twin of a cohort: one state-space model per signal, online filter, alerts.
+
+    Parameters
+    ----------
+    signals : sequence of str, optional
+        Signals to model (default: every signal in the history passed to ``fit``).
+    crossings, drifts : sequences of ``Crossing`` / ``Drift``
+        Alert signals (default ``scoring.DEFAULT_CROSSINGS`` -- the fixed rule's thresholds -- and
+        ``DEFAULT_DRIFTS``).
+    policy : AlertPolicy or dict of kind -> AlertPolicy
+        Hysteresis and de-duplication (default: raise at 0.8, clear below 0.4, 12 h).
+    sampler, gate :
+        NUTS settings and convergence gate of the fits.
+    n_draws, n_paths, step_h :
+        Posterior draws carried by the filter, Monte Carlo paths per draw and grid step (h) of the
+        crossing probability.
+    """
+
+    def __init__(self, signals: Sequence[str] | None = None, *, crossings: Sequence[Crossing] = DEFAULT_CROSSINGS,
+                 drifts: Sequence[Drift] = DEFAULT_DRIFTS, policy: AlertPolicy | dict[str, AlertPolicy] | None = None,
+                 sampler: SamplerConfig | None = None, gate: ConvergenceGate | None = None, n_draws: int = 32,
+                 n_paths: int = 16, step_h: float = 0.5, seed: int = 0) -> None:
+        self.signals = None if signals is None else tuple(signals)
+        self.crossings = tuple(crossings)
+        self.drifts = tuple(drifts)
+        self.policy = policy if policy is not None else AlertPolicy(0.8, 0.4, 12.0)
+        self.sampler = sampler
+        self.gate = gate
+        self.n_draws = n_draws
+        self.n_paths = n_paths
+        self.step_h = step_h
+        self.seed = seed
+
+    def __repr__(self) -> str:
+        head = f"MonitorTwin(signals={self.signals!r})"
+        if not hasattr(self, "states_"):
+            return head + " -- not fitted; call .fit(history)"
+        gates = ", ".join(f"{s}: {'OK' if st.fit.ok else 'FAILED'}" for s, st in self.states_.items())
+        return f"{head} -- fitted ({gates}); {len(self.scores_)} scored rows, {len(self.alerts())} alerts"
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, history: pd.DataFrame, fits: dict[str, SignalFit] | None = None) -> MonitorTwin:
+        """Fit each signal's model on `history` (canonical stream frame), then score the history.
+
+        `fits` reuses already fitted ``SignalFit`` objects (no sampling for those signals).
+        """
+        usable = _usable(history)
+        signals = self.signals or tuple(sorted(usable["signal"].unique()))
+        fits = dict(fits or {})
+        self.states_: dict[str, _SignalState] = {}
+        self.offsets_: dict[str, float] = circadian_offset(usable)
+        self.scores_ = pd.DataFrame()
+        for sig in signals:
+            fit = fits.get(sig) or fit_signal(usable, sig, sampler=self.sampler, gate=self.gate)
+            self.states_[sig] = _SignalState(fit, [], fit.params([], self.n_draws), usable.iloc[:0])
+        self.observe(usable)
+        return self
+
+    @property
+    def fits_(self) -> dict[str, SignalFit]:
+        """The fitted model of each signal."""
+        self._check()
+        return {s: st.fit for s, st in self.states_.items()}
+
+    def _check(self) -> None:
+        if not hasattr(self, "states_"):
+            raise NotFittedError("MonitorTwin is not fitted; call .fit(history) first")
+
+    # ------------------------------------------------------------------ online
+    def observe(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """Filter and score new canonical rows (usable ones); return the alerts they raise (alert table rows).
+
+        Rows of signals the twin does not model are ignored. Patients not seen before start from the
+        population. The whole batch of a signal is one compiled call (patients x padded rows).
+        """
+        self._check()
+        before = self.alerts()
+        new = _usable(rows)
+        self.offsets_ |= {p: o for p, o in circadian_offset(new).items() if p not in self.offsets_}
+        for sig, st in self.states_.items():
+            batch = new[new["signal"] == sig]
+            if batch.empty:
+                continue
+            self._observe_signal(sig, st, batch)
+        after = self.alerts()
+        if before.empty:
+            return after
+        key = ["patient", "signal", "kind", "time_h"]
+        merged = after.merge(before[key], on=key, how="left", indicator=True)
+        return merged[merged["_merge"] == "left_only"].drop(columns="_merge").reset_index(drop=True)
+
+    def _observe_signal(self, sig: str, st: _SignalState, batch: pd.DataFrame) -> None:
+        fit = st.fit
+        patients = sorted(map(str, batch["patient"].unique()))
+        last = st.history.groupby(st.history["patient"].astype(str))["time_h"].max() if len(st.history) else {}
+        first_new = batch.groupby(batch["patient"].astype(str))["time_h"].min()
+        late = [p for p in patients if p in last and first_new[p] < last[p]]
+        st.history = pd.concat([st.history, batch]).sort_values(["patient", "time_h"], kind="stable")
+        for p in patients:
+            if p not in st.patients:
+                st.patients.append(p)
+        capacity = bucket_size(len(st.patients), minimum=4)
+        names = st.patients + [f"__pad{i}" for i in range(capacity - len(st.patients))]
+        if st.params.rate.shape[0] != capacity:  # a new capacity bucket: parameters for every slot
+            st.params = fit.params(names, self.n_draws, seed=self.seed)
+            old = st.state
+            state = initial_state(st.params)
+            if old is not None:
+                n = old.mean.shape[0]
+                state = FilterState(*(np.concatenate([np.asarray(o), np.asarray(s)[n:]]) for o, s in zip(old, state,
+                                                                                                         strict=True)))
+            st.state = state
+        state = st.state
+        if late:  # refilter the late patients from their whole history: reset their state, replay all rows
+            log.info("signal %s: late rows for %s; refiltering their history", sig, late)
+            fresh = initial_state(st.params)
+            reset = np.isin(names, late)[:, None]
+            state = FilterState(*(np.where(reset, np.asarray(f), np.asarray(s)) for f, s in zip(fresh, state,
+                                                                                                strict=True)))
+            if len(self.scores_):
+                drop = (self.scores_["signal"] == sig) & self.scores_["patient"].isin(late)
+                self.scores_ = self.scores_[~drop]
+            replay = st.history[st.history["patient"].astype(str).isin(late)]
+            batch = pd.concat([batch[~batch["patient"].astype(str).isin(late)], replay])
+        if late:
+            for p in late:
+                st.filtered.pop(p, None)
+        work = batch.assign(patient=batch["patient"].astype(str)).drop(columns="timestamp", errors="ignore")
+        data = signal_arrays(work, sig, devices=fit.devices, center=fit.center, scale=fit.scale)
+        slot = {p: i for i, p in enumerate(names)}
+        rows = [slot[p] for p in data.patients]
+        offsets = np.array([self.offsets_.get(n, 0.0) for n in names])
+        t = np.repeat(np.asarray(state.time)[:, :1], data.t.shape[1], axis=1)
+        y, dev, mask = np.zeros_like(t), np.zeros(t.shape, np.int64), np.zeros(t.shape, bool)
+        t[rows] = data.t + offsets[rows, None]
+        y[rows], dev[rows], mask[rows] = data.y, data.dev, data.mask
+        new_state, out = filter_cohort(st.params, t, y, dev, mask, state)
+        st.state = new_state
+        hist_out, hist_t, hist_y, hist_time, hist_mask, emit = self._with_history(sig, st, out, t, y, mask, names,
+                                                                                  offsets)
+        key = jax.random.fold_in(jax.random.PRNGKey(self.seed), len(self.scores_))
+        scores = score_arrays(sig, names, st.params, hist_out, hist_t, hist_y, hist_mask, offsets, emit=emit,
+                              time_h=hist_time, crossings=self.crossings, drifts=self.drifts, key=key,
+                              step_h=self.step_h, n_paths=self.n_paths)
+        self.scores_ = pd.concat([self.scores_, scores], ignore_index=True) if len(self.scores_) else scores
+
+    def _with_history(self, sig: str, st: _SignalState, out: FilterOutput, t: np.ndarray, y: np.ndarray,
+                      mask: np.ndarray, names: list[str], offsets: np.ndarray) -> tuple[Any, ...]:
+        """Prepend each patient's stored filter outputs (the last drift window's worth) to this batch's."""
+        window = max([d.window_h for d in self.drifts if d.signal == sig], default=0.0)
+        smooth = max([d.smooth_h for d in self.drifts if d.signal == sig], default=0.0)
+        parts, new_counts = [], []
+        for i, name in enumerate(names):
+            k = int(mask[i].sum())
+            cur = [np.asarray(a)[i, :, :k] for a in out] + [t[i, :k], y[i, :k]]
+            prev = st.filtered.get(name)
+            if prev is not None:
+                cur = [np.concatenate([a, b], axis=-1) for a, b in zip(prev, cur, strict=True)]
+            if k:  # score with what the drift windows of this batch need; store what the next batch needs
+                cur = [a[..., _keep(cur[5], cur[5][cur[5].size - k], window, smooth)] for a in cur]
+                st.filtered[name] = [a[..., _keep(cur[5], cur[5][-1], window, smooth)] for a in cur]
+            parts.append(cur)
+            new_counts.append(k)
+        n = bucket_size(max(p[5].size for p in parts))
+        arrays = [np.zeros((len(names), self.n_draws, n)) for _ in range(5)]
+        tt, yy = np.zeros((len(names), n)), np.zeros((len(names), n))
+        mm, emit = np.zeros((len(names), n), bool), np.zeros((len(names), n), bool)
+        for i, p in enumerate(parts):
+            k = p[5].size
+            for a, src in zip(arrays, p[:5], strict=True):
+                a[i, :, :k] = src
+            tt[i, :k], tt[i, k:], yy[i, :k], mm[i, :k] = p[5], (p[5][-1] if k else 0.0), p[6], True
+            emit[i, k - new_counts[i]:k] = True
+        return FilterOutput(*arrays), tt, yy, tt - offsets[:, None], mm, emit
+
+    # ------------------------------------------------------------------ outputs
+    def scores(self) -> pd.DataFrame:
+        """Every scored observation and kind so far (the long score table of ``scoring``)."""
+        self._check()
+        return self.scores_.sort_values(["patient", "signal", "kind", "time_h"], kind="stable").reset_index(drop=True)
+
+    def alerts(self, policy: AlertPolicy | dict[str, AlertPolicy] | None = None) -> pd.DataFrame:
+        """The alert table (patient, signal, kind, time_h, probability, ...) from all scores so far."""
+        self._check()
+        if self.scores_.empty:
+            return pd.DataFrame(columns=["patient", "signal", "kind", "time_h", "probability"])
+        return alerts_from_scores(self.scores_, self.policy if policy is None else policy)
+
+    def alert_records(self, policy: AlertPolicy | dict[str, AlertPolicy] | None = None) -> list[Alert]:
+        """The alerts as JSON-serialisable ``Alert`` records with a one-line explanation each."""
+        table = self.alerts(policy)
+        units = {s: str(st.history["unit"].iloc[0]) if "unit" in st.history and len(st.history) else ""
+                 for s, st in self.states_.items()}
+        records = []
+        for _, r in table.iterrows():
+            st = self.states_[r["signal"]]
+            unit = units[r["signal"]]
+            what = self._describe(r["signal"], r["kind"], unit)
+            gate = "" if st.fit.ok else " [model FAILED its convergence gate]"
+            text = (f"{r['signal']}: P({what}) = {r['probability']:.2f} (90 % {r['lower']:.2f}-{r['upper']:.2f}); "
+                    f"expected {r['baseline']:.4g} {unit}, now {r['now']:.4g} {unit} (last value {r['value']:.4g})"
+                    f"{gate}")
+            level = r["level"] if "level" in r else float("nan")
+            records.append(Alert(patient=str(r["patient"]), signal=r["signal"], kind=r["kind"],
+                                 time_h=float(r["time_h"]), probability=float(r["probability"]),
+                                 lower=float(r["lower"]), upper=float(r["upper"]), level=float(level),
+                                 baseline=float(r["baseline"]), now=float(r["now"]), unit=unit,
+                                 horizon_h=float(r["horizon_h"]), window_start_h=float(r["window_start_h"]),
+                                 window_end_h=float(r["time_h"]), fit_ok=bool(st.fit.ok), explanation=text,
+                                 details={"value": float(r["value"]), "tail_prob": float(r["tail_prob"])}))
+        return records
+
+    def _describe(self, signal: str, kind: str, unit: str) -> str:
+        items: list[Any] = list(self.crossings if kind == "crossing" else self.drifts)
+        match = [c for c in items if c.signal == signal]
+        return match[0].describe(unit) if match else kind
