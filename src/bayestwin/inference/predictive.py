@@ -17,6 +17,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -50,18 +51,37 @@ def predictive_draws(
     segments' start times and each `theta` value is ``(sample, segment)``. Observations are simulated from
     each output's error model (log-normal error: ``exp(log ipred + sigma * e)``), uncensored.
     """
-    columns = list(output_columns(spec, model))
+    columns = tuple(output_columns(spec, model))
     features = dose_features(doses)
     t = jnp.asarray(times, dtype=float)
     th = {k: jnp.asarray(v, dtype=float) for k, v in theta.items()}
     sg = {k: jnp.asarray(v, dtype=float) for k, v in sigmas.items()}
+    st = None if starts is None else jnp.asarray(starts, dtype=float)
+    run = _program(spec, model, columns, features, segmented=starts is not None)
+    ipred, pred = run(th, sg, jax.random.PRNGKey(seed), doses, t, st)
+    return np.asarray(ipred), np.asarray(pred)
+
+
+_PROGRAMS: dict[tuple[Any, ...], Any] = {}
+
+
+def _program(spec: TwinSpec, model: AbstractStructuralModel, columns: tuple[int, ...], features: frozenset[str], *,
+             segmented: bool) -> Any:
+    """The compiled predictive program of (spec, model, outputs, dose features), built once.
+
+    The draws, doses and times are arguments, so a new patient or regimen of an already-seen padded size
+    compiles nothing.
+    """
+    key = (spec.digest(), model.name, columns, features, segmented)
+    if key in _PROGRAMS:
+        return _PROGRAMS[key]
 
     @jax.jit
-    def run(th: Mapping[str, jax.Array], sg: Mapping[str, jax.Array], key: jax.Array) -> tuple[jax.Array, jax.Array]:
-        if starts is None:
+    def run(th: Mapping[str, jax.Array], sg: Mapping[str, jax.Array], key: jax.Array, doses: Doses, t: jax.Array,
+            st: jax.Array | None) -> tuple[jax.Array, jax.Array]:
+        if st is None:
             every = jax.vmap(lambda one: model.predict(one, doses, t, features=features))(th)
         else:
-            st = jnp.asarray(starts, dtype=float)
             every = jax.vmap(lambda one: model.predict_segments(one, st, doses, t, features=features))(th)
         # every: (sample, time, model output)
         ipred = every[..., jnp.asarray(columns)]  # (sample, time, observed output)
@@ -70,5 +90,5 @@ def predictive_draws(
         output = jnp.broadcast_to(jnp.arange(len(columns)), ipred.shape)  # error model of each column
         return ipred, simulate_observations(key, ipred, output, errors=spec.error, sigmas=groups)
 
-    ipred, pred = run(th, sg, jax.random.PRNGKey(seed))
-    return np.asarray(ipred), np.asarray(pred)
+    _PROGRAMS[key] = run
+    return run

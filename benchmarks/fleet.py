@@ -1,0 +1,158 @@
+"""Fleet fitting (issue 9): ``fit_fleet`` on N simulated patients vs a loop of ``Twin.fit`` (numpyro ``MCMC.run``).
+
+The population is fitted to theo_sd (theophylline spec, 4 chains x 1000). N patients are simulated with a
+fixed seed from the one-compartment oral model: individual ka, CL, V drawn log-normally around the
+population's posterior-mean typical values with its posterior-mean BSV SDs, a single oral dose of 320 mg
+and theo_sd's 10 sampling times after the dose, additive error with the posterior-mean residual SD
+(truncated at zero: a negative value's error is drawn again). Every patient's twin
+is conditioned on the same population (200 mixture components, as ``Twin``'s default).
+
+Measured in one run: ``fit_fleet`` on N = 200 (first call, which compiles, and a second call on another
+simulated cohort of the same padded size, which does not), ``Twin.fit`` (numpyro ``MCMC.run``, which
+compiles on every call) on the first ``LOOP`` patients, scaled to 200 (said so in the output), and
+``fit_fleet`` on N = 2,000 (peak RSS of the process and wall time). Output: a section of
+``docs/benchmarks.md``.
+
+Usage: ``python benchmarks/fleet.py [--loop 10] [--big 2000] [--settings 4,500,500]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import importlib.metadata as md
+import os
+import platform
+import resource
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from model_specs.theophylline import spec as theophylline_spec  # noqa: E402
+
+from bayestwin.data import load_dataset, read_nonmem  # noqa: E402
+from bayestwin.inference import SamplerConfig, fit_population  # noqa: E402
+from bayestwin.inference.fleet import fit_fleet  # noqa: E402
+from bayestwin.twin import Twin  # noqa: E402
+
+TIMES = np.array([0.25, 0.5, 1.0, 2.0, 3.5, 5.0, 7.0, 9.0, 12.0, 24.0])
+
+
+def simulate(pop, n: int, seed: int) -> pd.DataFrame:
+    """`n` patients (NONMEM rows) from the population's posterior-mean typical values, BSV and residual SD."""
+    post = pop.idata.posterior
+    mean = {k: float(post[k].mean()) for k in ("tv_ka", "tv_cl", "tv_v", "omega_ka", "omega_cl", "omega_v",
+                                                "sigma_add")}
+    rng = np.random.default_rng(seed)
+    rows = []
+    for pid in range(1, n + 1):
+        ka, cl, v = (mean[f"tv_{p}"] * np.exp(mean[f"omega_{p}"] * rng.normal()) for p in ("ka", "cl", "v"))
+        ke = cl / v
+        conc = 320.0 * ka / (v * (ka - ke)) * (np.exp(-ke * TIMES) - np.exp(-ka * TIMES))
+        dv = conc + mean["sigma_add"] * rng.normal(size=TIMES.size)
+        while (dv <= 0).any():  # concentrations are positive: redraw a negative value's error (truncated normal)
+            bad = dv <= 0
+            dv[bad] = conc[bad] + mean["sigma_add"] * rng.normal(size=int(bad.sum()))
+        rows.append({"ID": pid, "TIME": 0.0, "EVID": 1, "AMT": 320.0, "DV": "."})
+        rows += [{"ID": pid, "TIME": t, "EVID": 0, "AMT": 0.0, "DV": round(float(y), 3)}
+                 for t, y in zip(TIMES, dv, strict=True)]
+    return pd.DataFrame(rows)
+
+
+def table(frame: pd.DataFrame):
+    return read_nonmem(frame, units={"time": "h", "amt": "mg", "dv": "mg/L"})
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--loop", type=int, default=10, help="patients fitted by the Twin.fit loop")
+    parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--big", type=int, default=2000)
+    parser.add_argument("--settings", default="4,1000,1000", help="chains,warmup,draws")
+    parser.add_argument("--lanes", type=int, default=8)
+    parser.add_argument("--write", action="store_true", help="write the section of docs/benchmarks.md")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    chains, warmup, draws = (int(x) for x in args.settings.split(","))
+    sampler = SamplerConfig(chains=chains, warmup=warmup, draws=draws, seed=0)
+    spec = theophylline_spec()
+    started = time.perf_counter()
+    pop = fit_population(spec, load_dataset("theo_sd"), sampler=SamplerConfig(chains=4, warmup=1000, draws=1000))
+    print(f"population: {pop} ({time.perf_counter() - started:.0f} s)", flush=True)
+    res = {}
+    cohort = table(simulate(pop, args.n, seed=1))
+    started = time.perf_counter()
+    first = fit_fleet(spec, pop, cohort, sampler=sampler, lanes=args.lanes)
+    res["fleet_first"] = time.perf_counter() - started
+    print(f"fleet N={args.n} first call: {res['fleet_first']:.1f} s; {first}", flush=True)
+    second_cohort = table(simulate(pop, args.n, seed=2))
+    started = time.perf_counter()
+    second = fit_fleet(spec, pop, second_cohort, sampler=sampler, lanes=args.lanes)
+    res["fleet_second"] = time.perf_counter() - started
+    print(f"fleet N={args.n} second cohort: {res['fleet_second']:.1f} s; {second}", flush=True)
+    loop_s = []
+    for pid in second.patients[: args.loop]:
+        started = time.perf_counter()
+        Twin(spec, population=pop, sampler=sampler).fit(second_cohort.patient(pid))
+        loop_s.append(time.perf_counter() - started)
+        print(f"  Twin.fit patient {pid}: {loop_s[-1]:.1f} s", flush=True)
+    res["loop_per_patient"] = float(np.mean(loop_s))
+    res["loop_scaled"] = res["loop_per_patient"] * args.n
+    print(f"loop: {res['loop_per_patient']:.1f} s per patient -> {res['loop_scaled']:.0f} s for {args.n}", flush=True)
+    rss_before = peak_rss_mb()
+    if args.big:
+        big_cohort = table(simulate(pop, args.big, seed=3))
+        started = time.perf_counter()
+        big = fit_fleet(spec, pop, big_cohort, sampler=sampler, lanes=args.lanes)
+        res["big"] = time.perf_counter() - started
+        print(f"fleet N={args.big}: {res['big']:.1f} s, peak RSS {peak_rss_mb():.0f} MB; {big}", flush=True)
+    lines = section(args, sampler, pop, first, second, res, loop_s, rss_before, big if args.big else None)
+    print("\n".join(lines))
+    if args.write:
+        from update_vs_refit import write_section
+
+        write_section(ROOT / "docs" / "benchmarks.md", lines)
+
+
+def section(args, sampler, pop, first, second, res, loop_s, rss_before, big) -> list[str]:
+    load = os.getloadavg()[0]
+    lines = [
+        "## Fleet of twins: fit_fleet vs a Twin.fit loop (issue 9)", "",
+        f"{_dt.datetime.now(_dt.UTC):%Y-%m-%d %H:%M} UTC; {platform.machine()}, {os.cpu_count()} cores (shared "
+        f"with other jobs: load average {load:.1f} at the end); Python {platform.python_version()}; "
+        + ", ".join(f"{p} {md.version(p)}" for p in ("jax", "numpyro", "arviz")), "",
+        f"Theophylline spec; population fitted to theo_sd ({'passed' if pop.ok else 'FAILED'} its gate); patients "
+        f"simulated with fixed seeds (one 320 mg oral dose, 10 samples each); each twin: {sampler.chains} chains x "
+        f"{sampler.warmup} warm-up + {sampler.draws} draws, 200 mixture components, its own step size and mass "
+        f"matrix; fit_fleet with {first.lanes} patients in lockstep, {first.chunk_size} patients per chunk.", "",
+        f"* fit_fleet, N = {args.n}, first call (compiles): **{res['fleet_first']:.1f} s**; gate failures: "
+        f"{len(first.failed)}",
+        f"* fit_fleet, N = {args.n}, second cohort of the same padded size (compiles nothing): "
+        f"**{res['fleet_second']:.1f} s** ({res['fleet_second'] / args.n:.2f} s per patient); gate failures: "
+        f"{len(second.failed)}",
+        f"* Twin.fit loop (numpyro MCMC.run, compiles every call): timed on {len(loop_s)} patients of the second "
+        f"cohort, mean **{res['loop_per_patient']:.1f} s** per patient (min {min(loop_s):.1f}, max {max(loop_s):.1f})"
+        f", scaled to {args.n} patients: **{res['loop_scaled']:.0f} s** (extrapolated, not run)",
+        f"* ratio loop / fit_fleet: **{res['loop_scaled'] / res['fleet_second']:.1f}x** (second cohort), "
+        f"{res['loop_scaled'] / res['fleet_first']:.1f}x (first call, compilation included); target >= 50x",
+    ]
+    if big is not None:
+        lines.append(f"* fit_fleet, N = {args.big}: **{res['big']:.0f} s** wall, peak RSS of the process "
+                     f"**{peak_rss_mb():.0f} MB** (before it: {rss_before:.0f} MB); chunks of {big.chunk_size}; gate "
+                     f"failures: {len(big.failed)}")
+    return [*lines, ""]
+
+
+if __name__ == "__main__":
+    main()
