@@ -41,8 +41,8 @@ import pandas as pd
 
 from bayestwin.data.event_table import EventTable
 from bayestwin.diagnostics.convergence import ConvergenceGate
-from bayestwin.exceptions import ConvergenceError, ConvergenceWarning, InputError, SpecError
 from bayestwin.dynamics.events import bucket_size
+from bayestwin.exceptions import ConvergenceError, ConvergenceWarning, InputError, SpecError
 from bayestwin.inference.arrays import SEGMENT_STARTS, CohortArrays, cohort_arrays
 from bayestwin.inference.fit import PopulationFit
 from bayestwin.inference.fleet_kernel import FleetConfig, fleet_program, quadratic_form, sufficient_statistics_apply
