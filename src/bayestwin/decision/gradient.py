@@ -18,7 +18,9 @@ The search, per interval (all intervals at once):
 2. objective on ``[low, D_max]`` (a projection onto the feasible set): a coarse scan of 17 doses brackets the
    best, then bisection on the sign of the derivative (a bracketing line search on the gradient) converges
    to the stationary point in it, or to ``D_max`` where the constraint binds;
-3. across intervals, the rule of ``optimize_regimen``: the best objective among feasible intervals, ties
+3. on a flat top, the smallest dose whose objective is within `z` MCSE of the maximum (``least_drug``,
+   bisection: the grid rule's least drug among ties);
+4. across intervals, the rule of ``optimize_regimen``: the best objective among feasible intervals, ties
    within `z` MCSE of the paired difference, the least total amount among ties.
 
 Examples
@@ -184,7 +186,8 @@ def optimize_dose(source: Any, objective: str, constraints: Sequence[Constraint]
                   targets: Sequence[Target], *, intervals: Sequence[float], dose_range: tuple[float, float],
                   stop: float, times: Sequence[float], start: float = 0.0, duration: float = 0.0,
                   route: str | int = 0, time_unit: str = "h", amt_unit: str = "mg", z: float = 2.0,
-                  rtol: float = 1e-4, seed: int = 0, override_convergence: bool = False) -> DoseOptimum:
+                  rtol: float = 1e-4, least_drug: bool = True, seed: int = 0,
+                  override_convergence: bool = False) -> DoseOptimum:
     """The continuous dose per interval that maximises `objective` subject to `constraints` (module docstring).
 
     Parameters
@@ -211,6 +214,9 @@ def optimize_dose(source: Any, objective: str, constraints: Sequence[Constraint]
         Ties across intervals within `z` Monte Carlo standard errors of the paired difference.
     rtol : float
         Tolerance on the dose, relative to the width of `dose_range`.
+    least_drug : bool
+        Per interval, report the smallest dose whose objective is within `z` MCSE of the maximum (the grid
+        rule's "least drug among ties", on a flat top); ``dose_at_max`` keeps the maximiser. False: the maximiser.
     seed : int
         Seed of the residual noise of the indicator estimates reported beside the smooth ones.
 
@@ -252,11 +258,36 @@ def optimize_dose(source: Any, objective: str, constraints: Sequence[Constraint]
     else:
         upper, feasible = np.full(len(templates), hi), np.ones(len(templates), bool)
     upper = np.maximum(upper, lo)
-    best = _maximise(ev, obj, lo, upper, tol)
+    at_max = _maximise(ev, obj, lo, upper, tol)
+    best = _least_within(ev, obj, lo, at_max, z, ev.shape, tol) if least_drug else at_max
     val, _, ind = ev(best)
-    binds = feasible & (upper < hi - tol) & (np.abs(best - upper) <= tol)
-    return _result(draws, templates, targets, cons, objective, best, upper, feasible, val, ind, binds, z, ev.calls,
-                   duration=duration, route=route, start=start, stop=stop, time_unit=time_unit, amt_unit=amt_unit)
+    binds = feasible & (upper < hi - tol) & (np.abs(at_max - upper) <= tol)  # the constraint limits the maximiser
+    result = _result(draws, templates, targets, cons, objective, best, upper, feasible, val, ind, binds, z, ev.calls,
+                     duration=duration, route=route, start=start, stop=stop, time_unit=time_unit, amt_unit=amt_unit)
+    result.table.insert(2, "dose_at_max", at_max)
+    return result
+
+
+def _least_within(ev: _Evaluator, obj: int, lo: float, at_max: np.ndarray, z: float, shape: tuple[int, int],
+                  tol: float) -> np.ndarray:
+    """Per row: the smallest dose in [lo, at_max] whose objective is within `z` MCSE of the maximum (bisection)."""
+    val, _, _ = ev(at_max)
+    per_draw = val[:, :, obj]
+    top = per_draw.mean(1)
+    err = np.array([float(mcse_of_mean(r.reshape(shape))) for r in per_draw])
+    target = top - z * np.nan_to_num(err)
+    a, b = np.full(len(at_max), lo), at_max.copy()
+    done = ev(a)[0][:, :, obj].mean(1) >= target
+    b = np.where(done, lo, b)
+    for _ in range(100):
+        active = ~done & (b - a > tol)
+        if not active.any():
+            break
+        mid = 0.5 * (a + b)
+        ok = ev(mid)[0][:, :, obj].mean(1) >= target
+        b = np.where(active & ok, mid, b)
+        a = np.where(active & ~ok, mid, a)
+    return b
 
 
 def _result(draws: PosteriorDraws, templates: list[Plan], targets: Sequence[Target], cons: list[Constraint],
@@ -274,7 +305,9 @@ def _result(draws: PosteriorDraws, templates: list[Plan], targets: Sequence[Targ
         table[f"{name}_mcse"] = [float(mcse_of_mean(val[r, :, :, k])) for r in range(len(templates))]
     table[f"{objective}_indicator"] = ind[..., obj].mean(axis=(1, 2))
     table[f"{objective}_indicator_mcse"] = [float(mcse_of_mean(ind[r, :, :, obj])) for r in range(len(templates))]
-    table["mcse_ratio"] = table[f"{objective}_indicator_mcse"] / table[f"{objective}_mcse"]
+    ind_err = table[f"{objective}_indicator_mcse"].to_numpy()
+    table["mcse_ratio"] = np.where(ind_err > 0, ind_err / table[f"{objective}_mcse"].to_numpy(), np.nan)  # NaN:
+    # the indicator did not vary in these draws (its MCSE of 0 is then no estimate)
     table["constraint_binds"] = binds
     table["feasible"] = feasible
     table["tied"], table["chosen"] = False, False
