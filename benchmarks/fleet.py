@@ -147,6 +147,12 @@ def section(args, sampler, pop, first, second, res, loop_s, rss_before, big) -> 
         f"* ratio loop / fit_fleet: **{res['loop_scaled'] / res['fleet_second']:.1f}x** (second cohort), "
         f"{res['loop_scaled'] / res['fleet_first']:.1f}x (first call, compilation included); target >= 50x",
     ]
+    reasons = pd.concat([first.diagnostics, second.diagnostics])["failures"]
+    reasons = reasons[reasons != ""]
+    if len(reasons):
+        kinds = reasons.str.replace(r"\d+(\.\d+)?", "#", regex=True).value_counts()
+        lines.append("* why twins failed the gate (both cohorts): "
+                     + "; ".join(f"{k} ({v})" for k, v in kinds.items()))
     if big is not None:
         lines.append(f"* fit_fleet, N = {args.big}: **{res['big']:.0f} s** wall, peak RSS of the process "
                      f"**{peak_rss_mb():.0f} MB** (before it: {rss_before:.0f} MB); chunks of {big.chunk_size}; gate "
