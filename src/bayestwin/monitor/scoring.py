@@ -85,13 +85,14 @@ DEFAULT_DRIFTS: tuple[Drift, ...] = (
 )  # fmt: skip
 
 
-@functools.partial(jax.jit, static_argnames=("threshold", "above", "horizon", "step", "n_paths"))
+@functools.partial(jax.jit, static_argnames=("horizon", "step", "n_paths"))
 def crossing_grid(p: OUParams, out: FilterOutput, t: jax.Array, key: jax.Array, *, threshold: float, above: bool,
                   horizon: float, step: float, n_paths: int) -> jax.Array:
     """Per (patient, obs, draw), P(crossing within `horizon`) from the filtered state at each observation.
 
     Patients are processed one after another (``lax.map``) to bound memory; observations and draws are
-    vectorised. Padded observations give meaningless values (mask them).
+    vectorised. Padded observations give meaningless values (mask them). `threshold` and `above` are
+    traced (every threshold shares one compilation per padded shape and horizon).
     """
     n_pat, n_obs = t.shape
     keys = jax.random.split(key, n_pat * n_obs).reshape(n_pat, n_obs, -1)

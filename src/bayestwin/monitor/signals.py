@@ -100,7 +100,7 @@ def crossing_probability_draws(p: OUParams, state: FilterState, key: Array, *, t
     """
     n_steps = max(1, int(np.ceil(horizon / step - 1e-9)))
     grid = jnp.asarray(t0, float) + step * jnp.arange(1, n_steps + 1)
-    sign = 1.0 if above else -1.0
+    sign = jnp.where(jnp.asarray(above), 1.0, -1.0)  # may be traced: one compilation for every threshold
 
     def one(pd: OUParams, sd: FilterState, k: Array) -> Array:
         m0, v0 = predict_latent(pd, sd, jnp.asarray(t0, float))
