@@ -11,7 +11,10 @@ rule of ``optimize_regimen``, on this theophylline twin and on the twin of pheno
 the other 58 neonates of ``pheno_sd``). Output: two sections of ``docs/benchmarks.md`` (replaced on each run) and
 the same text on stdout.
 
-Usage: ``python benchmarks/compare_plans.py`` (about 5-10 minutes on 2 cores, mostly the fits and the loop).
+Third part: ``optimize_dose`` (continuous dose by gradient) on the theophylline twin.
+
+Usage: ``python benchmarks/compare_plans.py`` (about 5-10 minutes on 2 cores, mostly the fits and the loop);
+``--contrast-only`` (second part) or ``--gradient-only`` (third part) skips the rest.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from bayestwin.decision import (  # noqa: E402
     PosteriorDraws,
     TimeInRange,
     compare_plans,
+    optimize_dose,
     optimize_regimen,
     regimen_grid,
     trace_count,
@@ -72,14 +76,25 @@ def brute_force(twin: Twin, plans: list, times: np.ndarray) -> dict[tuple[str, s
     return out
 
 
-def main() -> None:
-    warnings.simplefilter("ignore")
+def theophylline_twin() -> Twin:
+    """The twin of theophylline subject 12 (population: the other 11 subjects)."""
     spec = theophylline_spec()
     theo = load_dataset("theo_sd")
     cohort = theo.exclude(theo.frame["id"] == 12, reason="subject 12 is the twin's patient")
     pop = fit_population(spec, cohort, sampler=SamplerConfig(chains=4, warmup=1000, draws=1000, seed=1))
-    twin = Twin(spec, population=pop, sampler=SamplerConfig(chains=4, warmup=500, draws=1000, seed=1),
+    return Twin(spec, population=pop, sampler=SamplerConfig(chains=4, warmup=500, draws=1000, seed=1),
                 override_convergence=True).fit(theo.patient(12))
+
+
+def main() -> None:
+    warnings.simplefilter("ignore")
+    if "--contrast-only" in sys.argv:  # the second part only (the fits and the regimen choices)
+        point_vs_posterior(theophylline_twin())
+        return
+    if "--gradient-only" in sys.argv:  # the third part only (optimize_dose on the theophylline twin)
+        by_gradient(theophylline_twin())
+        return
+    twin = theophylline_twin()
     draws = PosteriorDraws.from_twin(twin, override_convergence=True)
     plans = regimen_grid(doses=np.linspace(100.0, 700.0, 25), intervals=[6.0, 8.0, 12.0, 24.0], start=24.0, stop=95.0)
     before = trace_count()
@@ -154,7 +169,8 @@ def point_vs_posterior(theo_twin: Twin) -> None:
                         stop=95.0)
     targets = [InWindow("trough 5-15", lo=5.0, hi=15.0), Exceeds("peak > 20", threshold=20.0, within=(24.0, 96.0))]
     theo = optimize_regimen(theo_twin, "trough 5-15", [Constraint("peak > 20", max=0.05)], targets, grid=grid,
-                            times=np.linspace(0.0, 96.0, 193), override_convergence=True)
+                            times=np.linspace(0.0, 96.0, 193), override_convergence=True,
+                            point_estimates=("mean", "median", "map"))
     spec = load_spec_file(ROOT / "model_specs" / "phenobarbital.py")
     pheno = load_dataset("pheno_sd")
     cohort = pheno.exclude(pheno.frame["id"] == 1, reason="neonate 1 is the twin's patient")
@@ -165,7 +181,8 @@ def point_vs_posterior(theo_twin: Twin) -> None:
                  Exceeds("above 40", threshold=40.0, within=(120.0, 480.0))]
     p_grid = regimen_grid(doses=np.arange(1.0, 6.1, 0.5), intervals=[12.0, 24.0], start=120.0, stop=479.0)
     ph = optimize_regimen(baby, "trough 15-30", [Constraint("above 40", max=0.05)], p_targets, grid=p_grid,
-                          times=np.linspace(0.0, 480.0, 481), override_convergence=True)
+                          times=np.linspace(0.0, 480.0, 481), override_convergence=True,
+                          point_estimates=("mean", "median", "map"))
     gates = (f"gates: theophylline population {'passed' if theo_twin.population.ok else 'FAILED'}, twin "
              f"{'passed' if theo_twin.diagnostics_.ok else 'FAILED'}; phenobarbital population "
              f"{'passed' if pop.ok else 'FAILED'}, twin {'passed' if baby.diagnostics_.ok else 'FAILED'}")
@@ -174,12 +191,53 @@ def point_vs_posterior(theo_twin: Twin) -> None:
         f"{_dt.datetime.now(_dt.UTC):%Y-%m-%d %H:%M} UTC; {gates}.", "",
         "Rule (`optimize_regimen`): maximise P(trough in window) subject to P(level above the toxic one) <= 5 %; "
         "ties within 2 MCSE; among ties the least total drug. The point-estimate choice applies the same rule to the "
-        "posterior mean (median) of the parameters, where every probability is 0 or 1.", "",
+        "posterior mean (median) of the parameters, or to their MAP (the mode of the twin's posterior density on "
+        "the latent scale, `map_draws`), where every probability is 0 or 1.", "",
         *_contrast("theophylline subject 12 (44 plans: 100-600 mg every 6/8/12/24 h, 24-96 h; trough 5-15 mg/L, "
                    "peak > 20 mg/L)", theo, "trough 5-15", "peak > 20"),
         *_contrast("phenobarbital neonate 1 (22 plans: 1-6 mg every 12/24 h, 120-480 h; trough 15-30 mg/L, "
                    "level > 40 mg/L)", ph, "trough 15-30", "above 40"), "",
     ]
+    write_section(ROOT / "docs" / "benchmarks.md", lines)
+    print("\n".join(lines))
+    by_gradient(theo_twin)
+
+
+def by_gradient(theo_twin: Twin) -> None:
+    """optimize_dose on the theophylline twin: continuous dose per interval, measured troughs and peaks."""
+    targets = [InWindow("measured trough 5-15", lo=5.0, hi=15.0, quantity="pred"),
+               Exceeds("measured > 20", threshold=20.0, within=(24.0, 96.0), quantity="pred")]
+    started = time.perf_counter()
+    opt = optimize_dose(theo_twin, "measured trough 5-15", {"measured > 20": 0.05}, targets,
+                        intervals=[6.0, 8.0, 12.0, 24.0], dose_range=(50.0, 800.0), start=24.0, stop=95.0,
+                        times=np.linspace(0.0, 96.0, 193), override_convergence=True)
+    first_s = time.perf_counter() - started
+    started = time.perf_counter()
+    optimize_dose(theo_twin, "measured trough 5-15", {"measured > 20": 0.05}, targets,
+                  intervals=[6.0, 8.0, 12.0, 24.0], dose_range=(50.0, 800.0), start=24.0, stop=95.0,
+                  times=np.linspace(0.0, 96.0, 193), override_convergence=True, seed=1)
+    warm_s = time.perf_counter() - started
+    t = opt.table
+    obj = "measured trough 5-15"
+    lines = ["## Continuous dose by gradient (issue 7)", "",
+             f"{_dt.datetime.now(_dt.UTC):%Y-%m-%d %H:%M} UTC. `optimize_dose` on the theophylline twin of subject 12: "
+             "per interval (6/8/12/24 h, 24-96 h) the dose in 50-800 mg maximising P(measured trough in 5-15 mg/L) "
+             "subject to P(a measurement > 20 mg/L in 24-96 h) <= 5 %, on Rao-Blackwellised probabilities; "
+             f"{opt.evaluations} evaluations of all intervals; first call {first_s:.1f} s (compiles), second "
+             f"{warm_s:.1f} s wall (shared machine).", "",
+             "| interval (h) | dose (mg) | maximiser (mg) | P(trough in window) ± MCSE | P(> 20) ± MCSE | indicator "
+             "estimate ± MCSE | MCSE ratio indicator / smooth | constraint binds | chosen |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in t.itertuples(index=False):
+        d = dict(zip(t.columns, r, strict=True))
+        lines.append(f"| {d['interval']:g} | {d['dose']:.1f} | {d['dose_at_max']:.1f} | "
+                     f"{d[obj]:.3f} ± {d[obj + '_mcse']:.3f} | "
+                     f"{d['measured > 20']:.3f} ± {d['measured > 20_mcse']:.3f} | {d[obj + '_indicator']:.3f} ± "
+                     f"{d[obj + '_indicator_mcse']:.3f} | {d['mcse_ratio']:.2f} | {d['constraint_binds']} | "
+                     f"{d['chosen']} |")
+    lines += ["", f"Chosen: **{opt.chosen.name if opt.chosen else None}**. Dose: the smallest within 2 MCSE of the "
+              "interval's maximum (least drug); maximiser: the dose at the maximum; MCSE ratio blank (nan) where "
+              "the indicator did not vary in these draws.", ""]
     write_section(ROOT / "docs" / "benchmarks.md", lines)
     print("\n".join(lines))
 
