@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import html
 import json
 import math
 import sys
@@ -35,6 +36,7 @@ from bayestwin.decision import (
     compare_plans,
     optimize_regimen,
     record_recommendation,
+    record_recommendation_html,
     regimen_grid,
     trace_count,
 )
@@ -199,6 +201,24 @@ def test_recommendation_round_trip_through_a_real_store(twin, choice, tmp_path) 
     text = back.to_markdown()
     assert text.startswith(f"# Treatment recommendation for patient {store.pseudonym(12)}")
     assert "## Plans compared" in text and "Rule:" in text
+
+    rid = record_recommendation_html(store, rec, patient=12)
+    stored_html = store.load_version(12, version).records[-1]
+    assert stored_html["kind"] == "recommendation_html" and rid > 0
+    assert stored_html["payload"]["created"] == rec.created and stored_html["payload"]["patient"] == store.pseudonym(12)
+    page = stored_html["payload"]["html"]
+    assert page == dataclasses.replace(rec, patient=store.pseudonym(12)).to_html()  # pseudonymised, nothing else
+    for must in [store.pseudonym(12), twin.spec.name, twin.spec.digest(), twin.population_version_,
+                 twin.events_.digest(), f"diagnostics: {doc['diagnostics']['status']}", html.escape(rec.rule),
+                 rec.created, f"bayestwin {rec.software['bayestwin']}", *[html.escape(w) for w in rec.warnings],
+                 *[html.escape(p["name"]) for p in doc["plans"]]]:
+        assert must in page, must
+    if choice.chosen is not None:
+        assert f"Chosen plan: {html.escape(choice.chosen.name)}" in page
+    est = doc["plans"][0]["estimates"][0]
+    assert f"{100 * est['estimate']:.1f} % ± {100 * est['mcse']:.1f} %" in page  # estimates with their MC errors
+    assert page.count("<details>") == len(doc["plans"])  # each plan's predictive intervals
+    assert [r.action for r in store.audit.records()][-1] == "recommendation_html" and store.verify_audit().ok
 
 
 def test_plots_draw(twin) -> None:
