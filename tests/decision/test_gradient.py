@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from scipy.special import ndtr
 
-from bayestwin.decision import Exceeds, InWindow, PosteriorDraws, TimeToThreshold, compare_plans
-from bayestwin.decision.gradient import optimize_dose
+from bayestwin.decision import Exceeds, InWindow, Plan, PosteriorDraws, TimeToThreshold, compare_plans
+from bayestwin.decision.gradient import _Evaluator, optimize_dose
 from bayestwin.decision.mcse import mcse_of_mean
 from bayestwin.decision.smooth import TRACES
 from bayestwin.exceptions import InputError
@@ -117,6 +117,16 @@ def test_choice_rule_and_one_compilation(draws, opt) -> None:
                           dose_range=(10.0, 250.0), stop=47.0, times=TIMES, route="iv")
     assert TRACES[0] == before  # same shapes (dose records padded to one bucket): no new compilation
     assert len(again.table) == 2
+
+
+def test_linear_shortcut_equals_the_model_path(draws) -> None:
+    templates = [Plan.repeat(dose=1.0, interval=i, stop=47.0, route="iv") for i in INTERVALS]
+    fast = _Evaluator(draws, templates, TARGETS, TIMES, "h", 0)
+    slow = _Evaluator(draws, templates, TARGETS, TIMES, "h", 0, linear=False)
+    assert fast.linear and not slow.linear
+    for dose in (np.array([40.0, 90.0]), np.array([150.0, 60.0])):
+        for a, b in zip(fast(dose), slow(dose), strict=True):  # smooth values, derivatives, indicators
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
 
 
 def test_refuses_targets_without_a_gradient(draws) -> None:

@@ -58,7 +58,7 @@ from bayestwin.decision.mcse import mcse_of_mean
 from bayestwin.decision.optimize import Constraint
 from bayestwin.decision.plans import Plan
 from bayestwin.decision.prepare import prepare
-from bayestwin.decision.smooth import dose_program
+from bayestwin.decision.smooth import dose_program, trajectory_program
 from bayestwin.decision.targets import Target
 from bayestwin.dynamics.events import Doses
 from bayestwin.exceptions import InputError
@@ -90,7 +90,7 @@ class _Evaluator:
     """Smooth values, their dose derivative and indicator values of every interval row at given doses."""
 
     def __init__(self, draws: PosteriorDraws, templates: list[Plan], targets: Sequence[Target],
-                 times: Sequence[float], time_unit: str, seed: int) -> None:
+                 times: Sequence[float], time_unit: str, seed: int, linear: bool | None = None) -> None:
         prep = prepare(draws, templates, targets, times, time_unit=time_unit, batch=1,
                        path="segments" if draws.starts is not None else "generic")
         n_past = len(draws.past["time"])
@@ -106,15 +106,28 @@ class _Evaluator:
         self.starts = prep.plans["starts"] if segmented else np.zeros((n_rows, 1))
         layout = Layout(path=prep.path, kinds=tuple(t.kind for t in targets), columns=prep.columns,
                         quantities=tuple(t.quantity for t in targets), batch=1, features=prep.features)
-        self.run = dose_program(draws.spec, draws.model, layout, segmented)
+        self.linear = (draws.model.linear and not segmented) if linear is None else linear
+        self.run = dose_program(draws.spec, draws.model, layout, segmented, linear=self.linear)
         n = draws.n_chains * draws.n_draws
         self.noise = jax.random.normal(jax.random.PRNGKey(seed), (n, len(prep.times), len(draws.spec.error)))
         self.prep, self.shape, self.calls = prep, (draws.n_chains, draws.n_draws), 0
+        if self.linear:  # trajectories = base + dose * unit response: computed once (superposition)
+            traj = trajectory_program(draws.spec, draws.model, prep.features)
+            th = {k: jnp.asarray(v) for k, v in self.theta.items()}
+            args = (self.doses, jnp.asarray(self.is_new), th, jnp.asarray(prep.times))
+            self.base = traj(jnp.zeros(n_rows), *args)
+            self.unit = traj(jnp.ones(n_rows), *args) - self.base
 
     def __call__(self, dose: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per (row, draw, target): smooth values, derivatives in the dose, indicators."""
         self.calls += 1
         p = self.prep
+        sig = {k: jnp.asarray(v) for k, v in self.sigmas.items()}
+        if self.linear:
+            out = self.run(jnp.asarray(dose, float), self.base, self.unit, jnp.asarray(p.at_idx), sig,
+                           jnp.asarray(p.times), jnp.asarray(p.lo), jnp.asarray(p.hi), jnp.asarray(p.masks),
+                           self.noise)
+            return tuple(np.asarray(a) for a in out)  # type: ignore[return-value]
         out = self.run(jnp.asarray(dose, float), self.doses, jnp.asarray(self.is_new), jnp.asarray(p.at_idx),
                        jax.tree_util.tree_map(jnp.asarray, self.theta), {k: jnp.asarray(v) for k, v in
                                                                          self.sigmas.items()},

@@ -17,6 +17,8 @@ integrate and are refused here.
 ``dose_program`` compiles, once per layout, ``(dose per row, doses, ...) -> per-draw smooth values, their
 derivative in the dose (forward mode: one scalar per row) and the indicator values`` for rows of regimens
 whose new doses are scaled by the row's dose (the amount, and the rate so that an infusion keeps its duration).
+For a model linear in the doses the trajectories are computed once (``trajectory_program``) and each step is
+``base + dose * unit``.
 
 Examples
 --------
@@ -41,7 +43,7 @@ from bayestwin.inference.likelihood import residual_sd
 from bayestwin.inference.outputs import output_columns, sigma_groups
 from bayestwin.spec.twin_spec import TwinSpec
 
-__all__ = ["dose_program", "window_probability"]
+__all__ = ["dose_program", "trajectory_program", "window_probability"]
 
 _PROGRAMS: dict[tuple[Any, ...], Callable[..., Any]] = {}
 TRACES = [0]
@@ -99,7 +101,47 @@ def _smooth_reduce(spec: TwinSpec, layout: Layout, ipred: jax.Array, sigmas: dic
     return jnp.stack(out, axis=-1)
 
 
-def dose_program(spec: TwinSpec, model: Any, layout: Layout, segmented: bool) -> Callable[..., Any]:
+def _values(spec: TwinSpec, layout: Layout, ipred_of: Callable[[jax.Array], jax.Array], d0: jax.Array,
+            at_r: jax.Array, sigmas: dict[str, jax.Array], times: jax.Array, lo: jax.Array, hi: jax.Array,
+            masks: jax.Array, noise: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """One row: smooth values, their derivative in the dose (``jax.jvp``) and the indicator values."""
+    def smooth(d: jax.Array) -> tuple[jax.Array, jax.Array]:
+        ipred = ipred_of(d)
+        return _smooth_reduce(spec, layout, ipred, sigmas, at_r, lo, hi, masks), ipred
+
+    (val, ipred), (dval, _) = jax.jvp(smooth, (d0,), (jnp.ones_like(d0),))
+    pred = _noisy(spec, ipred[None], noise, sigmas)
+    ind = _reduce(layout, ipred[None], pred, times, at_r[None], lo, hi, masks)[0]
+    return val, dval, ind
+
+
+def _trajectories(model: Any, columns: jax.Array, feats: Any, segmented: bool, dose: jax.Array, doses: Doses,
+                  is_new: jax.Array, theta: Any, times: jax.Array, starts: jax.Array) -> jax.Array:
+    """(draw, time, output) of one row's regimen with its planned doses scaled by `dose`."""
+    factor = jnp.where(is_new, dose, 1.0)
+    d = doses._replace(amt=doses.amt * factor, rate=doses.rate * factor)
+    if segmented:
+        return jax.vmap(lambda th: model.predict_segments(th, starts, d, times, features=feats)[:, columns])(theta)
+    return jax.vmap(lambda th: model.predict(th, d, times, features=feats)[:, columns])(theta)
+
+
+def trajectory_program(spec: TwinSpec, model: Any, features: Any) -> Callable[..., Any]:
+    """Compiled ``(dose (row,), doses, is_new, theta, times) -> (row, draw, time, output)`` latent trajectories."""
+    key = ("trajectories", spec.digest(), model.name, features)
+    if key not in _PROGRAMS:
+        columns = jnp.asarray(output_columns(spec, model))
+
+        def run(dose: jax.Array, doses: Doses, is_new: jax.Array, theta: Any, times: jax.Array) -> jax.Array:
+            TRACES[0] += 1
+            return jax.vmap(lambda d0, dr, nr: _trajectories(model, columns, features, False, d0, dr, nr, theta,
+                                                             times, jnp.zeros(1)))(dose, doses, is_new)
+
+        _PROGRAMS[key] = jax.jit(run)
+    return _PROGRAMS[key]
+
+
+def dose_program(spec: TwinSpec, model: Any, layout: Layout, segmented: bool, linear: bool = False
+                 ) -> Callable[..., Any]:
     """The jit-compiled ``run(dose, doses, is_new, at_idx, theta, sigmas, times, lo, hi, masks, noise, starts)``.
 
     ``dose`` (row,), ``doses`` Doses with fields (row, dose) holding each row's regimen for a unit dose,
@@ -107,20 +149,23 @@ def dose_program(spec: TwinSpec, model: Any, layout: Layout, segmented: bool) ->
     ``theta`` {name: (draw,)} or, with ``segmented``, {name: (row, draw, segment)} and ``starts`` (row, segment).
     Returns ``smooth`` (row, draw, target), ``d_smooth`` (its derivative in the row's dose, same shape) and
     ``indicator`` (row, draw, target; measurement indicators with the shared ``noise``: common random numbers).
+
+    With `linear` (a model linear in the doses), ``run(dose, base, unit, at_idx, sigmas, times, lo, hi, masks,
+    noise)`` instead: the trajectories are ``base + dose * unit`` (``trajectory_program`` at doses 0 and 1,
+    computed once), exact by superposition, and each step is a multiply-add.
     """
-    key = (spec.digest(), model.name, layout, segmented)
+    key = (spec.digest(), model.name, layout, segmented, linear)
     if key in _PROGRAMS:
         return _PROGRAMS[key]
     columns = jnp.asarray(output_columns(spec, model))
     feats = layout.features
 
-    def trajectories(dose: jax.Array, doses: Doses, is_new: jax.Array, theta: Any, times: jax.Array,
-                     starts: jax.Array) -> jax.Array:
-        factor = jnp.where(is_new, dose, 1.0)
-        d = doses._replace(amt=doses.amt * factor, rate=doses.rate * factor)
-        if segmented:
-            return jax.vmap(lambda th: model.predict_segments(th, starts, d, times, features=feats)[:, columns])(theta)
-        return jax.vmap(lambda th: model.predict(th, d, times, features=feats)[:, columns])(theta)
+    def run_linear(dose: jax.Array, base: jax.Array, unit: jax.Array, at_idx: jax.Array, sigmas: dict[str, jax.Array],
+                   times: jax.Array, lo: jax.Array, hi: jax.Array, masks: jax.Array, noise: jax.Array
+                   ) -> tuple[jax.Array, jax.Array, jax.Array]:
+        TRACES[0] += 1
+        return jax.vmap(lambda d0, b, u, at_r: _values(spec, layout, lambda d: b + d * u, d0, at_r, sigmas, times, lo,
+                                                       hi, masks, noise))(dose, base, unit, at_idx)
 
     def run(dose: jax.Array, doses: Doses, is_new: jax.Array, at_idx: jax.Array, theta: Any,
             sigmas: dict[str, jax.Array], times: jax.Array, lo: jax.Array, hi: jax.Array, masks: jax.Array,
@@ -129,17 +174,12 @@ def dose_program(spec: TwinSpec, model: Any, layout: Layout, segmented: bool) ->
 
         def row(d0: jax.Array, doses_r: Doses, new_r: jax.Array, at_r: jax.Array, th_r: Any, st_r: jax.Array
                 ) -> tuple[jax.Array, jax.Array, jax.Array]:
-            def smooth(d: jax.Array) -> tuple[jax.Array, jax.Array]:
-                ipred = trajectories(d, doses_r, new_r, th_r, times, st_r)
-                return _smooth_reduce(spec, layout, ipred, sigmas, at_r, lo, hi, masks), ipred
-
-            (val, ipred), (dval, _) = jax.jvp(smooth, (d0,), (jnp.ones_like(d0),))
-            pred = _noisy(spec, ipred[None], noise, sigmas)
-            ind = _reduce(layout, ipred[None], pred, times, at_r[None], lo, hi, masks)[0]
-            return val, dval, ind
+            traj = lambda d: _trajectories(model, columns, feats, segmented, d, doses_r, new_r, th_r, times,  # noqa: E731
+                                           st_r)
+            return _values(spec, layout, traj, d0, at_r, sigmas, times, lo, hi, masks, noise)
 
         th_axes = 0 if segmented else None
         return jax.vmap(row, in_axes=(0, 0, 0, 0, th_axes, 0))(dose, doses, is_new, at_idx, theta, starts)
 
-    _PROGRAMS[key] = jax.jit(run)
+    _PROGRAMS[key] = jax.jit(run_linear if linear else run)
     return _PROGRAMS[key]
