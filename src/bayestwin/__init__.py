@@ -33,7 +33,8 @@ _EXPORTS = {
     "Pseudonymizer": "bayestwin.store",
     "AuditLog": "bayestwin.store", "IntegrityReport": "bayestwin.store", "DeidentifiedExport": "bayestwin.store",
     "Plan": "bayestwin.decision", "compare_plans": "bayestwin.decision", "optimize_regimen": "bayestwin.decision",
-    "Recommendation": "bayestwin.decision",
+    "Recommendation": "bayestwin.decision", "optimize_dose": "bayestwin.decision",
+    "ReactiveRule": "bayestwin.decision",
 }
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
