@@ -13,7 +13,8 @@ compiles on every call) on the first ``LOOP`` patients, scaled to 200 (said so i
 ``fit_fleet`` on N = 2,000 (peak RSS of the process and wall time). Output: a section of
 ``docs/benchmarks.md``.
 
-Usage: ``python benchmarks/fleet.py [--loop 10] [--big 2000] [--settings 4,500,500]``.
+Usage: ``python benchmarks/fleet.py [--loop 8] [--big 2000] [--settings 4,500,500] [--no-write]`` (about
+45 minutes on 2 shared cores with the defaults; 4 x 500 + 500 per twin keeps it within a session).
 """
 
 from __future__ import annotations
@@ -76,12 +77,12 @@ def peak_rss_mb() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--loop", type=int, default=10, help="patients fitted by the Twin.fit loop")
+    parser.add_argument("--loop", type=int, default=8, help="patients fitted by the Twin.fit loop")
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--big", type=int, default=2000)
-    parser.add_argument("--settings", default="4,1000,1000", help="chains,warmup,draws")
+    parser.add_argument("--settings", default="4,500,500", help="chains,warmup,draws")
     parser.add_argument("--lanes", type=int, default=8)
-    parser.add_argument("--write", action="store_true", help="write the section of docs/benchmarks.md")
+    parser.add_argument("--no-write", action="store_true", help="do not write the section of docs/benchmarks.md")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     chains, warmup, draws = (int(x) for x in args.settings.split(","))
@@ -119,7 +120,7 @@ def main() -> None:
         print(f"fleet N={args.big}: {res['big']:.1f} s, peak RSS {peak_rss_mb():.0f} MB; {big}", flush=True)
     lines = section(args, sampler, pop, first, second, res, loop_s, rss_before, big if args.big else None)
     print("\n".join(lines))
-    if args.write:
+    if not args.no_write:
         from update_vs_refit import write_section
 
         write_section(ROOT / "docs" / "benchmarks.md", lines)
