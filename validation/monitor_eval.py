@@ -22,6 +22,7 @@ Design (issue 8):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as _dt
 import os
 import sys
@@ -41,6 +42,7 @@ from bayestwin.monitor.alerts import AlertPolicy, alerts_from_scores  # noqa: E4
 from bayestwin.monitor.evaluate import evaluate_alerts, matched_reduction, operating_curve  # noqa: E402
 from bayestwin.monitor.model import fit_signal  # noqa: E402
 from bayestwin.monitor.rules import threshold_alerts  # noqa: E402
+from bayestwin.monitor.scoring import DEFAULT_DRIFTS  # noqa: E402
 from bayestwin.monitor.simulate import simulate_cohort  # noqa: E402
 from bayestwin.monitor.twin import MonitorTwin  # noqa: E402
 
@@ -63,7 +65,7 @@ def _thin(frame: pd.DataFrame, rows: int) -> pd.DataFrame:
     return pd.concat(parts).sort_values(["patient", "signal", "time_h"], kind="stable")
 
 
-def run(patients: int, days: float, seed: int, sampler: SamplerConfig) -> list[str]:
+def run(patients: int, days: float, seed: int, sampler: SamplerConfig, drift_scale: float = 1.0) -> list[str]:
     t_start = time.perf_counter()
     cohort = simulate_cohort(n_patients=patients, days=days, seed=seed)
     frame, truth = cohort.frame, cohort.truth
@@ -78,7 +80,8 @@ def run(patients: int, days: float, seed: int, sampler: SamplerConfig) -> list[s
                          f"{fit.diagnostics.max_rhat:.3f} | {fit.diagnostics.min_ess:.0f} | "
                          f"{fit.diagnostics.divergences} | {fit.wall_time_s:.0f} |")
         print(fit_lines[-1], flush=True)
-    twin = MonitorTwin(signals=SIGNALS, n_draws=32, n_paths=16, policy=AlertPolicy(0.9, 0.45, DEDUP_H))
+    drifts = [dataclasses.replace(d, delta=d.delta * drift_scale) for d in DEFAULT_DRIFTS]
+    twin = MonitorTwin(signals=SIGNALS, drifts=drifts, n_draws=32, n_paths=16, policy=AlertPolicy(0.9, 0.45, DEDUP_H))
     twin.fit(hist, fits=fits)
     rest = frame[frame["time_h"] >= FIT_H]
     t0 = time.perf_counter()
@@ -121,7 +124,9 @@ def run(patients: int, days: float, seed: int, sampler: SamplerConfig) -> list[s
 
     n_events = int(truth.groupby("patient")["onset_h"].min().notna().sum())
     lines = [
-        "## Twin vs fixed-threshold rule (validation/monitor_eval.py)", "",
+        "## Twin vs fixed-threshold rule (validation/monitor_eval.py)"
+        + ("" if drift_scale == 1.0 else f", drift deltas x {drift_scale:g}"), "",
+        "Twin drift deltas: " + ", ".join(f"{d.signal} {d.delta:+g}" for d in drifts) + " (over 72 h).", "",
         f"Cohort: `simulate_cohort(n_patients={patients}, days={days:g}, seed={seed})`, {n_events} deteriorating "
         f"patients; {len(frame)} rows ({int((frame['status'] == 'ok').sum())} usable). Monitoring period "
         f"t >= {FIT_H:g} h (the twin's fit uses the first {FIT_H:g} h, before any onset). Event window "
@@ -154,6 +159,7 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=40)
     parser.add_argument("--days", type=float, default=14.0)
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--drift-scale", type=float, default=1.0, help="multiply the twin's drift deltas")
     parser.add_argument("--quick", action="store_true", help="8 patients, 6 days, small chains (smoke run)")
     args = parser.parse_args()
     if args.quick:
@@ -161,7 +167,7 @@ def main() -> None:
         sampler = SamplerConfig(chains=2, warmup=150, draws=150, seed=0, init="prior")
     else:
         sampler = SamplerConfig(chains=4, warmup=250, draws=250, seed=0, init="prior")
-    lines = run(args.patients, args.days, args.seed, sampler)
+    lines = run(args.patients, args.days, args.seed, sampler, args.drift_scale)
     print("\n".join(lines))
     if not args.quick:
         write_section(ROOT / "docs" / "monitoring-evaluation.md", lines)
