@@ -113,7 +113,7 @@ def run(patients: int, days: float, seed: int, sampler: SamplerConfig, drift_sca
         for name, table in (("twin 0.9", twin_alerts(0.9)), ("rule NEWS2 5", rule_alerts(5.0))):
             ev = evaluate_alerts(table[table["patient"].isin(pts)], tr, st, **opts).summary()
             kind_rows.append(f"| {kind} | {name} | {ev['sensitivity']:.2f} | {ev['median_delay_h']:.1f} |")
-    cols = ["level", "sensitivity", "median_delay_h", "false_alarms_per_patient_day", "n_alerts"]
+    cols = ["level", "sensitivity", "chance_sensitivity", "median_delay_h", "false_alarms_per_patient_day", "n_alerts"]
     cols = [c for c in cols if c in twin_curve.columns]
 
     def md(df: pd.DataFrame) -> list[str]:
