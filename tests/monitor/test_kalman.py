@@ -42,6 +42,13 @@ def test_loglik_equals_dense_gaussian(seed: int) -> None:
     exact = multivariate_normal(mean, cov).logpdf(y)
     got = float(log_likelihood(P, t, y, dev, np.ones(n, bool)))
     assert abs(got - exact) <= 1e-8 * max(1.0, abs(exact))
+    # the filtered deviation after the last value is the brute-force Gaussian conditional of x(t_n) given all y
+    state, _ = filter_series(P, t, y, dev, np.ones(n, bool))
+    c = P.sd**2 * np.exp(-P.rate * np.abs(t[-1] - t))
+    m_exact = c @ np.linalg.solve(cov, y - mean)
+    v_exact = P.sd**2 - c @ np.linalg.solve(cov, c)
+    assert abs(float(state.mean) - m_exact) <= 1e-8 * max(1.0, abs(m_exact))
+    assert abs(float(state.var) - v_exact) <= 1e-8 * max(1.0, v_exact)
 
 
 def test_padding_and_masks_do_not_change_the_likelihood() -> None:
