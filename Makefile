@@ -43,6 +43,7 @@ lint: venv
 
 validate: venv
 	$(PIP) install --quiet -e ".[dev,pymc]"
+	$(BIN)/python validation/monitor_eval.py --patients 24 --days 10  # -> docs/monitoring-evaluation.md
 	$(BIN)/python validation/run.py
 
 bench: venv

@@ -36,6 +36,7 @@ _EXPORTS = {
     "Plan": "bayestwin.decision", "compare_plans": "bayestwin.decision", "optimize_regimen": "bayestwin.decision",
     "Recommendation": "bayestwin.decision", "optimize_dose": "bayestwin.decision",
     "ReactiveRule": "bayestwin.decision",
+    "MonitorTwin": "bayestwin.monitor", "AlertPolicy": "bayestwin.monitor", "read_streams": "bayestwin.monitor",
 }
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
