@@ -126,8 +126,8 @@ def test_file_json_string_and_lone_resource_inputs(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(InputError, match=r"'bad.json' is not valid JSON \(line 1"):
         read_fhir_streams(tmp_path / "bad.json")
-    with pytest.raises(InputError, match="no FHIR parser for resource type 'Patient'"):
-        read_fhir_rows(bundle, "Patient")
+    with pytest.raises(InputError, match="no FHIR parser for resource type 'Encounter'"):
+        read_fhir_rows(bundle, "Encounter")
 
 
 def test_missing_fhir_extra_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,8 +9,8 @@ change to the walker. Nothing here knows about vital signs: mapping codes to sig
 
 Examples
 --------
->>> sorted(PARSERS), OBSERVATION_COLUMNS[:3]
-(['Observation'], ('source', 'path', 'patient'))
+>>> "Observation" in PARSERS, OBSERVATION_COLUMNS[:3]
+(True, ('source', 'path', 'patient'))
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import pandas as pd
 from bayestwin._extras import require
 from bayestwin.exceptions import InputError
 
-__all__ = ["OBSERVATION_COLUMNS", "PARSERS", "iter_resources", "load_bundle", "read_fhir_rows"]
+__all__ = ["OBSERVATION_COLUMNS", "PARSERS", "iter_resources", "load_bundle", "read_fhir_rows", "register_parser"]
 
 LOINC_SYSTEM = "http://loinc.org"
 #: Columns of the rows ``read_fhir_rows(..., "Observation")`` returns, one row per value (a panel's
@@ -107,8 +107,9 @@ def _validate(model: Any, label: str, res: dict[str, Any]) -> Any:
         for e in err.errors()[:5]:
             path = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in e["loc"]).replace(".[", "[")
             problems.append(f"{label}.{path}: {e['msg']} (got {e.get('input')!r})" if path else f"{label}: {e['msg']}")
+        kind = getattr(model, "__name__", "resource")
         raise InputError("invalid FHIR resource: " + "; ".join(problems)
-                         + ". Fix these fields (FHIR R4 Observation) and read the bundle again.") from None
+                         + f". Fix these fields (FHIR R4 {kind}) and read the bundle again.") from None
 
 
 def _ref_id(ref: Any) -> str:
@@ -180,11 +181,24 @@ def _observation_rows(label: str, res: dict[str, Any]) -> list[dict[str, Any]]:
     return [{**base, "path": label, "system": system, "code": code, "display": display, **_value_row(obs, label)}]
 
 
-#: resource type -> parser ``(label, resource dict) -> rows``; add a type here to read it.
-PARSERS: Mapping[str, Callable[[str, dict[str, Any]], list[dict[str, Any]]]] = MappingProxyType(
-    {"Observation": _observation_rows}
-)
-_COLUMNS = {"Observation": OBSERVATION_COLUMNS}
+Parser = Callable[[str, dict[str, Any]], list[dict[str, Any]]]
+_REGISTRY: dict[str, Parser] = {"Observation": _observation_rows}
+#: resource type -> parser ``(label, resource dict) -> rows``; ``register_parser`` adds a type.
+PARSERS: Mapping[str, Parser] = MappingProxyType(_REGISTRY)
+_COLUMNS: dict[str, tuple[str, ...]] = {"Observation": OBSERVATION_COLUMNS}
+
+
+def register_parser(resource_type: str, parser: Parser, columns: tuple[str, ...]) -> None:
+    """Register ``parser`` for ``resource_type``; ``read_fhir_rows`` then returns ``columns``.
+
+    Examples
+    --------
+    >>> register_parser("Observation", PARSERS["Observation"], OBSERVATION_COLUMNS)
+    >>> "Observation" in PARSERS
+    True
+    """
+    _REGISTRY[resource_type] = parser
+    _COLUMNS[resource_type] = tuple(columns)
 
 
 def read_fhir_rows(source: str | Path | Mapping[str, Any], resource_type: str = "Observation") -> pd.DataFrame:
