@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -220,3 +221,35 @@ def test_fhir_table_fits_the_theophylline_twin_data_path() -> None:
     spec = module.spec()
     arrays = cohort_arrays(read_fhir(_complete(), observations={THEO: (1, "mg/L")}), spec, get_model(spec.model))
     assert len(arrays.observations) == 4
+
+
+def _stamp(hours: float) -> str:
+    micro = round(hours * 3_600_000_000)  # exact microseconds: Timedelta(hours=float) can round off a nanosecond
+    return (pd.Timestamp("2024-01-01T08:00:00Z") + pd.Timedelta(microseconds=micro)).isoformat()
+
+
+def test_bundle_built_from_theo_sd_reads_to_the_csv_table() -> None:
+    from bayestwin.data import load_dataset
+
+    csv = load_dataset("theo_sd")
+    resources: list[dict[str, Any]] = []
+    for label, r in csv.frame.iterrows():
+        subject = {"reference": f"Patient/{int(r['id'])}"}
+        if r["evid"] == 1:
+            adm = _adm(f"a{label}", _q(r["amt"], "mg"), when=_stamp(r["time"]), route=ORAL)
+            resources += [{**adm, "subject": subject},
+                          {**_lab(f"w{label}", _stamp(r["time"]), _q(r["WT"], "kg"), code="29463-7"),
+                           "subject": subject}]
+        else:
+            ug_per_l = float(Decimal(repr(float(r["dv"]))) * 1000)  # exact decimal, so mg/L comes back exactly
+            resources.append({**_lab(f"o{label}", _stamp(r["time"]), _q(ug_per_l, "ug/L")), "subject": subject})
+    table = read_fhir(_bundle(*resources), observations=OBS, routes={"oral": 1})
+    f, g = table.frame.reset_index(drop=True), csv.frame.reset_index(drop=True)
+    assert len(f) == len(g) == 144 and table.covariates == ("WT",)
+    assert f["id"].tolist() == g["id"].tolist()  # numeric ids read as numbers, as from the CSV
+    for col in ("time", "evid", "amt", "rate", "dur", "mdv", "cens", "dvid", "WT"):
+        assert f[col].tolist() == g[col].tolist(), col
+    obs = g["evid"] == 0
+    assert f["dv"][obs].tolist() == g["dv"][obs].tolist()  # exact: ug/L -> mg/L divides by 1000
+    assert (f["cmt"][~obs] == g["cmt"][~obs]).all() and table.accounting.rows_in == 144
+    assert table.report.rules() == csv.report.rules()  # the same warnings (pre-dose samples) as from the CSV

@@ -239,6 +239,8 @@ def read_fhir(
     frame = pd.DataFrame(records)
     frame = frame.iloc[sorted(range(len(frame)), key=lambda i: frame["_order"].iloc[i])]
     frame = frame.drop(columns="_order").set_index("source_row")
+    if frame["LLOQ"].isna().all():  # no censored result: leave the column out (an empty one is warned about)
+        frame = frame.drop(columns="LLOQ")
     units = _units(observations, dose_unit)
     frame = _covariates(frame, patients, ids, covs, origins, units)
     raw = read_raw(frame)
