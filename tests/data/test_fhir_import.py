@@ -127,7 +127,7 @@ def test_complete_bundle_gives_the_exact_event_table() -> None:
     assert (acc.rows_in, acc.rows_used) == (8, 7)
     assert acc.reasons() == {"FHIR status entered-in-error": 1}
     assert acc.excluded["row"].tolist() == ["MedicationAdministration/a4"]
-    assert table.report.ok
+    assert table.report.ok and len(table.report) == 0
 
 
 def test_planned_doses_are_expanded_on_the_table_clock() -> None:
@@ -253,3 +253,13 @@ def test_bundle_built_from_theo_sd_reads_to_the_csv_table() -> None:
     assert f["dv"][obs].tolist() == g["dv"][obs].tolist()  # exact: ug/L -> mg/L divides by 1000
     assert (f["cmt"][~obs] == g["cmt"][~obs]).all() and table.accounting.rows_in == 144
     assert table.report.rules() == csv.report.rules()  # the same warnings (pre-dose samples) as from the CSV
+
+
+def test_second_output_gets_its_dvid_and_unit() -> None:
+    doc = _bundle(_adm("a1", _q(5, "mg"), when="2024-03-01T08:00:00Z"),
+                  _lab("o1", "2024-03-01T09:00:00Z", _q(1.0, "mg/L")),
+                  _lab("c1", "2024-03-01T09:00:00Z", _q(1.1, "mg/dL"), code="2160-0"))
+    table = read_fhir(doc, observations={THEO: (1, "mg/L"), "2160-0": (2, "g/L")})
+    f = table.frame
+    assert f.loc["Observation/c1", "dvid"] == 2 and f.loc["Observation/c1", "dv"] == pytest.approx(0.011, rel=1e-15)
+    assert (table.dv_unit(1), table.dv_unit(2)) == ("mg/L", "g/L")

@@ -187,7 +187,7 @@ def read_fhir(
     dose_unit : str
         Unit of AMT (doses are converted to it) and of RATE per hour.
     routes : mapping
-        Route (``"oral"``, ``"iv"``) -> CMT value.
+        Route (``"oral"``, ``"iv"``) -> CMT value. An administration without ``dosage.route`` is oral.
     pseudonymizer : callable, optional
         ``str -> str`` applied to every patient identifier before it enters the table.
 
