@@ -19,7 +19,8 @@ __version__ = "0.1.0.dev0"
 # XLA flag above is set before JAX loads.
 _EXPORTS = {
     "EventTable": "bayestwin.data", "read_nonmem": "bayestwin.data", "read_tidy": "bayestwin.data",
-    "load_dataset": "bayestwin.data", "list_datasets": "bayestwin.data", "write_nonmem": "bayestwin.data",
+    "load_dataset": "bayestwin.data", "read_fhir": "bayestwin.data", "read_fhir_plan": "bayestwin.data",
+    "list_datasets": "bayestwin.data", "write_nonmem": "bayestwin.data",
     "TwinSpec": "bayestwin.spec", "Parameter": "bayestwin.spec", "Prior": "bayestwin.spec",
     "CovariateEffect": "bayestwin.spec", "ErrorModel": "bayestwin.spec",
     "AbstractStructuralModel": "bayestwin.spec",

@@ -11,6 +11,7 @@ from bayestwin.data.append import append_events
 from bayestwin.data.datasets import dataset_path, list_datasets, load_dataset
 from bayestwin.data.event_table import EventTable, RowAccounting
 from bayestwin.data.expand import expand_addl, time_after_dose
+from bayestwin.data.fhir import read_fhir, read_fhir_plan
 from bayestwin.data.ingest import timestamps as _timestamps  # noqa: F401  (registers Z rules)
 from bayestwin.data.ingest.nonmem import read_nonmem, write_nonmem
 from bayestwin.data.ingest.tidy import read_tidy
@@ -32,6 +33,8 @@ __all__ = [
     "expand_addl",
     "list_datasets",
     "load_dataset",
+    "read_fhir",
+    "read_fhir_plan",
     "read_nonmem",
     "read_tidy",
     "rule_table",
