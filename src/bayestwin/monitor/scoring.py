@@ -110,6 +110,28 @@ def crossing_grid(p: OUParams, out: FilterOutput, t: jax.Array, key: jax.Array, 
     return jax.lax.map(patient, (p, out.filt_mean, out.filt_var, t, keys))
 
 
+@jax.jit
+def _surprise_and_expected(p: OUParams, out: FilterOutput, y: jax.Array, t: jax.Array) -> tuple[jax.Array, ...]:
+    """Tail probability, log score (patient, obs) and expected value without deviation (patient, draw, obs).
+
+    One compiled call per padded shape (the eager version compiled each primitive for every new shape).
+    """
+    tail, log_score = surprise(y, jnp.moveaxis(out.pred_mean, 1, -1), jnp.moveaxis(out.pred_var, 1, -1))
+    expected = seasonal(OUParams(*(v[..., None] for v in p[:5]), noise=p.noise), t[:, None, :])
+    return tail, log_score, expected
+
+
+@functools.partial(jax.jit, static_argnames=("delta",))
+def _level_change(mean_now: jax.Array, var_now: jax.Array, mean_then: jax.Array, var_then: jax.Array,
+                  delta: float) -> jax.Array:
+    return level_change_probability(mean_now, var_now, mean_then, var_then, delta)
+
+
+def _pad_rows(a: np.ndarray, n: int) -> np.ndarray:
+    """`a` (rows, draw) padded with ones to `n` rows (a bucketed size: one compilation per bucket)."""
+    return np.concatenate([a, np.ones((n - a.shape[0], *a.shape[1:]))]) if n > a.shape[0] else a
+
+
 def _smoothed(t: np.ndarray, fm: np.ndarray, fv: np.ndarray, smooth_h: float) -> tuple[np.ndarray, np.ndarray]:
     """Per observation (rows of fm/fv: obs x draw): mean over observations in (t - smooth_h, t]."""
     if smooth_h <= 0:
@@ -150,52 +172,54 @@ def score_arrays(signal: str, patients: Sequence[str], p: OUParams, out: FilterO
     (['crossing', 'crossing', 'crossing'], True)
     """
     key = jax.random.PRNGKey(0) if key is None else key
-    pn = OUParams(*(np.asarray(v) for v in p))
-    tail, log_score = (np.asarray(a) for a in surprise(jnp.asarray(y), jnp.moveaxis(out.pred_mean, 1, -1),
-                                                         jnp.moveaxis(out.pred_var, 1, -1)))
+    tail, log_score, expected = (np.asarray(a) for a in _surprise_and_expected(
+        OUParams(*(jnp.asarray(v) for v in p)), FilterOutput(*(jnp.asarray(a) for a in out)), jnp.asarray(y),
+        jnp.asarray(t)))
     fm, fv = np.asarray(out.filt_mean), np.asarray(out.filt_var)  # (patient, draw, obs)
-    expected = np.asarray(seasonal(OUParams(*(np.asarray(v)[..., None] for v in pn[:5]), noise=pn.noise),
-                                   jnp.asarray(t)[:, None, :]))  # (patient, draw, obs)
     base_now = expected.mean(axis=1)
     now = (expected + fm).mean(axis=1)
     offsets = np.asarray(offsets, float)[:, None]
     time_h = t - offsets if time_h is None else np.asarray(time_h, float)
     emit = mask if emit is None else emit & mask
+    emit_i, emit_k = np.nonzero(emit)
     rows = []
 
     def table(kind: str, prob: np.ndarray, lo: np.ndarray, hi: np.ndarray, horizon: float,
               start: np.ndarray) -> pd.DataFrame:
-        i, k = np.nonzero(emit)
+        i, k = emit_i, emit_k
         return pd.DataFrame({"patient": np.asarray(patients, dtype=object)[i], "signal": signal, "kind": kind,
                              "time_h": time_h[i, k], "probability": prob[i, k], "lower": lo[i, k], "upper": hi[i, k],
                              "baseline": base_now[i, k], "now": now[i, k], "value": y[i, k], "tail_prob": tail[i, k],
                              "log_score": log_score[i, k], "horizon_h": horizon, "window_start_h": start[i, k]})
 
     first = np.where(mask.any(axis=1), time_h[:, 0], np.nan)[:, None] * np.ones_like(time_h)
-    for c in crossings:
-        if c.signal != signal:
-            continue
-        # gather the emitted rows left-aligned (padded to a size bucket: one compilation per bucket)
+    wanted = [c for c in crossings if c.signal == signal]
+    if wanted:
+        # gather the emitted rows left-aligned (padded to a size bucket: one compilation per bucket); a
+        # patient's padding repeats its last emitted row (0 when none): the layout of the random keys
         counts = emit.sum(axis=1)
         width = bucket_size(int(counts.max()))
-        idx = np.zeros((t.shape[0], width), int)
-        for i in range(t.shape[0]):
-            e = np.flatnonzero(emit[i])
-            idx[i, :e.size], idx[i, e.size:] = e, (e[-1] if e.size else 0)
+        order = np.argsort(~emit, axis=1, kind="stable")[:, :width]
+        order = np.pad(order, ((0, 0), (0, max(0, width - order.shape[1]))))
+        filled = np.arange(width)[None, :] < counts[:, None]
+        last = np.where(counts > 0, order[np.arange(len(counts)), np.maximum(counts - 1, 0)], 0)
+        idx = np.where(filled, order, last[:, None])
         sub = FilterOutput(*(np.take_along_axis(np.asarray(a), idx[:, None, :], axis=2) for a in out))
         t_sub = jnp.asarray(np.take_along_axis(t, idx, axis=1))
+        fi, fk = np.nonzero(filled)
+    for c in wanted:
         per_sub = np.asarray(crossing_grid(p, sub, t_sub, key, threshold=float(c.threshold), above=c.above,
                                            horizon=float(c.horizon_h), step=step_h, n_paths=n_paths))
         per = np.full((*t.shape, per_sub.shape[-1]), np.nan)
-        for i in range(t.shape[0]):
-            per[i, idx[i, :counts[i]]] = per_sub[i, :counts[i]]
+        per[fi, idx[fi, fk]] = per_sub[fi, fk]
         rows.append(table("crossing", *_interval(per), c.horizon_h, first))
     for d in drifts:
         if d.signal != signal:
             continue
         prob, lo, hi = (np.full(t.shape, np.nan) for _ in range(3))
         start = np.full(t.shape, np.nan)
-        for i in range(t.shape[0]):
+        now_m, now_v, then_m, then_v, where = [], [], [], [], []
+        for i in range(t.shape[0]):  # numpy per patient (searchsorted, cumsum); one compiled call below
             n = int(mask[i].sum())
             if n == 0:
                 continue
@@ -205,10 +229,17 @@ def score_arrays(signal: str, patients: Sequence[str], p: OUParams, out: FilterO
             ok = j >= 0
             if not ok.any():
                 continue
-            per = np.asarray(level_change_probability(sm[ok], sv[ok], sm[j[ok]], sv[j[ok]], d.delta))
-            idx = np.flatnonzero(ok)
-            prob[i, idx], lo[i, idx], hi[i, idx] = _interval(per)
-            start[i, idx] = ti[j[ok]] - offsets[i, 0]
+            now_m.append(sm[ok]), now_v.append(sv[ok]), then_m.append(sm[j[ok]]), then_v.append(sv[j[ok]])
+            idx_ok = np.flatnonzero(ok)
+            where.append((np.full(idx_ok.size, i), idx_ok))
+            start[i, idx_ok] = ti[j[ok]] - offsets[i, 0]
+        if where:
+            total = sum(w[0].size for w in where)
+            size = bucket_size(total)
+            per = np.asarray(_level_change(*(_pad_rows(np.concatenate(a), size) for a in (now_m, now_v, then_m,
+                                                                                        then_v)), delta=d.delta))
+            ii, kk = (np.concatenate(w) for w in zip(*where, strict=True))
+            prob[ii, kk], lo[ii, kk], hi[ii, kk] = _interval(per[:total])
         rows.append(table("drift", prob, lo, hi, d.window_h, start))
     if surprise_rows:
         rows.append(table("surprise", 1.0 - tail, 1.0 - tail, 1.0 - tail, 0.0, time_h))
