@@ -14,9 +14,10 @@ import pandas as pd
 
 from bayestwin.dynamics.events import bucket_size
 from bayestwin.monitor.kalman import FilterOutput, OUParams, seasonal
+from bayestwin.monitor.model import circadian_offset
 from bayestwin.monitor.scoring import Crossing, Drift, _interval, _smoothed, crossing_grid
 from bayestwin.monitor.signals import level_change_probability, surprise
-from bayestwin.monitor.twin import _keep
+from bayestwin.monitor.twin import _keep, _usable
 
 
 def score_arrays_reference(signal: str, patients: Sequence[str], p: OUParams, out: FilterOutput, t: np.ndarray,
@@ -128,3 +129,26 @@ def with_history_reference(self: Any, sig: str, st: Any, out: FilterOutput, t: n
         tt[i, :k], tt[i, k:], yy[i, :k], mm[i, :k] = p[5], (p[5][-1] if k else 0.0), p[6], True
         emit[i, k - new_counts[i]:k] = True
     return FilterOutput(*arrays), tt, yy, tt - offsets[:, None], mm, emit
+
+
+def observe_reference(self: Any, rows: pd.DataFrame) -> pd.DataFrame:
+    """Filter and score new canonical rows (usable ones); return the alerts they raise (alert table rows).
+
+    Rows of signals the twin does not model are ignored. Patients not seen before start from the
+    population. The whole batch of a signal is one compiled call (patients x padded rows).
+    """
+    self._check()
+    before = self.alerts()
+    new = _usable(rows)
+    self.offsets_ |= {p: o for p, o in circadian_offset(new).items() if p not in self.offsets_}
+    for sig, st in self.states_.items():
+        batch = new[new["signal"] == sig]
+        if batch.empty:
+            continue
+        self._observe_signal(sig, st, batch)
+    after = self.alerts()
+    if before.empty:
+        return after
+    key = ["patient", "signal", "kind", "time_h"]
+    merged = after.merge(before[key], on=key, how="left", indicator=True)
+    return merged[merged["_merge"] == "left_only"].drop(columns="_merge").reset_index(drop=True)

@@ -11,10 +11,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from _monitor_reference import score_arrays_reference, with_history_reference
+from _monitor_reference import observe_reference, score_arrays_reference, with_history_reference
 
 from bayestwin.diagnostics import ConvergenceReport
 from bayestwin.monitor import twin as twin_module
+from bayestwin.monitor.alerts import AlertPolicy
 from bayestwin.monitor.model import SignalFit, signal_arrays
 from bayestwin.monitor.simulate import simulate_cohort
 from bayestwin.monitor.twin import MonitorTwin
@@ -44,20 +45,21 @@ def cohort() -> tuple[pd.DataFrame, dict[str, SignalFit]]:
     return frame, {s: _fit(hist, s) for s in SIGNALS}
 
 
-def _run(frame: pd.DataFrame, fits: dict[str, SignalFit]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    twin = MonitorTwin(signals=SIGNALS, n_draws=8, n_paths=8, seed=5).fit(frame[frame["time_h"] < 48.0], fits=fits)
+def _run(frame: pd.DataFrame, fits: dict[str, SignalFit]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    twin = MonitorTwin(signals=SIGNALS, n_draws=8, n_paths=8, seed=5, policy=AlertPolicy(0.3, 0.15, 6.0))
+    twin.fit(frame[frame["time_h"] < 48.0], fits=fits)
     rest = frame[frame["time_h"] >= 48.0]
-    for h in range(48, 120, 24):
-        twin.observe(rest[(rest["time_h"] >= h) & (rest["time_h"] < h + 24)])
-    return twin.scores(), twin.alerts()
+    raised = [twin.observe(rest[(rest["time_h"] >= h) & (rest["time_h"] < h + 24)]) for h in range(48, 120, 24)]
+    return twin.scores(), twin.alerts(), pd.concat(raised, ignore_index=True)
 
 
 def test_online_scores_equal_the_previous_implementation(cohort, monkeypatch: pytest.MonkeyPatch) -> None:
     frame, fits = cohort
-    new_scores, new_alerts = _run(frame, fits)
+    new_scores, new_alerts, new_raised = _run(frame, fits)
     monkeypatch.setattr(twin_module, "score_arrays", score_arrays_reference)
     monkeypatch.setattr(twin_module.MonitorTwin, "_with_history", with_history_reference)
-    old_scores, old_alerts = _run(frame, fits)
+    monkeypatch.setattr(twin_module.MonitorTwin, "observe", observe_reference)
+    old_scores, old_alerts, old_raised = _run(frame, fits)
     assert len(new_scores) == len(old_scores) > 500
     assert set(new_scores["kind"]) == {"crossing", "drift"}
     pd.testing.assert_frame_equal(new_scores[["patient", "signal", "kind", "horizon_h"]],
@@ -68,4 +70,6 @@ def test_online_scores_equal_the_previous_implementation(cohort, monkeypatch: py
     crossing = new_scores["kind"] == "crossing"
     assert new_scores.loc[crossing, "probability"].between(0.01, 0.99).any()  # the Monte Carlo is exercised
     assert new_scores.loc[~crossing, "probability"].notna().sum() > 50  # so is the drift
+    assert len(new_alerts) > 0
     pd.testing.assert_frame_equal(new_alerts, old_alerts)
+    pd.testing.assert_frame_equal(new_raised, old_raised)  # what each observe() call returned

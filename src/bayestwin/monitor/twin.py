@@ -138,7 +138,9 @@ class MonitorTwin:
         population. The whole batch of a signal is one compiled call (patients x padded rows).
         """
         self._check()
-        before = self.alerts()
+        cached = getattr(self, "_alerts_cache", None)  # the alerts of the current scores (same policy)
+        fresh = cached is not None and cached[0] is self.scores_ and cached[1] is self.policy
+        before = cached[2] if fresh else self.alerts()
         new = _usable(rows)
         self.offsets_ |= {p: o for p, o in circadian_offset(new).items() if p not in self.offsets_}
         for sig, st in self.states_.items():
@@ -147,8 +149,9 @@ class MonitorTwin:
                 continue
             self._observe_signal(sig, st, batch)
         after = self.alerts()
+        self._alerts_cache = (self.scores_, self.policy, after)
         if before.empty:
-            return after
+            return after.copy()  # the cache keeps `after`
         key = ["patient", "signal", "kind", "time_h"]
         merged = after.merge(before[key], on=key, how="left", indicator=True)
         return merged[merged["_merge"] == "left_only"].drop(columns="_merge").reset_index(drop=True)
