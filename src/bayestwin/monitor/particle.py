@@ -128,10 +128,8 @@ def _draw_scale(k_lam: Array, k_mix: Array, nu: Array, z2: Array, censored: Arra
     n = z2.shape[-1]
     a0, b0 = nu / 2.0, nu / 2.0
     a1, b1 = (nu + 1.0) / 2.0, (nu + z2) / 2.0
-    g0 = jax.random.gamma(k_lam, a0, (n,), float)
-    g1 = jax.random.gamma(k_lam, a1, (n,), float)
     use_post = (jax.random.uniform(k_mix, (n,), float) < 0.5) & ~censored
-    lam = jnp.where(use_post, g1 / b1, g0 / b0)
+    lam = jax.random.gamma(k_lam, jnp.where(use_post, a1, a0), (n,), float) / jnp.where(use_post, b1, b0)
     lp0 = gamma_logpdf(lam, a0, scale=1.0 / b0)
     lp1 = gamma_logpdf(lam, a1, scale=1.0 / b1)
     lq = jnp.logaddexp(lp0, lp1) - np.log(2.0)
