@@ -36,20 +36,25 @@ def _series(seed: int, n: int = 40) -> tuple[np.ndarray, ...]:
 
 def test_gaussian_limit_agrees_with_kalman() -> None:
     """nu = 1e6, no censoring: the log likelihood over independent seeds agrees with the exact one within 4 MC
-    SDs of their mean, and the filtered means within 4.5 MC SDs at every row (40 rows: Bonferroni ~5e-3)."""
+    SEs of their mean, and the filtered means and variances within 4.5 MC SEs at every row (40 rows: Bonferroni
+    ~3e-4 each)."""
     t, y, dev, mask = _series(0)
     _, kal = filter_series(P, t, y, dev, mask)
     exact = float(kal.loglik.sum())
     _, out = _over_seeds(P, Measurement(nu=1e6), t, y, dev, mask, jax.random.split(jax.random.key(0), N_SEEDS))
     ll = np.asarray(out.loglik.sum(axis=1))
     se = ll.std(ddof=1) / np.sqrt(N_SEEDS)
-    assert se > 0.0 and abs(ll.mean() - exact) <= 4.0 * se, (ll.mean(), exact, se)
-    fm = np.asarray(out.filt_mean)
+    fm, fv = np.asarray(out.filt_mean), np.asarray(out.filt_var)
     fm_se = fm.std(axis=0, ddof=1) / np.sqrt(N_SEEDS)
+    fv_se = fv.std(axis=0, ddof=1) / np.sqrt(N_SEEDS)
+    print(f"log likelihood: exact {exact:.3f}, particle mean {ll.mean():.3f} (SD over seeds {ll.std(ddof=1):.3f}); "
+          f"filtered mean max |z| {np.max(np.abs(fm.mean(axis=0) - kal.filt_mean) / fm_se):.2f}, "
+          f"filtered var max |z| {np.max(np.abs(fv.mean(axis=0) - kal.filt_var) / fv_se):.2f}, "
+          f"max rel. error {np.max(np.abs(fv.mean(axis=0) / kal.filt_var - 1)):.3f}")
+    assert se > 0.0 and abs(ll.mean() - exact) <= 4.0 * se, (ll.mean(), exact, se)
     assert np.all(np.abs(fm.mean(axis=0) - np.asarray(kal.filt_mean)) <= 4.5 * fm_se + 1e-9)
-    # filtered variance: the PF's weighted variance is within 10 % of the exact one (MC error of a variance
-    # estimate from ~N/2..N effective particles is ~ sqrt(2 / 128) ~ 12 % per seed, averaged over 32 seeds)
-    np.testing.assert_allclose(np.asarray(out.filt_var).mean(axis=0), np.asarray(kal.filt_var), rtol=0.1)
+    # the weighted particle variance, the same way (its O(1/N) bias is below the MC error at N = 256)
+    assert np.all(np.abs(fv.mean(axis=0) - np.asarray(kal.filt_var)) <= 4.5 * fv_se)
 
 
 def test_heavy_tails_resist_an_artefact() -> None:
