@@ -19,7 +19,8 @@ the Student-t likelihood, and fully adapted (the Kalman update) in the Gaussian 
 uses the bootstrap proposal (``x`` from the transition, ``lam`` from the prior) with weight
 ``P(y* >= upper - resolution | x, lam)``. Systematic resampling when the effective sample size falls below
 N/2. Particle count is static (one compilation per (N, padded shape)); keys are explicit and carried in
-the state (online use continues the stream of random numbers).
+the state (online use continues the stream of random numbers; padded rows do not advance it, so padding
+changes nothing).
 
 Per observation the filter returns the log incremental likelihood (the log score, ``log p(y | past)``,
 or ``log P(y* >= upper - resolution | past)`` for a censored reading), the predictive CDF of the reading
@@ -174,7 +175,7 @@ def _step(p: OUParams, m: Measurement, state: ParticleState,
     x_out = jnp.where(resample, x_new[idx], x_new)
     logw_out = jnp.where(resample, jnp.full(n, -np.log(n)), logw)
     new = ParticleState(jnp.where(mask, x_out, state.x), jnp.where(mask, logw_out, state.logw),
-                        jnp.where(mask, t, state.time), key)
+                        jnp.where(mask, t, state.time), jnp.where(mask, key, state.key))
     vals = (pm, pv, cdf, fm, fv, ll, ess)
     return new, ParticleOutput(*(jnp.where(mask, v, jnp.zeros_like(v)) for v in vals))
 
