@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax
 import numpy as np
+from jax.scipy.special import ndtr
 from ou_synth import simulate_patient
 
 from bayestwin.monitor.kalman import OUParams, filter_cohort, filter_series, initial_state
@@ -56,6 +57,10 @@ def test_gaussian_limit_agrees_with_kalman() -> None:
           f"filtered var max |z| {np.max(np.abs(fv.mean(axis=0) - kal.filt_var) / fv_se):.2f}, "
           f"max rel. error {np.max(np.abs(fv.mean(axis=0) / kal.filt_var - 1)):.3f}")
     assert se > 0.0 and abs(ll.mean() - exact) <= 4.0 * se, (ll.mean(), exact, se)
+    # the predictive CDF at each reading (the tail probability's input) is the Kalman one within MC error
+    cdf, cdf_se = np.asarray(out.pred_cdf).mean(axis=0), np.asarray(out.pred_cdf).std(axis=0, ddof=1) / np.sqrt(N_SEEDS)
+    cdf_kal = np.asarray(ndtr((y - kal.pred_mean) / np.sqrt(kal.pred_var)))
+    assert np.all(np.abs(cdf - cdf_kal) <= 4.5 * cdf_se + 1e-12)
     assert np.all(np.abs(fm.mean(axis=0) - np.asarray(kal.filt_mean)) <= 4.5 * fm_se + 1e-9)
     # the weighted particle variance, the same way (its O(1/N) bias is below the MC error at N = 256)
     assert np.all(np.abs(fv.mean(axis=0) - np.asarray(kal.filt_var)) <= 4.5 * fv_se)
@@ -82,13 +87,17 @@ def test_heavy_tails_resist_an_artefact() -> None:
     kal_clean = np.asarray(filter_series(p_kal, t, clean, dev, mask)[1].filt_mean)
     starts = _starts(p, 1)
     m = Measurement(nu=3.0)
-    pf_spiked = np.asarray(_over_seeds(p, m, t, spiked, dev, mask, starts)[1].filt_mean)
+    spiked_out = _over_seeds(p, m, t, spiked, dev, mask, starts)[1]
+    pf_spiked, spiked_cdf = np.asarray(spiked_out.filt_mean), np.asarray(spiked_out.pred_cdf[:, 20])
     pf_clean = np.asarray(_over_seeds(p, m, t, clean, dev, mask, starts)[1].filt_mean)
     up_kal, up_pf = float(update(kal_spiked)), update(pf_spiked)
     print(f"update caused by the spike: Kalman {up_kal:.2f}, particle (nu=3) {up_pf.mean():.2f} "
           f"(SD over seeds {up_pf.std(ddof=1):.2f}) /min; filtered state spiked - clean at the spike: Kalman "
           f"{kal_spiked[20] - kal_clean[20]:.2f}, particle {np.mean(pf_spiked[:, 20] - pf_clean[:, 20]):.2f}")
     assert up_kal > 20.0
+    tail = 2.0 * np.minimum(spiked_cdf, 1.0 - spiked_cdf)
+    print(f"tail probability of the spike: particle {tail.mean():.1e}")
+    assert np.all(tail < 1e-2)
     assert abs(up_pf.mean()) < 0.05 * up_kal
     # one row later the heavy-tailed filter is back on the clean track; the Kalman filter is not
     assert np.mean(np.abs(pf_spiked[:, 22] - pf_clean[:, 22])) < 0.1 * abs(kal_spiked[22] - kal_clean[22])

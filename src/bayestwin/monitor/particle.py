@@ -163,7 +163,8 @@ def _step(p: OUParams, m: Measurement, state: ParticleState,
     ll = logsumexp(logw)
     logw = logw - ll
     w_prev, w = jnp.exp(state.logw), jnp.exp(logw)
-    cdf = jnp.sum(w_prev * ndtr((jnp.where(censored, c, y) - mu) / jnp.sqrt(s)))
+    a = w_prev * jnp.exp(lg_lam)                             # lam was drawn from the proposal: reweight to the prior
+    cdf = jnp.sum(a * ndtr((jnp.where(censored, c, y) - mu) / jnp.sqrt(s))) / jnp.sum(a)
     pm = jnp.sum(w_prev * mu)
     t_var = jnp.where(nu > 2.0, nu / jnp.maximum(nu - 2.0, 1e-12), jnp.inf)
     pv = jnp.sum(w_prev * (mu - pm) ** 2) + q + p.noise[dev] ** 2 * t_var
