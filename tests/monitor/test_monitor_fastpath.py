@@ -49,7 +49,7 @@ def _run(frame: pd.DataFrame, fits: dict[str, SignalFit]) -> tuple[pd.DataFrame,
     twin = MonitorTwin(signals=SIGNALS, n_draws=8, n_paths=8, seed=5, policy=AlertPolicy(0.3, 0.15, 6.0))
     twin.fit(frame[frame["time_h"] < 48.0], fits=fits)
     rest = frame[frame["time_h"] >= 48.0]
-    raised = [twin.observe(rest[(rest["time_h"] >= h) & (rest["time_h"] < h + 24)]) for h in range(48, 120, 24)]
+    raised = [twin.observe(rest[(rest["time_h"] >= h) & (rest["time_h"] < h + 24)]) for h in range(48, 96, 24)]
     return twin.scores(), twin.alerts(), pd.concat(raised, ignore_index=True)
 
 
