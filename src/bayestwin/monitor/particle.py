@@ -37,8 +37,8 @@ Examples
 >>> t = np.array([0.0, 1.0, 2.5]); y = np.array([76.0, 74.0, 71.0]); dev = np.zeros(3, int)
 >>> _, out = particle_filter(p, Measurement(nu=1e6), t, y, dev, np.ones(3, bool), jax.random.key(0),
 ...                         n_particles=256)
->>> exact = float(log_likelihood(p, t, y, dev, np.ones(3, bool)))
->>> bool(abs(float(out.loglik.sum()) - exact) < 0.05)
+>>> exact = float(log_likelihood(p, t, y, dev, np.ones(3, bool)))       # MC SD of the estimate ~0.04
+>>> bool(abs(float(out.loglik.sum()) - exact) < 0.2)
 True
 """
 
@@ -181,10 +181,11 @@ def _step(p: OUParams, m: Measurement, state: ParticleState,
     return new, ParticleOutput(*(jnp.where(mask, v, jnp.zeros_like(v)) for v in vals))
 
 
+@partial(jax.jit, static_argnames=("n_particles",))
 def particle_filter(p: OUParams, m: Measurement, t: Array, y: Array, dev: Array, mask: Array,
                     key: Array | None = None, *, n_particles: int = 512,
                     state: ParticleState | None = None) -> tuple[ParticleState, ParticleOutput]:
-    """Filter one series (scalar parameters) with `n_particles` particles.
+    """Filter one series (scalar parameters) with `n_particles` particles (jitted; one compilation per shape).
 
     Parameters
     ----------
@@ -210,11 +211,11 @@ def particle_filter(p: OUParams, m: Measurement, t: Array, y: Array, dev: Array,
     Examples
     --------
     >>> p = OUParams(96.0, 0.0, 0.0, 0.3, 1.5, np.array([0.8]))
-    >>> end, out = particle_filter(p, Measurement(nu=5.0, upper=100.0), np.array([0.0, 1.0]),
-    ...                            np.array([100.0, 97.0]), np.zeros(2, int), np.ones(2, bool),
-    ...                            jax.random.key(0), n_particles=64)
+    >>> end, out = particle_filter(p, Measurement(nu=5.0, upper=100.0), np.array([0.0, 1.0, 2.0]),
+    ...                            np.array([100.0, 97.0, 96.0]), np.zeros(3, int), np.ones(3, bool),
+    ...                            jax.random.key(0), n_particles=256)
     >>> bool(out.filt_mean[0] > 2.0), out.ess.shape     # a censored 100 %: the level is >= 99.5 - noise
-    (True, (2,))
+    (True, (3,))
     """
     p = OUParams(*(jnp.asarray(v, float) for v in p))
     m = Measurement(*(jnp.asarray(v, float) for v in m))
