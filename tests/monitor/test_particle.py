@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import jax
 import numpy as np
+import pytest
 from jax.scipy.special import ndtr
 from ou_synth import simulate_patient
 
+from bayestwin.exceptions import InputError
 from bayestwin.monitor.kalman import OUParams, filter_cohort, filter_series, initial_state
 from bayestwin.monitor.particle import (
     Measurement,
@@ -188,3 +190,9 @@ def test_online_chunks_continue_the_state() -> None:
     _, second = _over_seeds(P, m, t, y, dev, mask & ~early, mid)
     np.testing.assert_array_equal(np.where(early, first.loglik, second.loglik), np.asarray(full.loglik))
     np.testing.assert_array_equal(np.where(early, first.filt_mean, second.filt_mean), np.asarray(full.filt_mean))
+
+
+def test_a_filter_without_key_or_state_says_how_to_start() -> None:
+    t, y, dev, mask = _series(2, 3)
+    with pytest.raises(InputError, match="random key"):
+        particle_filter(P, Measurement(), t, y, dev, mask)

@@ -54,6 +54,7 @@ from jax import Array
 from jax.scipy.special import log_ndtr, logsumexp, ndtr
 from jax.scipy.stats.gamma import logpdf as gamma_logpdf
 
+from bayestwin.exceptions import InputError
 from bayestwin.monitor.kalman import OUParams, seasonal
 
 __all__ = ["Measurement", "ParticleOutput", "ParticleState", "initial_particles", "particle_filter",
@@ -219,6 +220,9 @@ def particle_filter(p: OUParams, m: Measurement, t: Array, y: Array, dev: Array,
     """
     p = OUParams(*(jnp.asarray(v, float) for v in p))
     m = Measurement(*(jnp.asarray(v, float) for v in m))
+    if state is None and key is None:
+        raise InputError("particle_filter needs a random key to start (key=jax.random.key(seed)) or a "
+                         "ParticleState to continue from (state=...)")
     state = initial_particles(p, key, n_particles) if state is None else state
     return jax.lax.scan(lambda s, o: _step(p, m, s, o), state,
                         (jnp.asarray(t, float), jnp.asarray(y, float), jnp.asarray(dev), jnp.asarray(mask)))
