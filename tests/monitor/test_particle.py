@@ -196,3 +196,16 @@ def test_a_filter_without_key_or_state_says_how_to_start() -> None:
     t, y, dev, mask = _series(2, 3)
     with pytest.raises(InputError, match="random key"):
         particle_filter(P, Measurement(), t, y, dev, mask)
+
+
+@pytest.mark.parametrize(("bad", "field"), [(Measurement(nu=0.0), "nu"), (Measurement(nu=float("nan")), "nu"),
+                                            (Measurement(resolution=-1.0), "resolution"),
+                                            (Measurement(upper=float("nan")), "upper")])
+def test_a_measurement_that_would_give_nan_is_refused(bad: Measurement, field: str) -> None:
+    t, y, dev, mask = _series(2, 3)
+    with pytest.raises(InputError, match=f"Measurement: {field}"):
+        particle_filter(P, bad, t, y, dev, mask, jax.random.key(0))
+    with pytest.raises(InputError, match=f"Measurement: {field}"):
+        particle_filter_cohort(OUParams(*(np.full((1, 1), v) for v in (70.0, 0.0, 0.0, 0.5, 4.0)),
+                                        noise=np.full((1, 1, 1), 2.0)), bad, t[None], y[None], dev[None],
+                               mask[None], jax.random.key(0), n_particles=8)

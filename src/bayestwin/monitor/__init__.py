@@ -6,7 +6,8 @@ flagged, never dropped), ``quality`` (the flag rules), ``recordings`` (the bundl
 recordings), ``simulate`` (documented cohort generator with injected deteriorations), ``rules``
 (fixed-threshold NEWS2-style baseline), ``evaluate`` (detection delay, sensitivity, false alarms per
 patient-day, operating curves), and the Bayesian state-space twin: ``kalman`` (exact filter of an
-Ornstein-Uhlenbeck deviation around a circadian baseline), ``model`` (hierarchical fit by NUTS),
+Ornstein-Uhlenbeck deviation around a circadian baseline), ``particle`` (particle filter of the same model
+with Student-t noise and censoring at a bound, e.g. SpO2 at 100 %), ``model`` (hierarchical fit by NUTS),
 ``signals`` and ``scoring`` (surprise, drift, threshold crossing), ``alerts`` (hysteresis,
 de-duplication, JSON records) and ``twin`` (``MonitorTwin``). See ``docs/monitoring.md``.
 
@@ -29,6 +30,7 @@ from bayestwin.monitor.evaluate import (
 from bayestwin.monitor.fhir import read_fhir_streams
 from bayestwin.monitor.kalman import OUParams, filter_cohort, filter_series
 from bayestwin.monitor.model import SignalFit, fit_signal
+from bayestwin.monitor.particle import Measurement, ParticleState, particle_filter, particle_filter_cohort
 from bayestwin.monitor.recordings import load_nsrdb_heart_rate
 from bayestwin.monitor.rules import deduplicate, news2_scores, threshold_alerts
 from bayestwin.monitor.scoring import Crossing, Drift
@@ -38,10 +40,11 @@ from bayestwin.monitor.streams import STREAM_COLUMNS, append_observations, flag_
 from bayestwin.monitor.twin import MonitorTwin
 
 __all__ = [
-    "STREAM_COLUMNS", "Alert", "AlertEvaluation", "AlertPolicy", "CohortConfig", "Crossing", "Drift", "MonitorTwin",
-    "OUParams", "SignalFit", "SimulatedCohort", "alert_table", "alerts_from_scores", "append_observations",
-    "crossing_probability", "deduplicate", "evaluate_alerts", "filter_cohort", "filter_series", "fit_signal",
-    "flag_report", "level_change_probability", "load_nsrdb_heart_rate", "matched_reduction", "news2_scores",
-    "operating_curve", "read_fhir_streams", "read_streams", "record_alerts", "simulate_cohort", "summary_table",
-    "surprise", "threshold_alerts", "usable",
+    "STREAM_COLUMNS", "Alert", "AlertEvaluation", "AlertPolicy", "CohortConfig", "Crossing", "Drift", "Measurement",
+    "MonitorTwin", "OUParams", "ParticleState", "SignalFit", "SimulatedCohort", "alert_table", "alerts_from_scores",
+    "append_observations", "crossing_probability", "deduplicate", "evaluate_alerts", "filter_cohort",
+    "filter_series", "fit_signal", "flag_report", "level_change_probability", "load_nsrdb_heart_rate",
+    "matched_reduction", "news2_scores", "operating_curve", "particle_filter", "particle_filter_cohort",
+    "read_fhir_streams", "read_streams", "record_alerts", "simulate_cohort", "summary_table", "surprise",
+    "threshold_alerts", "usable",
 ]

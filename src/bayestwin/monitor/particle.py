@@ -57,8 +57,8 @@ from jax.scipy.stats.gamma import logpdf as gamma_logpdf
 from bayestwin.exceptions import InputError
 from bayestwin.monitor.kalman import OUParams, seasonal
 
-__all__ = ["Measurement", "ParticleOutput", "ParticleState", "initial_particles", "particle_filter",
-           "particle_filter_cohort", "surprise"]
+__all__ = ["Measurement", "ParticleOutput", "ParticleState", "check_measurement", "initial_particles",
+           "particle_filter", "particle_filter_cohort", "surprise"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -182,7 +182,38 @@ def _step(p: OUParams, m: Measurement, state: ParticleState,
     return new, ParticleOutput(*(jnp.where(mask, v, jnp.zeros_like(v)) for v in vals))
 
 
-@partial(jax.jit, static_argnames=("n_particles",))
+def check_measurement(m: Measurement) -> Measurement:
+    """`m` itself, after checking its values (concrete values only: traced ones pass through).
+
+    Raises
+    ------
+    InputError
+        If ``nu <= 0``, ``resolution < 0`` or any value is NaN (each would turn the filter's outputs into NaN).
+
+    Examples
+    --------
+    >>> check_measurement(Measurement(nu=5.0)).nu
+    5.0
+    >>> check_measurement(Measurement(nu=0.0))
+    Traceback (most recent call last):
+    ...
+    bayestwin.exceptions.InputError: Measurement: nu (Student-t degrees of freedom) must be > 0, got 0.0; ...
+    """
+    rules = (("nu", "Student-t degrees of freedom", lambda v: v > 0, "> 0; use 1e6 for Gaussian noise"),
+             ("upper", "censoring bound", lambda v: ~np.isnan(v), "a number; inf for no censoring"),
+             ("resolution", "censoring resolution", lambda v: v >= 0, ">= 0"))
+    for name, what, ok, need in rules:
+        value = getattr(m, name)
+        if isinstance(value, jax.core.Tracer):
+            continue
+        arr = np.asarray(value, dtype=float)
+        if not np.all(ok(arr)) or np.any(np.isnan(arr)):
+            shown = arr.item() if arr.size == 1 else arr
+            raise InputError(f"Measurement: {name} ({what}) must be {need.split(';')[0]}, got {shown}; "
+                             f"set Measurement({name}=...) to {need}")
+    return m
+
+
 def particle_filter(p: OUParams, m: Measurement, t: Array, y: Array, dev: Array, mask: Array,
                     key: Array | None = None, *, n_particles: int = 512,
                     state: ParticleState | None = None) -> tuple[ParticleState, ParticleOutput]:
@@ -218,6 +249,16 @@ def particle_filter(p: OUParams, m: Measurement, t: Array, y: Array, dev: Array,
     >>> bool(out.filt_mean[0] > 2.0), out.ess.shape     # a censored 100 %: the level is >= 99.5 - noise
     (True, (3,))
     """
+    if state is None and key is None:
+        raise InputError("particle_filter needs a random key to start (key=jax.random.key(seed)) or a "
+                         "ParticleState to continue from (state=...)")
+    return _particle_filter(p, check_measurement(m), t, y, dev, mask, key, n_particles=n_particles, state=state)
+
+
+@partial(jax.jit, static_argnames=("n_particles",))
+def _particle_filter(p: OUParams, m: Measurement, t: Array, y: Array, dev: Array, mask: Array,
+                     key: Array | None = None, *, n_particles: int = 512,
+                     state: ParticleState | None = None) -> tuple[ParticleState, ParticleOutput]:
     p = OUParams(*(jnp.asarray(v, float) for v in p))
     m = Measurement(*(jnp.asarray(v, float) for v in m))
     if state is None and key is None:
@@ -228,7 +269,6 @@ def particle_filter(p: OUParams, m: Measurement, t: Array, y: Array, dev: Array,
                         (jnp.asarray(t, float), jnp.asarray(y, float), jnp.asarray(dev), jnp.asarray(mask)))
 
 
-@partial(jax.jit, static_argnames=("n_particles",))
 def particle_filter_cohort(p: OUParams, m: Measurement, t: Array, y: Array, dev: Array, mask: Array,
                            key: Array, *, n_particles: int = 512,
                            state: ParticleState | None = None) -> tuple[ParticleState, ParticleOutput]:
@@ -247,12 +287,20 @@ def particle_filter_cohort(p: OUParams, m: Measurement, t: Array, y: Array, dev:
     >>> out.loglik.shape, end.x.shape
     ((2, 3, 4), (2, 3, 16))
     """
+    return _particle_filter_cohort(p, check_measurement(m), t, y, dev, mask, key, n_particles=n_particles,
+                                   state=state)
+
+
+@partial(jax.jit, static_argnames=("n_particles",))
+def _particle_filter_cohort(p: OUParams, m: Measurement, t: Array, y: Array, dev: Array, mask: Array,
+                            key: Array, *, n_particles: int = 512,
+                            state: ParticleState | None = None) -> tuple[ParticleState, ParticleOutput]:
     n_pat, n_draw = jnp.shape(p.sd)
     keys = jax.random.split(key, n_pat * n_draw).reshape(n_pat, n_draw)
 
     def one(pi: OUParams, ti: Array, yi: Array, di: Array, mi: Array, ki: Array,
             si: ParticleState | None) -> tuple[ParticleState, ParticleOutput]:
-        return particle_filter(pi, m, ti, yi, di, mi, ki, n_particles=n_particles, state=si)
+        return _particle_filter(pi, m, ti, yi, di, mi, ki, n_particles=n_particles, state=si)
 
     per_draw = jax.vmap(one, in_axes=(0, None, None, None, None, 0, 0))
     return jax.vmap(per_draw)(p, t, y, dev, mask, keys, state)
