@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from html.parser import HTMLParser
 
+import pytest
+
 from bayestwin.decision import Recommendation
+from bayestwin.exceptions import InputError
 
 EVIL = "<script>alert('x')</script>"
 
@@ -67,3 +70,25 @@ def test_html_has_the_content_of_the_markdown() -> None:
     for item in ["81.2 % ± 1.2 %", "sha256:def", "pop-v1", "Choosing on the posterior map"]:
         assert item in md  # the Markdown says the same
     assert "<td>7.5</td>" in page  # the plan's predictive interval
+
+
+class _EmptyStore:
+    """A record sink that knows no twin versions."""
+
+    def head(self, patient: object) -> None:
+        return None
+
+    def add_record(self, patient: object, version: int, kind: str, payload: object) -> int:
+        raise AssertionError("nothing may be stored without a twin version")
+
+    def pseudonym(self, patient: object) -> str:
+        return "p-0"
+
+
+def test_recording_without_a_twin_version_says_what_to_commit_first() -> None:
+    from bayestwin.decision import record_recommendation, record_recommendation_html
+
+    rec = Recommendation(patient="P9", plans=[{"name": "A"}], chosen="A", rule="by hand")
+    for record in (record_recommendation, record_recommendation_html):
+        with pytest.raises(InputError, match=r"patient 'P9' has no twin version .*commit the twin"):
+            record(_EmptyStore(), rec)

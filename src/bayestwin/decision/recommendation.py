@@ -191,11 +191,7 @@ def record_recommendation(store: RecordSink, recommendation: Recommendation, *, 
     >>> store.load_version("P1").records[0]["payload"]["patient"] == store.pseudonym("P1")
     True
     """
-    who = recommendation.patient if patient is None else patient
-    v = store.head(who) if version is None else version
-    if v is None:
-        raise InputError(f"patient {who!r} has no twin version in the store; commit the twin (store.commit_twin) "
-                         "before recording a recommendation made from it")
+    who, v = _target(store, recommendation, patient, version)
     doc = recommendation.to_dict()
     doc["patient"] = str(who)
     return store.add_record(who, v, "recommendation", json.loads(json.dumps(_finite(doc))))
@@ -224,11 +220,7 @@ def record_recommendation_html(store: RecordSink, recommendation: Recommendation
     >>> store.pseudonym("P1") in page and "P1" not in page
     True
     """
-    who = recommendation.patient if patient is None else patient
-    v = store.head(who) if version is None else version
-    if v is None:
-        raise InputError(f"patient {who!r} has no twin version in the store; commit the twin (store.commit_twin) "
-                         "before recording a recommendation made from it")
+    who, v = _target(store, recommendation, patient, version)
     pseudonym = getattr(store, "pseudonym", None)
     if pseudonym is None:
         raise InputError("record_recommendation_html needs a store with pseudonym() (TwinStore): the page must show "
@@ -236,6 +228,17 @@ def record_recommendation_html(store: RecordSink, recommendation: Recommendation
     page = dataclasses.replace(recommendation, patient=pseudonym(who)).to_html()
     return store.add_record(who, v, "recommendation_html", {"patient": str(who), "schema": recommendation.schema,
                                                             "created": recommendation.created, "html": page})
+
+
+def _target(store: RecordSink, recommendation: Recommendation, patient: object,
+            version: int | None) -> tuple[object, int]:
+    """The patient identifier and twin version a recommendation record goes to (latest version by default)."""
+    who = recommendation.patient if patient is None else patient
+    v = store.head(who) if version is None else version
+    if v is None:
+        raise InputError(f"patient {who!r} has no twin version in the store; commit the twin (store.commit_twin) "
+                         "before recording a recommendation made from it")
+    return who, v
 
 
 def _num(x: Any) -> float | None:
