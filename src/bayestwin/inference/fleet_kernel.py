@@ -44,6 +44,7 @@ from bayestwin.dynamics.events import Doses, Observations
 from bayestwin.inference.individual import component_log_weights
 from bayestwin.inference.likelihood import _LOG_TINY
 from bayestwin.inference.outputs import output_columns, select_outputs
+from bayestwin.inference.sampler import adam_descent
 from bayestwin.spec.structural import AbstractStructuralModel
 from bayestwin.spec.twin_spec import TwinSpec
 
@@ -210,29 +211,7 @@ def fleet_program(spec: TwinSpec, model: AbstractStructuralModel, features: froz
 
     def climb(z0: jax.Array, data: tuple[Any, ...]) -> tuple[jax.Array, jax.Array]:
         """Adam uphill from `z0` (as ``optimized_starts``): the best point met and its potential."""
-        pot = lambda z: potential(z, *data)  # noqa: E731
-        safe = lambda z: jnp.where(jnp.isfinite(pot(z)), pot(z), jnp.inf)  # noqa: E731
-        value_and_grad = jax.value_and_grad(pot)
-        b1, b2, eps, lr = 0.9, 0.999, 1e-8, 0.05
-
-        def step(carry: tuple[jax.Array, ...], i: jax.Array) -> tuple[tuple[jax.Array, ...], None]:
-            x, m, v, best_x, best_pe = carry
-            pe, g = value_and_grad(x)
-            finite = jnp.isfinite(pe) & jnp.all(jnp.isfinite(g))
-            better = finite & (pe < best_pe)
-            best_x, best_pe = jnp.where(better, x, best_x), jnp.where(better, pe, best_pe)
-            g = jnp.where(finite, g, 0.0)
-            m = b1 * m + (1 - b1) * g
-            v = b2 * v + (1 - b2) * g * g
-            t = i + 1.0
-            x = jnp.where(finite, x - lr * (m / (1 - b1**t)) / (jnp.sqrt(v / (1 - b2**t)) + eps), best_x)
-            return (x, m, v, best_x, best_pe), None
-
-        zeros = jnp.zeros_like(z0)
-        (x, _, _, best_x, best_pe), _ = jax.lax.scan(step, (z0, zeros, zeros, z0, safe(z0)), jnp.arange(
-            config.init_steps, dtype=z0.dtype))
-        final = safe(x)
-        return jnp.where(final < best_pe, x, best_x), jnp.minimum(final, best_pe)
+        return adam_descent(lambda z: potential(z, *data), z0, config.init_steps, 0.05)
 
     def nuts(rng: jax.Array, z0: jax.Array, data: tuple[Any, ...]) -> tuple[jax.Array, ...]:
         """One chain: warm-up (adapting its own step size and mass matrix), then the kept draws."""

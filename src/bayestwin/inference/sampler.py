@@ -128,6 +128,66 @@ class ChainStarts(NamedTuple):
         return text
 
 
+def adam_descent(potential: Callable[[Array], Array], x0: Array, steps: int,
+                 learning_rate: float) -> tuple[Array, Array]:
+    """Adam steps downhill on `potential` from `x0`: the best point met and its potential.
+
+    A pure, traceable function (``lax.scan`` over `steps`), so callers can ``jit``, ``vmap`` or ``lax.map`` it.
+    A non-finite value or gradient sends the walk back to the best point met so far; the final point is
+    compared too. Used for chain starts by `optimized_starts` and by the fleet kernel.
+
+    Parameters
+    ----------
+    potential : callable
+        Flat parameter vector -> scalar potential energy (negative log density).
+    x0 : Array
+        Start, a flat vector.
+    steps : int
+        Number of Adam steps (static).
+    learning_rate : float
+        Adam's step size.
+
+    Returns
+    -------
+    tuple of Array
+        ``(best_x, best_potential)``; ``best_potential`` is ``inf`` when no finite value was met.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> x, pe = adam_descent(lambda x: jnp.sum((x - 2.0) ** 2), jnp.zeros(2), 300, 0.1)
+    >>> [round(float(v), 2) for v in x], round(float(pe), 4)
+    ([2.0, 2.0], 0.0)
+    """
+    def safe(x: Array) -> Array:
+        pe = potential(x)
+        return jnp.where(jnp.isfinite(pe), pe, jnp.inf)
+
+    value_and_grad = jax.value_and_grad(safe)
+    b1, b2, eps = 0.9, 0.999, 1e-8
+
+    def step(carry: tuple[Array, ...], i: Array) -> tuple[tuple[Array, ...], None]:
+        x, m, v, best_x, best_pe = carry
+        pe, g = value_and_grad(x)
+        finite = jnp.isfinite(pe) & jnp.all(jnp.isfinite(g))
+        better = finite & (pe < best_pe)
+        best_x, best_pe = jnp.where(better, x, best_x), jnp.where(better, pe, best_pe)
+        g = jnp.where(finite, g, 0.0)
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        t = i + 1.0
+        update = learning_rate * (m / (1 - b1**t)) / (jnp.sqrt(v / (1 - b2**t)) + eps)
+        x = jnp.where(finite, x - update, best_x)  # from a non-finite point, go back to the best one
+        return (x, m, v, best_x, best_pe), None
+
+    zeros = jnp.zeros_like(x0)
+    init = (x0, zeros, zeros, x0, safe(x0))
+    (x, _, _, best_x, best_pe), _ = jax.lax.scan(step, init, jnp.arange(steps, dtype=x0.dtype))
+    final = safe(x)
+    use_final = final < best_pe
+    return jnp.where(use_final, x, best_x), jnp.where(use_final, final, best_pe)
+
+
 def optimized_starts(
     model: Callable[..., None], args: tuple[Any, ...], key: Array, chains: int, max_steps: int = 200,
     learning_rate: float = 0.05,
@@ -181,31 +241,10 @@ def optimized_starts(
         pe = potential_fn(unravel(x))
         return jnp.where(jnp.isfinite(pe), pe, jnp.inf)
 
-    value_and_grad = jax.value_and_grad(potential)
-    b1, b2, eps = 0.9, 0.999, 1e-8
-
-    def step(carry: tuple[Array, ...], i: Array) -> tuple[tuple[Array, ...], None]:
-        x, m, v, best_x, best_pe = carry
-        pe, g = value_and_grad(x)
-        finite = jnp.isfinite(pe) & jnp.all(jnp.isfinite(g))
-        better = finite & (pe < best_pe)
-        best_x, best_pe = jnp.where(better, x, best_x), jnp.where(better, pe, best_pe)
-        g = jnp.where(finite, g, 0.0)
-        m = b1 * m + (1 - b1) * g
-        v = b2 * v + (1 - b2) * g * g
-        t = i + 1.0
-        update = learning_rate * (m / (1 - b1**t)) / (jnp.sqrt(v / (1 - b2**t)) + eps)
-        x = jnp.where(finite, x - update, best_x)  # from a non-finite point, go back to the best one
-        return (x, m, v, best_x, best_pe), None
-
     @jax.jit
     def climb(x0: Array) -> tuple[Array, Array, Array]:
-        zeros = jnp.zeros_like(x0)
-        init = (x0, zeros, zeros, x0, potential(x0))
-        (x, _, _, best_x, best_pe), _ = jax.lax.scan(step, init, jnp.arange(max_steps, dtype=x0.dtype))
-        final = potential(x)
-        use_final = final < best_pe
-        return jnp.where(use_final, x, best_x), potential(x0), jnp.where(use_final, final, best_pe)
+        best_x, best_pe = adam_descent(potential, x0, max_steps, learning_rate)
+        return best_x, potential(x0), best_pe
 
     # lax.map, not vmap: reverse-mode through a batched diffrax solve fails in equinox (closure conversion)
     moved, before, after = jax.lax.map(climb, flat)
