@@ -52,15 +52,15 @@ __all__ = ["DEFAULT_ROUTES", "read_fhir", "read_fhir_plan"]
 DEFAULT_ROUTES: Mapping[str, int | str] = {"oral": "depot", "iv": "central"}
 WEIGHT_LOINC, HEIGHT_LOINC = "29463-7", "8302-2"
 _RETRACTED = ("entered-in-error", "cancelled")
-_UCUM = {"[lb_av]": "lb", "[in_i]": "inch", "Cel": "degC", "a": "year", "wk": "week", "mo": "month"}
 Bundle = str | Path | Mapping[str, Any]
 
 
 def _convert(value: float, unit: str, to: str, path: str) -> float:
+    from bayestwin.ucum import to_pint
     from bayestwin.units import convert
 
     try:
-        return float(convert(value, _UCUM.get(unit, unit), to, where=path))
+        return float(convert(value, to_pint(unit), to, where=path))
     except UnitError as err:
         raise InputError(f"{err} Give the value in a unit convertible to {to} (UCUM code).") from None
 

@@ -26,6 +26,7 @@ from types import MappingProxyType
 import numpy as np
 
 from bayestwin.exceptions import InputError, UnitError
+from bayestwin.ucum import UCUM_TO_PINT as _UCUM
 from bayestwin.units import convert
 
 __all__ = ["LOINC", "SIGNALS", "Signal", "accepted_units", "signal_for_loinc", "to_canonical", "ucum_to_pint"]
@@ -96,14 +97,6 @@ LOINC: Mapping[str, str] = MappingProxyType({
     "14749-6": "glucose",      # Glucose [Moles/volume] in Serum or Plasma
 })  # fmt: skip
 
-# UCUM code (or plain device spelling) -> the spelling bayestwin.units (pint) reads.
-_UCUM = MappingProxyType({
-    "/min": "1/min", "{beats}/min": "1/min", "{beat}/min": "1/min", "beats/min": "1/min", "bpm": "1/min",
-    "{breaths}/min": "1/min", "{breath}/min": "1/min", "breaths/min": "1/min", "1/min": "1/min",
-    "mm[Hg]": "mmHg", "mmHg": "mmHg", "kPa": "kPa", "%": "percent", "percent": "percent",
-    "Cel": "degC", "degC": "degC", "[degF]": "degF", "degF": "degF", "K": "K",
-    "kg": "kg", "g": "g", "[lb_av]": "lb", "lb": "lb", "mg/dL": "mg/dL", "mmol/L": "mmol/L",
-})  # fmt: skip
 _GLUCOSE_MOLAR_MASS = "180.156 g/mol"
 
 
