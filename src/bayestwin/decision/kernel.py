@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 
 from bayestwin.dynamics.events import Doses
+from bayestwin.exceptions import SpecError
 from bayestwin.inference.likelihood import residual_sd
 from bayestwin.inference.outputs import output_columns, sigma_groups
 from bayestwin.spec.structural import AbstractStructuralModel
@@ -65,10 +66,26 @@ class Layout:
 
 def program(spec: TwinSpec, model: AbstractStructuralModel, layout: Layout) -> Callable[..., Any]:
     """The jit-compiled evaluator for `layout` (cached); see ``_build`` for its arguments."""
+    require_normal_residuals(spec)
     key = (spec.digest(), model.name, layout)
     if key not in _PROGRAMS:
         _PROGRAMS[key] = jax.jit(_build(spec, model, layout))
     return _PROGRAMS[key]
+
+
+def require_normal_residuals(spec: TwinSpec) -> None:
+    """SpecError when an error model of `spec` is Student-t (``nu`` set): plan comparison draws Normal noise.
+
+    Examples
+    --------
+    >>> from bayestwin.spec import example_spec
+    >>> require_normal_residuals(example_spec())  # Normal residuals: nothing to say
+    """
+    t_outputs = [e.output for e in spec.error if e.nu is not None]
+    if t_outputs:
+        raise SpecError(f"output(s) {t_outputs} have Student-t residuals (ErrorModel nu=...); comparing plans "
+                        "supports Normal residuals only so far. Compare plans on a spec with Normal residuals "
+                        "(set_error_model), or compare the noise-free predictions (ipred targets).")
 
 
 def _noisy(spec: TwinSpec, ipred: jax.Array, noise: jax.Array, sigmas: dict[str, jax.Array]) -> jax.Array:

@@ -37,7 +37,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import ndtr
 
-from bayestwin.decision.kernel import Layout, _noisy, _reduce
+from bayestwin.decision.kernel import Layout, _noisy, _reduce, require_normal_residuals
 from bayestwin.dynamics.events import Doses
 from bayestwin.inference.likelihood import residual_sd
 from bayestwin.inference.outputs import output_columns, sigma_groups
@@ -154,6 +154,7 @@ def dose_program(spec: TwinSpec, model: Any, layout: Layout, segmented: bool, li
     noise)`` instead: the trajectories are ``base + dose * unit`` (``trajectory_program`` at doses 0 and 1,
     computed once), exact by superposition, and each step is a multiply-add.
     """
+    require_normal_residuals(spec)
     key = (spec.digest(), model.name, layout, segmented, linear)
     if key in _PROGRAMS:
         return _PROGRAMS[key]

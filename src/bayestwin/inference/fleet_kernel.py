@@ -96,10 +96,10 @@ def sufficient_statistics_apply(spec: TwinSpec, features: frozenset[str]) -> boo
 
     Needed: every parameter has BSV (the prediction does not depend on the component), no censored
     observation, no time-varying covariates, and every error model has one SD that scales a fixed
-    standardised residual (additive, proportional, log-normal).
+    standardised Normal residual (additive, proportional, log-normal; not Student-t).
     """
     return (all(p.has_bsv for p in spec.parameters) and not features & {"censored", "time_varying"}
-            and all(e.kind in _SUFFICIENT_KINDS for e in spec.error))
+            and all(e.kind in _SUFFICIENT_KINDS and e.nu is None for e in spec.error))
 
 
 def quadratic_form(mu: np.ndarray, chol_inv: np.ndarray) -> np.ndarray:

@@ -31,7 +31,8 @@ from bayestwin.spec.observation import ErrorModel
 from bayestwin.spec.structural import AbstractStructuralModel
 from bayestwin.spec.twin_spec import TwinSpec
 
-__all__ = ["output_columns", "outputs_loglik", "select_outputs", "sigma_groups", "simulate_observations"]
+__all__ = ["output_columns", "outputs_loglik", "select_outputs", "sigma_groups", "simulate_observations",
+           "student_t_noise"]
 
 
 def output_columns(spec: TwinSpec, model: AbstractStructuralModel) -> tuple[int, ...]:
@@ -84,12 +85,25 @@ def outputs_loglik(
     """
     if len(errors) == 1:
         return observation_loglik(value, pred, kind=errors[0].kind, sigmas=sigmas[0], cens=cens, limit=limit,
-                                  mask=mask, censored=censored, sd=sd)
+                                  mask=mask, censored=censored, sd=sd, nu=errors[0].nu)
     total = jnp.zeros(jnp.shape(value))
     for j, err in enumerate(errors):
         total = total + observation_loglik(value, pred, kind=err.kind, sigmas=sigmas[j], cens=cens, limit=limit,
-                                           mask=mask & (output == j), censored=censored, sd=sd)
+                                           mask=mask & (output == j), censored=censored, sd=sd, nu=err.nu)
     return total
+
+
+def student_t_noise(key: Array, normal: Array, nu: float) -> Array:
+    """Student-t(`nu`) noise from standard-normal draws `normal`: ``normal * sqrt(nu / chi2_nu)``.
+
+    Examples
+    --------
+    >>> e = student_t_noise(jax.random.PRNGKey(1), jax.random.normal(jax.random.PRNGKey(0), (200_000,)), 5.0)
+    >>> round(float(e.var()), 1)  # nu / (nu - 2)
+    1.7
+    """
+    chi2 = 2.0 * jax.random.gamma(key, nu / 2.0, jnp.shape(normal), dtype=jnp.result_type(normal))
+    return normal * jnp.sqrt(nu / chi2)
 
 
 def simulate_observations(
@@ -98,7 +112,8 @@ def simulate_observations(
 ) -> Array:
     """New observations around `pred`: observation ``i`` gets error model ``errors[output[i]]``'s noise.
 
-    Log-normal error is ``exp(log pred + sigma * e)``, the others ``pred + sd * e``; no censoring. A
+    Log-normal error is ``exp(log pred + sigma * e)``, the others ``pred + sd * e``, with ``e`` standard
+    Normal, or Student-t for an error model with ``nu``; no censoring. A
     ``known_sd`` error model needs `sd` (each new observation's SD, broadcastable to `pred`): SpecError
     without it, since a future measurement's precision is not part of the model.
 
@@ -111,15 +126,17 @@ def simulate_observations(
     >>> round(float(y.mean()), 1), round(float(y.std()), 1)
     (10.0, 1.0)
     """
+    key, key_t = jax.random.split(key)
     noise = jax.random.normal(key, jnp.shape(pred))
     y = pred
     for j, err in enumerate(errors):
+        e = noise if err.nu is None else student_t_noise(jax.random.fold_in(key_t, j), noise, err.nu)
         if err.known_sd and sd is None:
             raise SpecError(f"output {err.output!r} has a known_sd error model: simulating new observations of it "
                             "needs each one's SD (sd=); the model does not say how precise a future measurement "
                             "is. Use the predictions without noise (IPRED) or pass sd=")
         scale = residual_sd(pred, err.kind, sigmas[j], sd)
-        yj = (jnp.exp(jnp.log(jnp.maximum(pred, 1e-300)) + scale * noise) if err.kind == "lognormal"
-              else pred + scale * noise)
+        yj = (jnp.exp(jnp.log(jnp.maximum(pred, 1e-300)) + scale * e) if err.kind == "lognormal"
+              else pred + scale * e)
         y = yj if len(errors) == 1 else jnp.where(output == j, yj, y)
     return y
