@@ -1,9 +1,11 @@
 """The monitoring twin's scoring as it was before the end-to-end speed-up (issue 8): the reference of
-``test_monitor_fastpath.py``. Copied verbatim (per-patient loops, eager JAX calls); do not optimise.
+``test_monitor_fastpath.py``. Copied verbatim (per-patient loops, eager JAX calls, the crossing Monte Carlo
+with one random key per observation: ``crossing_grid_reference``); do not optimise.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,11 +15,31 @@ import numpy as np
 import pandas as pd
 
 from bayestwin.dynamics.events import bucket_size
-from bayestwin.monitor.kalman import FilterOutput, OUParams, seasonal
+from bayestwin.monitor.kalman import FilterOutput, FilterState, OUParams, seasonal
 from bayestwin.monitor.model import circadian_offset
-from bayestwin.monitor.scoring import Crossing, Drift, _interval, _smoothed, crossing_grid
-from bayestwin.monitor.signals import level_change_probability, surprise
+from bayestwin.monitor.scoring import Crossing, Drift, _interval, _smoothed
+from bayestwin.monitor.signals import crossing_probability_draws, level_change_probability, surprise
 from bayestwin.monitor.twin import _keep, _usable
+
+
+@functools.partial(jax.jit, static_argnames=("horizon", "step", "n_paths"))
+def crossing_grid_reference(p: OUParams, out: FilterOutput, t: jax.Array, key: jax.Array, *, threshold: float,
+                            above: bool, horizon: float, step: float, n_paths: int) -> jax.Array:
+    """The previous ``scoring.crossing_grid``: one random key (and fresh normals) per observation."""
+    n_pat, n_obs = t.shape
+    keys = jax.random.split(key, n_pat * n_obs).reshape(n_pat, n_obs, -1)
+
+    def patient(args: tuple) -> jax.Array:  # type: ignore[type-arg]
+        pi, fm, fv, ti, ki = args
+
+        def obs(fm_k: jax.Array, fv_k: jax.Array, t_k: jax.Array, k: jax.Array) -> jax.Array:
+            state = FilterState(fm_k, fv_k, jnp.broadcast_to(t_k, fm_k.shape))
+            return crossing_probability_draws(pi, state, k, t0=t_k, threshold=threshold, above=above,
+                                              horizon=horizon, step=step, n_paths=n_paths)
+
+        return jax.vmap(obs, in_axes=(1, 1, 0, 0))(fm, fv, ti, ki)
+
+    return jax.lax.map(patient, (p, out.filt_mean, out.filt_var, t, keys))
 
 
 def score_arrays_reference(signal: str, patients: Sequence[str], p: OUParams, out: FilterOutput, t: np.ndarray,
@@ -68,7 +90,7 @@ def score_arrays_reference(signal: str, patients: Sequence[str], p: OUParams, ou
             idx[i, :e.size], idx[i, e.size:] = e, (e[-1] if e.size else 0)
         sub = FilterOutput(*(np.take_along_axis(np.asarray(a), idx[:, None, :], axis=2) for a in out))
         t_sub = jnp.asarray(np.take_along_axis(t, idx, axis=1))
-        per_sub = np.asarray(crossing_grid(p, sub, t_sub, key, threshold=float(c.threshold), above=c.above,
+        per_sub = np.asarray(crossing_grid_reference(p, sub, t_sub, key, threshold=float(c.threshold), above=c.above,
                                            horizon=float(c.horizon_h), step=step_h, n_paths=n_paths))
         per = np.full((*t.shape, per_sub.shape[-1]), np.nan)
         for i in range(t.shape[0]):
