@@ -1,0 +1,153 @@
+"""Peer benchmark (issue 9): the same hierarchical oral PK model on bayestwin, NumPyro, PyMC, nutpie and Stan.
+
+Model, priors, simulated data (fixed seed) and starting rule: ``benchmarks/peerlib/models.py``; one runner per
+engine: ``benchmarks/peerlib/engines.py``. Every engine: 4 chains x 1,000 warm-up + 1,000 draws, target
+acceptance 0.8, starts at the jittered prior medians with every random effect at 0. The same ArviZ bulk ESS
+(minimum over the seven population parameters) and rank-normalised R-hat (maximum) for all; ESS/s of sampling
+time (warm-up + draws, no compilation) and of wall time (compilation included). Each run's mode is checked
+(ka > ke = CL / V in every chain's median: the main mode, not the flip-flop one).
+
+Usage: ``python benchmarks/peers.py [--sizes 12,200] [--engines bayestwin,numpyro,pymc,nutpie,stan] [--quick]
+[--no-write]``. ``--quick``: N = 12 only, 2 chains x 200 + 200, nothing written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import importlib.metadata as md
+import os
+import platform
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from peerlib.engines import ENGINES, Run, Settings  # noqa: E402
+from peerlib.models import POPULATION, simulate  # noqa: E402
+
+import bayestwin  # noqa: E402,F401  (sets 4 XLA host devices before JAX starts: chains in parallel)
+
+TITLE = "## Peers: bayestwin vs NumPyro, PyMC, nutpie and Stan on one population model (issue 9)"
+VERSIONS = ("jax", "numpyro", "arviz", "pymc", "nutpie", "pystan", "httpstan")
+
+
+def summarise(run: Run) -> dict:
+    """ESS (bulk, min), R-hat (max), ESS/s, mode check and sampler statistics of one run."""
+    import arviz as az
+
+    ds = az.from_dict(posterior=run.draws).posterior
+    ess = az.ess(ds, method="bulk")
+    rhat = az.rhat(ds)
+    ess_min = min(float(ess[k]) for k in POPULATION)
+    worst = min(POPULATION, key=lambda k: float(ess[k]))
+    ke = np.median(run.draws["tv_cl"] / run.draws["tv_v"], axis=1)
+    ka = np.median(run.draws["tv_ka"], axis=1)
+    steps = run.n_steps
+    total = float(steps.sum()) + (run.warmup_steps if run.warmup_steps is not None else float(steps.sum()))
+    return {"engine": run.engine, "ess": ess_min, "worst": worst, "rhat": max(float(rhat[k]) for k in POPULATION),
+            "ess_s": ess_min / run.sampling_s, "ess_wall": ess_min / run.wall_s, "sampling_s": run.sampling_s,
+            "wall_s": run.wall_s, "compile_s": run.compile_s, "main_mode": bool(np.all(ka > ke)),
+            "ka_ke": f"{np.min(ka / ke):.1f}", "steps": float(steps.mean()), "depth": float(np.log2(steps + 1).mean()),
+            "step_size": run.step_size, "div": run.diverging, "grad_us": 1e6 * run.sampling_s / total,
+            "warmup_recorded": run.warmup_steps is not None, "notes": "; ".join(run.notes),
+            "tv": {k: float(np.median(run.draws[k])) for k in ("tv_ka", "tv_cl", "tv_v")}}
+
+
+def table(rows: list[dict], n: int) -> list[str]:
+    ours = next((r for r in rows if r["engine"] == "bayestwin"), None)
+    out = [f"**N = {n} patients** ({10 * n} concentrations)", "",
+           "| engine | min bulk ESS (param) | max R-hat | sampling s | ESS/s | bayestwin ÷ peer (ESS/s) | wall s "
+           "(compile s) | ESS/s wall | leapfrog/draw | step size | divergences | us per gradient* | ka > ke |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ratio = f"{ours['ess_s'] / r['ess_s']:.2f}" if ours and r is not ours else ""
+        step = f"{r['step_size']:.3f}" if r["step_size"] is not None else "n/a"
+        out.append(f"| {r['engine']} | {r['ess']:.0f} ({r['worst']}) | {r['rhat']:.3f} | {r['sampling_s']:.1f} | "
+                   f"**{r['ess_s']:.1f}** | {ratio} | {r['wall_s']:.1f} ({r['compile_s']:.1f}) | "
+                   f"{r['ess_wall']:.1f} | {r['steps']:.1f} | {step} | {r['div']} | {r['grad_us']:.0f}"
+                   f"{'' if r['warmup_recorded'] else '†'} | {'yes' if r['main_mode'] else 'NO'} "
+                   f"(min ratio {r['ka_ke']}) |")
+    return [*out, ""]
+
+
+def section(results: dict[int, list[dict]], s: Settings, load: tuple[float, float]) -> list[str]:
+    versions = ", ".join(f"{p} {md.version(p)}" for p in VERSIONS if _has(p))
+    lines = [TITLE, "",
+             f"{_dt.datetime.now(_dt.UTC):%Y-%m-%d %H:%M} UTC; {platform.machine()}, {os.cpu_count()} cores, "
+             f"CPU only; Python {platform.python_version()}; {versions}. The machine is a 2-core box shared with "
+             f"other agents' jobs: load average {load[0]:.1f} at the start, {load[1]:.1f} at the end; every "
+             "figure is from one run, engines one after another, so the ratios carry that noise.", "",
+             f"One-compartment oral PK, one 320 mg dose, 10 samples per patient, simulated with a fixed seed; "
+             f"log-normal BSV on ka, CL, V (centred), proportional error; the `oral_1cpt` spec's priors; float64. "
+             f"Every engine: {s.chains} chains x {s.warmup} warm-up + {s.draws} draws, target acceptance "
+             f"{s.target_accept}, diagonal mass matrix (nutpie: its gradient-based diagonal adaptation), starts at "
+             "the prior medians jittered U(-0.5, 0.5) on the unconstrained scale, every random effect at 0 (the "
+             "rule of bayestwin's `init_near_prior_median`; the V prior and these starts keep ka > ke: checked "
+             "per chain in the last column). ESS: ArviZ bulk ESS, minimum over tv_ka, tv_cl, tv_v, omega_*, "
+             "sigma_prop; R-hat: ArviZ rank-normalised, maximum. ESS/s: per second of sampling (warm-up + "
+             "draws, compilation excluded); ESS/s wall: model build and compilation included.", ""]
+    for n, rows in results.items():
+        lines += table(rows, n)
+    lines += ["\\* sampling seconds / leapfrog steps (warm-up + draws): the cost of one gradient including the "
+              "sampler's own overhead, spread over the chains running at once. † warm-up steps not recorded by "
+              "the engine: taken equal to the draws' steps.", ""]
+    return lines
+
+
+def _has(pkg: str) -> bool:
+    try:
+        md.version(pkg)
+    except md.PackageNotFoundError:
+        return False
+    return True
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="12,200")
+    parser.add_argument("--engines", default=",".join(ENGINES))
+    parser.add_argument("--quick", action="store_true", help="N = 12, 2 chains x 200 + 200, nothing written")
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args(argv)
+    warnings.simplefilter("ignore")
+    s = Settings(chains=2, warmup=200, draws=200) if args.quick else Settings()
+    sizes = [12] if args.quick else [int(x) for x in args.sizes.split(",")]
+    engines = [e.strip() for e in args.engines.split(",")]
+    unknown = set(engines) - set(ENGINES)
+    if unknown:
+        parser.error(f"unknown engine(s) {sorted(unknown)}; choose from {sorted(ENGINES)}")
+    load0 = os.getloadavg()[0]
+    results: dict[int, list[dict]] = {}
+    for n in sizes:
+        data = simulate(n)
+        results[n] = []
+        for name in engines:
+            started = time.perf_counter()
+            try:
+                run = ENGINES[name](data, s)
+            except ImportError as exc:
+                print(f"N={n} {name}: skipped ({exc})", flush=True)
+                continue
+            row = summarise(run)
+            results[n].append(row)
+            print(f"N={n} {name}: ESS {row['ess']:.0f} ({row['worst']}), R-hat {row['rhat']:.3f}, sampling "
+                  f"{row['sampling_s']:.1f} s -> {row['ess_s']:.1f} ESS/s; wall {row['wall_s']:.1f} s; steps/draw "
+                  f"{row['steps']:.1f}; step {row['step_size']}; div {row['div']}; main mode {row['main_mode']}; "
+                  f"medians {row['tv']} ({time.perf_counter() - started:.0f} s)", flush=True)
+    lines = section(results, s, (load0, os.getloadavg()[0]))
+    print("\n".join(lines))
+    if not (args.quick or args.no_write):
+        from update_vs_refit import write_section
+
+        write_section(ROOT / "docs" / "benchmarks.md", lines)
+
+
+if __name__ == "__main__":
+    main()
