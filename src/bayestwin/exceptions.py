@@ -29,6 +29,13 @@ __all__ = [
     "MissingExtraError",
     "NotFittedError",
     "PopulationMismatchError",
+    "ServiceApiError",
+    "ServiceAuthError",
+    "ServiceBusyError",
+    "ServiceConfigError",
+    "ServiceForbiddenError",
+    "ServiceJobTimeoutError",
+    "ServiceRequestError",
     "SpecError",
     "StoreConflictError",
     "StoreError",
@@ -148,3 +155,53 @@ class DataWarning(UserWarning):
 
 class ConvergenceWarning(UserWarning):
     """A fit failed its convergence gate; its output is marked failed and forecasts from it will raise."""
+
+
+class ServiceConfigError(BayestwinError, ValueError):
+    """The decision-support service is misconfigured (missing JWT key, bad limit, missing store).
+
+    The message names the setting (environment variable or file field) and how to set it.
+    """
+
+
+class ServiceRequestError(BayestwinError):
+    """The decision-support service answered a client's request with an error status.
+
+    ``.status`` is the HTTP status code, ``.body`` the decoded JSON error body (``{"error": ...,
+    "detail": ...}``), which names what was wrong and how to fix it, and ``.retry_after`` the seconds a
+    429 asks the caller to wait (``None`` otherwise).
+    """
+
+    def __init__(self, message: str, status: int = 0, body: Any = None, retry_after: float | None = None) -> None:
+        self.status = status
+        self.body = body
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class ServiceAuthError(BayestwinError):
+    """A request to the service has no valid credentials (HTTP 401); the message says what to fix."""
+
+
+class ServiceForbiddenError(BayestwinError):
+    """The caller is authenticated but its role or patient list does not allow the action (HTTP 403)."""
+
+
+class ServiceBusyError(BayestwinError):
+    """Too many background jobs wait already (HTTP 429); retry when some have finished."""
+
+
+class ServiceJobTimeoutError(BayestwinError):
+    """A background job passed its deadline; nothing more is committed."""
+
+
+class ServiceApiError(BayestwinError):
+    """An error the service answers with `status`, a short `error` name and a `detail` saying how to fix it.
+
+    ``errors`` lists per-field problems (``{"field", "message", "type"}``); ``headers`` are sent with it.
+    """
+
+    def __init__(self, status: int, error: str, detail: str, *, errors: list[dict[str, str]] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        self.status, self.error, self.detail, self.errors, self.headers = status, error, detail, errors, headers
+        super().__init__(detail)

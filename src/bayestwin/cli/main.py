@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from bayestwin.cli import fitting, records
+from bayestwin.cli import fitting, records, serve
 from bayestwin.cli.errors import EXIT_CODES_HELP, INTERRUPTED, USAGE_ERRORS, guarded
 from bayestwin.cli.inputs import EvidCoding, parse_units
 from bayestwin.cli.output import Output
@@ -120,6 +120,7 @@ def rules_cmd(json_out: Annotated[bool, typer.Option("--json", help="Print the r
 
 fitting.register(app)
 records.register(app)
+serve.register(app)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
