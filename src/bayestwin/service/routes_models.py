@@ -30,7 +30,7 @@ from bayestwin.service.schemas import (
     SpecOut,
 )
 
-__all__ = ["ERRORS", "job_out", "router"]
+__all__ = ["CONFLICT", "ERRORS", "NOT_FOUND", "job_out", "router"]
 
 #: Error responses every authenticated route may give (documented in the OpenAPI document).
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -40,6 +40,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (429, "Rate limit (see Retry-After) or job queue full"), (500, "Unexpected error (reference in the log)"),
         (503, "The store is unavailable"))}
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "Unknown resource"}}
+CONFLICT: dict[int | str, dict[str, Any]] = {409: {"model": ErrorOut, "description": "A concurrent commit, or a twin "
+                                                   "(or population) that failed its convergence gate"}}
 
 router = APIRouter(prefix="/v1")
 

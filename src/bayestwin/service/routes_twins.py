@@ -22,7 +22,7 @@ from bayestwin.service.auth import Principal
 from bayestwin.service.authz import Action
 from bayestwin.service.deps import audit, guard, state
 from bayestwin.service.ops import append_job, forecast, open_store, read_data, require_twin, twin_job
-from bayestwin.service.routes_models import ERRORS, NOT_FOUND, job_out
+from bayestwin.service.routes_models import CONFLICT, ERRORS, NOT_FOUND, job_out
 from bayestwin.service.schemas import (
     AppendIn,
     CompareIn,
@@ -107,7 +107,7 @@ def check_events(patient: PatientPath, body: EventRowsIn | FhirIn, request: Requ
             "table": jsonable(frame.to_dict("records"))}
 
 
-@router.post("/{patient}/forecast", response_model=ForecastOut, responses=ERRORS | NOT_FOUND,
+@router.post("/{patient}/forecast", response_model=ForecastOut, responses=ERRORS | NOT_FOUND | CONFLICT,
              summary="Forecast intervals at given levels and times (bayestwin.forecast/1)")
 def post_forecast(patient: PatientPath, body: ForecastIn, request: Request,
                   who: Annotated[Principal, Depends(guard(Action.FORECAST))]) -> dict:
@@ -122,7 +122,7 @@ def post_forecast(patient: PatientPath, body: ForecastIn, request: Request,
                         body.allow_failed_convergence)
 
 
-@router.post("/{patient}/compare", response_model=CompareOut, responses=ERRORS | NOT_FOUND,
+@router.post("/{patient}/compare", response_model=CompareOut, responses=ERRORS | NOT_FOUND | CONFLICT,
              summary="Compare treatment plans; optionally record the recommendation (clinician)")
 def post_compare(patient: PatientPath, body: CompareIn, request: Request,
                  who: Annotated[Principal, Depends(guard(Action.COMPARE))]) -> dict:
