@@ -7,8 +7,13 @@ acceptance 0.8, starts at the jittered prior medians with every random effect at
 time (warm-up + draws, no compilation) and of wall time (compilation included). Each run's mode is checked
 (ka > ke = CL / V in every chain's median: the main mode, not the flip-flop one).
 
-Usage: ``python benchmarks/peers.py [--sizes 12,200] [--engines bayestwin,numpyro,pymc,nutpie,stan] [--quick]
-[--no-write]``. ``--quick``: N = 12 only, 2 chains x 200 + 200, nothing written.
+Then a profile at N = 200 (``peerlib/profile.py``): cost of one log density + gradient per engine, leapfrog
+steps per draw, step sizes, and one alternative engine: nutpie's sampler on bayestwin's JAX density
+(``nutpie_bayestwin``). Each writes its section of ``docs/benchmarks.md``.
+
+Usage: ``python benchmarks/peers.py [--sizes 12,200] [--engines bayestwin,numpyro,pymc,nutpie,stan] [--profile 200]
+[--quick] [--no-write]``. ``--quick``: N = 12 only, 2 chains x 200 + 200, no profile, nothing written;
+``--sizes ""`` with ``--profile 200``: the profile alone (it then fits bayestwin and nutpie itself).
 """
 
 from __future__ import annotations
@@ -31,10 +36,13 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from peerlib.engines import ENGINES, Run, Settings  # noqa: E402
 from peerlib.models import POPULATION, simulate  # noqa: E402
+from peerlib.profile import gradient_costs, run_nutpie_bayestwin  # noqa: E402
 
 import bayestwin  # noqa: E402,F401  (sets 4 XLA host devices before JAX starts: chains in parallel)
 
 TITLE = "## Peers: bayestwin vs NumPyro, PyMC, nutpie and Stan on one population model (issue 9)"
+PROFILE_TITLE = "## Where the time goes: bayestwin vs nutpie at N = 200 (issue 9)"
+RUNNERS = {**ENGINES, "nutpie_bayestwin": run_nutpie_bayestwin}
 VERSIONS = ("jax", "numpyro", "arviz", "pymc", "nutpie", "pystan", "httpstan")
 
 
@@ -115,38 +123,76 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--engines", default=",".join(ENGINES))
     parser.add_argument("--quick", action="store_true", help="N = 12, 2 chains x 200 + 200, nothing written")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--profile", type=int, default=200, help="N of the profile section (0: no profile)")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
     s = Settings(chains=2, warmup=200, draws=200) if args.quick else Settings()
-    sizes = [12] if args.quick else [int(x) for x in args.sizes.split(",")]
+    sizes = [12] if args.quick else [int(x) for x in args.sizes.split(",") if x.strip()]
     engines = [e.strip() for e in args.engines.split(",")]
-    unknown = set(engines) - set(ENGINES)
+    unknown = set(engines) - set(RUNNERS)
     if unknown:
-        parser.error(f"unknown engine(s) {sorted(unknown)}; choose from {sorted(ENGINES)}")
+        parser.error(f"unknown engine(s) {sorted(unknown)}; choose from {sorted(RUNNERS)}")
     load0 = os.getloadavg()[0]
     results: dict[int, list[dict]] = {}
     for n in sizes:
         data = simulate(n)
-        results[n] = []
-        for name in engines:
-            started = time.perf_counter()
-            try:
-                run = ENGINES[name](data, s)
-            except ImportError as exc:
-                print(f"N={n} {name}: skipped ({exc})", flush=True)
-                continue
-            row = summarise(run)
-            results[n].append(row)
-            print(f"N={n} {name}: ESS {row['ess']:.0f} ({row['worst']}), R-hat {row['rhat']:.3f}, sampling "
-                  f"{row['sampling_s']:.1f} s -> {row['ess_s']:.1f} ESS/s; wall {row['wall_s']:.1f} s; steps/draw "
-                  f"{row['steps']:.1f}; step {row['step_size']}; div {row['div']}; main mode {row['main_mode']}; "
-                  f"medians {row['tv']} ({time.perf_counter() - started:.0f} s)", flush=True)
-    lines = section(results, s, (load0, os.getloadavg()[0]))
-    print("\n".join(lines))
-    if not (args.quick or args.no_write):
-        from update_vs_refit import write_section
+        results[n] = [row for name in engines if (row := fit(name, n, data, s)) is not None]
+    pages = [section(results, s, (load0, os.getloadavg()[0]))] if sizes else []
+    if args.profile and not args.quick:
+        pages.append(profile(args.profile, results.get(args.profile, []), s))
+    for lines in pages:
+        print("\n".join(lines))
+        if not (args.quick or args.no_write):
+            from update_vs_refit import write_section
 
-        write_section(ROOT / "docs" / "benchmarks.md", lines)
+            write_section(ROOT / "docs" / "benchmarks.md", lines)
+
+
+def fit(name: str, n: int, data: dict, s: Settings) -> dict | None:
+    """Run one engine; its summary row (None when the engine is not installed)."""
+    started = time.perf_counter()
+    try:
+        run = RUNNERS[name](data, s)
+    except ImportError as exc:
+        print(f"N={n} {name}: skipped ({exc})", flush=True)
+        return None
+    row = summarise(run)
+    print(f"N={n} {name}: ESS {row['ess']:.0f} ({row['worst']}), R-hat {row['rhat']:.3f}, sampling "
+          f"{row['sampling_s']:.1f} s -> {row['ess_s']:.1f} ESS/s; wall {row['wall_s']:.1f} s; steps/draw "
+          f"{row['steps']:.1f}; step {row['step_size']}; div {row['div']}; main mode {row['main_mode']}; "
+          f"medians {row['tv']} ({time.perf_counter() - started:.0f} s)", flush=True)
+    return row
+
+
+def profile(n: int, rows: list[dict], s: Settings) -> list[str]:
+    """The profile section at `n` patients: gradient costs, sampler statistics, nutpie on bayestwin's density.
+
+    bayestwin's and nutpie's rows are taken from `rows` (the same run) when there, else fitted here.
+    """
+    load0 = os.getloadavg()[0]
+    data = simulate(n)
+    have = {r["engine"]: r for r in rows}
+    ours = have.get("bayestwin") or fit("bayestwin", n, data, s)
+    peer = have.get("nutpie (numba)") or fit("nutpie", n, data, s)
+    mixed = fit("nutpie_bayestwin", n, data, s)
+    costs = gradient_costs(data)
+    lines = [PROFILE_TITLE, "",
+             f"{_dt.datetime.now(_dt.UTC):%Y-%m-%d %H:%M} UTC; same machine and settings as the section above "
+             f"(load average {load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end).", "",
+             "Cost of one log density + gradient, one chain (us; JAX: median over 3 compiled loops of 1,000 "
+             "evaluations, no dispatch; Python calls: median over 3 x 300 calls):", ""]
+    lines += [f"* {k}: **{v:.1f} us**" for k, v in costs.items()]
+    same_sampler = have.get("numpyro")  # NumPyro's NUTS, as bayestwin's: its step size shows the adaptation
+    lines += ["", *table([r for r in (ours, same_sampler, peer, mixed) if r is not None], n)[2:]]
+    if ours and peer:
+        lines += [
+            "Where the time goes (bayestwin / nutpie, from the rows above): ESS/s "
+            f"{ours['ess_s'] / peer['ess_s']:.2f}x = min ESS {ours['ess'] / peer['ess']:.2f}x "
+            f"x (1 / sampling time {peer['sampling_s'] / ours['sampling_s']:.2f}x); "
+            f"leapfrog steps per draw {ours['steps']:.1f} vs {peer['steps']:.1f}; time per leapfrog step incl. the "
+            f"sampler {ours['grad_us']:.0f} vs {peer['grad_us']:.0f} us.", ""]
+    return lines
+
 
 
 if __name__ == "__main__":
