@@ -29,7 +29,7 @@ import pandas as pd
 
 from bayestwin.exceptions import InputError
 
-__all__ = ["ALERT_SCHEMA", "Alert", "AlertPolicy", "AlertSink", "alert_table", "alerts_from_scores",
+__all__ = ["ALERT_SCHEMA", "Alert", "AlertPolicy", "AlertSink", "advance_alerts", "alert_table", "alerts_from_scores",
            "raised_indices", "record_alerts"]
 
 ALERT_SCHEMA = "bayestwin.monitor.alert/1"
@@ -170,6 +170,62 @@ def alerts_from_scores(scores: pd.DataFrame, policy: AlertPolicy | dict[str, Ale
         picked.append(g.index.to_numpy()[idx])
     index = np.concatenate(picked) if picked else np.array([], int)
     out = ordered.loc[index]
+    if isinstance(policy, AlertPolicy):
+        out = out.assign(level=policy.raise_level)
+    return out.sort_values(["patient", "signal", "time_h"], kind="stable").reset_index(drop=True)
+
+
+def advance_alerts(scores: pd.DataFrame, policy: AlertPolicy | dict[str, AlertPolicy],
+                   state: dict[tuple[str, str, str], tuple[bool, float]]) -> pd.DataFrame:
+    """Alerts raised by new score rows, continuing each series' hysteresis from `state` (updated in place).
+
+    `state` maps (patient, signal, kind) to (active, time of the last alert); a series not in it starts
+    inactive with no alert. Feeding a score table in consecutive time batches gives the alerts of
+    ``alerts_from_scores`` on the whole table (rows of a batch must be later than the series' earlier
+    rows). A series whose new probabilities cannot change its state (inactive and all below the raise
+    level, or active and none below the clear level) is skipped without a Python loop.
+
+    >>> s = pd.DataFrame({"patient": "A", "signal": "spo2", "kind": "crossing", "time_h": [0.0, 1.0, 2.0, 3.0],
+    ...                   "probability": [0.2, 0.7, 0.1, 0.9]})
+    >>> state = {}
+    >>> a = advance_alerts(s.iloc[:2], AlertPolicy(0.5, dedup_h=0.0), state)
+    >>> b = advance_alerts(s.iloc[2:], AlertPolicy(0.5, dedup_h=0.0), state)
+    >>> a["time_h"].tolist(), b["time_h"].tolist(), state
+    ([1.0], [3.0], {('A', 'spo2', 'crossing'): (True, 3.0)})
+    """
+    if scores.empty:
+        return scores.iloc[:0].assign(level=np.nan) if isinstance(policy, AlertPolicy) else scores.iloc[:0]
+    ordered = scores.sort_values(["patient", "signal", "kind", "time_h"], kind="stable")
+    keys = ordered[["patient", "signal", "kind"]].astype(str)
+    codes, uniques = pd.factorize(pd.MultiIndex.from_frame(keys))
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    ends = np.r_[starts[1:], len(codes)]
+    prob = ordered["probability"].to_numpy(float)
+    times = ordered["time_h"].to_numpy(float)
+    filled = np.where(np.isnan(prob), -np.inf, prob)
+    hi = np.maximum.reduceat(filled, starts)
+    lo = np.minimum.reduceat(np.where(np.isnan(prob), np.inf, prob), starts)
+    picked: list[int] = []
+    for g, (a, b) in enumerate(zip(starts, ends, strict=True)):
+        key = tuple(uniques[codes[a]])
+        pol = policy.get(key[2]) if isinstance(policy, dict) else policy
+        if pol is None:
+            continue
+        active, last = state.get(key, (False, -np.inf))
+        if (not active and hi[g] < pol.raise_level) or (active and lo[g] >= pol.clear_level):
+            continue
+        for k in range(a, b):
+            if np.isnan(prob[k]):
+                continue
+            if active and prob[k] < pol.clear_level:  # type: ignore[operator]
+                active = False
+            elif not active and prob[k] >= pol.raise_level:
+                active = True
+                if times[k] - last >= pol.dedup_h:
+                    picked.append(k)
+                    last = float(times[k])
+        state[key] = (active, last)  # type: ignore[assignment]
+    out = ordered.iloc[picked]
     if isinstance(policy, AlertPolicy):
         out = out.assign(level=policy.raise_level)
     return out.sort_values(["patient", "signal", "time_h"], kind="stable").reset_index(drop=True)

@@ -100,7 +100,7 @@ def signal_arrays(frame: pd.DataFrame, signal: str, *, devices: Sequence[str] | 
     series (or `size`). `devices` fixes the device order (default: sorted devices in the frame).
     """
     rows = _usable(frame)
-    rows = rows[rows["signal"] == signal].sort_values(["patient", "time_h"], kind="stable")
+    rows = rows[rows["signal"] == signal]
     if rows.empty:
         raise InputError(f"no usable rows of signal {signal!r} (status 'ok'); signals present: "
                          f"{sorted(frame['signal'].unique())}")
@@ -117,21 +117,28 @@ def signal_arrays(frame: pd.DataFrame, signal: str, *, devices: Sequence[str] | 
     center = float(np.median(values)) if center is None else center
     mad = 1.4826 * float(np.median(np.abs(values - np.median(values))))
     scale = (mad if mad > 0 else max(float(np.std(values)), 1.0)) if scale is None else scale
-    offsets = circadian_offset(rows)
-    groups = list(rows.groupby(rows["patient"].astype(str), sort=True))
-    n = size or bucket_size(max(len(g) for _, g in groups))
-    shape = (len(groups), n)
+    # one pass in numpy (no per-patient pandas groups): rows ordered by patient (as str), then time (stable)
+    codes, names = pd.factorize(rows["patient"].astype(str), sort=True)
+    order = np.lexsort((rows["time_h"].to_numpy(float), codes))
+    codes, values, device_col = codes[order], values[order], device_col.iloc[order]
+    offsets = circadian_offset(rows.iloc[order])  # each patient's first row in time order gives its origin
+    counts = np.bincount(codes, minlength=len(names))
+    n = size or bucket_size(int(counts.max()))
+    if counts.max() > n:
+        big = int(np.argmax(counts))
+        raise InputError(f"patient {names[big]!r} has {counts[big]} rows of {signal!r}, more than size={n}")
+    shape = (len(names), n)
     t, y, dev, mask = np.zeros(shape), np.zeros(shape), np.zeros(shape, np.int64), np.zeros(shape, bool)
     index = {d: i for i, d in enumerate(devices)}
-    for i, (_, g) in enumerate(groups):
-        k = len(g)
-        if k > n:
-            raise InputError(f"patient {g['patient'].iloc[0]!r} has {k} rows of {signal!r}, more than size={n}")
-        tt = g["time_h"].to_numpy(float) + offsets[str(g["patient"].iloc[0])]
-        t[i, :k], t[i, k:] = tt, tt[-1]
-        y[i, :k], mask[i, :k] = g["value"].to_numpy(float), True
-        dev[i, :k] = [index[d] for d in device_col.loc[g.index]]
-    return SignalData(signal, tuple(name for name, _ in groups), devices, t, y, dev, mask, center, scale, offsets)
+    pos = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+    off = np.array([offsets[str(p)] for p in names])
+    tt = rows["time_h"].to_numpy(float)[order] + off[codes]
+    t[codes, pos], y[codes, pos], mask[codes, pos] = tt, values, True
+    dev_codes, dev_names = pd.factorize(device_col)
+    dev[codes, pos] = np.array([index[d] for d in dev_names], np.int64)[dev_codes]
+    last = np.cumsum(counts) - 1
+    t = np.where(mask, t, tt[last][:, None])  # padded times repeat the patient's last time
+    return SignalData(signal, tuple(str(p) for p in names), devices, t, y, dev, mask, center, scale, offsets)
 
 
 def monitor_model(t: jax.Array, y: jax.Array, dev: jax.Array, mask: jax.Array, noise_scale: jax.Array) -> None:

@@ -31,7 +31,7 @@ from bayestwin.diagnostics import ConvergenceGate
 from bayestwin.dynamics.events import bucket_size
 from bayestwin.exceptions import NotFittedError
 from bayestwin.inference.sampler import SamplerConfig
-from bayestwin.monitor.alerts import Alert, AlertPolicy, alerts_from_scores
+from bayestwin.monitor.alerts import Alert, AlertPolicy, advance_alerts, alerts_from_scores
 from bayestwin.monitor.kalman import FilterOutput, FilterState, OUParams, filter_cohort, initial_state
 from bayestwin.monitor.model import SignalFit, circadian_offset, fit_signal, signal_arrays
 from bayestwin.monitor.scoring import DEFAULT_CROSSINGS, DEFAULT_DRIFTS, Crossing, Drift, score_arrays
@@ -46,9 +46,22 @@ class _SignalState:
     fit: SignalFit
     patients: list[str]
     params: OUParams
-    history: pd.DataFrame  # usable rows seen so far (canonical columns), in time order per patient
+    parts: list[pd.DataFrame]  # usable rows seen so far (canonical columns), one frame per batch
     state: FilterState | None = None  # (slot, draw)
     filtered: dict[str, list[np.ndarray]] = field(default_factory=dict)  # per patient: last window's outputs
+    last_time: dict[str, float] = field(default_factory=dict)  # per patient: latest time_h filtered
+    unit: str = ""
+
+    @property
+    def history(self) -> pd.DataFrame:
+        """Every usable row seen so far, in time order per patient (concatenated when asked: late rows)."""
+        if len(self.parts) != 1:
+            self.parts = [pd.concat(self.parts).sort_values(["patient", "time_h"], kind="stable")]
+        return self.parts[0]
+
+    @history.setter
+    def history(self, frame: pd.DataFrame) -> None:
+        self.parts = [frame]
 
 
 def _keep(t: np.ndarray, t_ref: float, window: float, smooth: float) -> np.ndarray:
@@ -58,7 +71,14 @@ def _keep(t: np.ndarray, t_ref: float, window: float, smooth: float) -> np.ndarr
 
 
 def _usable(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame[frame["status"] == "ok"] if "status" in frame.columns else frame
+    """The usable rows, without ``attrs``.
+
+    pandas deep-copies ``attrs`` on every operation: with a stream origin per patient that copy cost more
+    than the whole filter.
+    """
+    out = frame[frame["status"] == "ok"] if "status" in frame.columns else frame.copy(deep=False)
+    out.attrs = {}
+    return out
 
 
 class MonitorTwin:
@@ -95,6 +115,19 @@ class MonitorTwin:
         self.step_h = step_h
         self.seed = seed
 
+    @property
+    def scores_(self) -> pd.DataFrame:
+        """Every score row so far (unsorted; ``scores()`` sorts), concatenated from the batches when asked."""
+        if len(self._score_parts) != 1:
+            self._score_parts = [pd.concat(self._score_parts, ignore_index=True) if self._score_parts
+                                 else pd.DataFrame()]
+        return self._score_parts[0]
+
+    @scores_.setter
+    def scores_(self, table: pd.DataFrame) -> None:
+        self._score_parts = [table]
+        self._n_scores = len(table)
+
     def __repr__(self) -> str:
         head = f"MonitorTwin(signals={self.signals!r})"
         if not hasattr(self, "states_"):
@@ -114,9 +147,13 @@ class MonitorTwin:
         self.states_: dict[str, _SignalState] = {}
         self.offsets_: dict[str, float] = circadian_offset(usable)
         self.scores_ = pd.DataFrame()
+        self._new_scores: list[pd.DataFrame] = []  # this observe() call's score tables
+        self._late = False  # this observe() call refiltered late rows
+        self._alert_parts: list[pd.DataFrame] = []  # the alerts raised so far (policy self._alert_policy)
+        self._alert_state: dict[tuple[str, str, str], tuple[bool, float]] = {}
         for sig in signals:
             fit = fits.get(sig) or fit_signal(usable, sig, sampler=self.sampler, gate=self.gate)
-            self.states_[sig] = _SignalState(fit, [], fit.params([], self.n_draws), usable.iloc[:0])
+            self.states_[sig] = _SignalState(fit, [], fit.params([], self.n_draws), [usable.iloc[:0]])
         self.observe(usable)
         return self
 
@@ -138,20 +175,31 @@ class MonitorTwin:
         population. The whole batch of a signal is one compiled call (patients x padded rows).
         """
         self._check()
-        cached = getattr(self, "_alerts_cache", None)  # the alerts of the current scores (same policy)
-        fresh = cached is not None and cached[0] is self.scores_ and cached[1] is self.policy
-        before = cached[2] if fresh else self.alerts()
         new = _usable(rows)
         self.offsets_ |= {p: o for p, o in circadian_offset(new).items() if p not in self.offsets_}
+        fresh = getattr(self, "_alert_policy", None) is self.policy  # the hysteresis state is this policy's
+        before = None if fresh else self.alerts()
+        self._new_scores, self._late = [], False
         for sig, st in self.states_.items():
             batch = new[new["signal"] == sig]
             if batch.empty:
                 continue
             self._observe_signal(sig, st, batch)
-        after = self.alerts()
-        self._alerts_cache = (self.scores_, self.policy, after)
+        if fresh and not self._late:  # continue each series' hysteresis with the new scores only
+            added = [s for s in self._new_scores if len(s)]
+            table = pd.concat(added, ignore_index=True) if added else self.scores_.iloc[:0]
+            raised = advance_alerts(table, self.policy, self._alert_state) if len(table) else self.alerts().iloc[:0]
+            self._alert_parts.append(raised)
+            return raised
+        # refiltered (late rows) or a new policy: all alerts from the whole score history, report the new ones
+        if before is None:
+            before = pd.concat(self._alert_parts, ignore_index=True)
+        self._alert_state = {}
+        after = advance_alerts(self.scores_, self.policy, self._alert_state) if len(self.scores_) else self.alerts()
+        self._alert_policy = self.policy
+        self._alert_parts = [after]
         if before.empty:
-            return after.copy()  # the cache keeps `after`
+            return after.copy()
         key = ["patient", "signal", "kind", "time_h"]
         merged = after.merge(before[key], on=key, how="left", indicator=True)
         return merged[merged["_merge"] == "left_only"].drop(columns="_merge").reset_index(drop=True)
@@ -159,10 +207,15 @@ class MonitorTwin:
     def _observe_signal(self, sig: str, st: _SignalState, batch: pd.DataFrame) -> None:
         fit = st.fit
         patients = sorted(map(str, batch["patient"].unique()))
-        last = st.history.groupby(st.history["patient"].astype(str))["time_h"].max() if len(st.history) else {}
-        first_new = batch.groupby(batch["patient"].astype(str))["time_h"].min()
+        last = st.last_time
+        grouped = batch["time_h"].groupby(batch["patient"].astype(str))
+        first_new, last_new = grouped.min(), grouped.max()
         late = [p for p in patients if p in last and first_new[p] < last[p]]
-        st.history = pd.concat([st.history, batch]).sort_values(["patient", "time_h"], kind="stable")
+        st.parts.append(batch)
+        for p, v in last_new.items():
+            last[p] = max(v, last.get(p, -np.inf))
+        if not st.unit and "unit" in batch.columns:
+            st.unit = str(batch["unit"].iloc[0])
         for p in patients:
             if p not in st.patients:
                 st.patients.append(p)
@@ -179,6 +232,7 @@ class MonitorTwin:
             st.state = state
         state = st.state
         if late:  # refilter the late patients from their whole history: reset their state, replay all rows
+            self._late = True
             log.info("signal %s: late rows for %s; refiltering their history", sig, late)
             fresh = initial_state(st.params)
             reset = np.isin(names, late)[:, None]
@@ -205,11 +259,13 @@ class MonitorTwin:
         st.state = new_state
         hist_out, hist_t, hist_y, hist_time, hist_mask, emit = self._with_history(sig, st, out, t, y, mask, names,
                                                                                   offsets)
-        key = jax.random.fold_in(jax.random.PRNGKey(self.seed), len(self.scores_))
+        key = jax.random.fold_in(jax.random.PRNGKey(self.seed), self._n_scores)
         scores = score_arrays(sig, names, st.params, hist_out, hist_t, hist_y, hist_mask, offsets, emit=emit,
                               time_h=hist_time, crossings=self.crossings, drifts=self.drifts, key=key,
                               step_h=self.step_h, n_paths=self.n_paths)
-        self.scores_ = pd.concat([self.scores_, scores], ignore_index=True) if len(self.scores_) else scores
+        self._score_parts.append(scores)
+        self._n_scores += len(scores)
+        self._new_scores.append(scores)
 
     def _with_history(self, sig: str, st: _SignalState, out: FilterOutput, t: np.ndarray, y: np.ndarray,
                       mask: np.ndarray, names: list[str], offsets: np.ndarray) -> tuple[Any, ...]:
@@ -256,8 +312,7 @@ class MonitorTwin:
     def alert_records(self, policy: AlertPolicy | dict[str, AlertPolicy] | None = None) -> list[Alert]:
         """The alerts as JSON-serialisable ``Alert`` records with a one-line explanation each."""
         table = self.alerts(policy)
-        units = {s: str(st.history["unit"].iloc[0]) if "unit" in st.history and len(st.history) else ""
-                 for s, st in self.states_.items()}
+        units = {s: st.unit for s, st in self.states_.items()}
         records = []
         for _, r in table.iterrows():
             st = self.states_[r["signal"]]
