@@ -13,7 +13,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from bayestwin.exceptions import ServiceApiError
-from bayestwin.service.ops import jsonable, require_twin
+from bayestwin.service.ops import jsonable, load_twin, require_twin
 from bayestwin.service.schemas import CompareIn, PlanIn, TargetIn
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -63,8 +63,6 @@ def make_targets(targets: list[TargetIn], *, time_unit: str) -> list[Any]:
 def compare(store: TwinStore, patient: str, body: CompareIn, *, max_draws: int) -> dict[str, Any]:
     """Compare the plans on a stored twin version; record a recommendation when asked."""
     from bayestwin.decision import Recommendation, compare_plans, record_recommendation
-    from bayestwin.twin import Twin
-
     if body.interval_draws > max_draws:
         raise ServiceApiError(422, "too many draws", f"body.interval_draws is {body.interval_draws}; at most "
                               f"{max_draws}")
@@ -73,7 +71,7 @@ def compare(store: TwinStore, patient: str, body: CompareIn, *, max_draws: int) 
         raise ServiceApiError(422, "invalid recommendation", f"body.recommend.chosen {body.recommend.chosen!r} is "
                               "not one "
                        f"of the plans {names}")
-    twin = Twin.from_store(store, patient, require_twin(store, patient, body.version))
+    twin = load_twin(store, patient, body.version)
     tu, au = twin.spec.unit("time"), twin.spec.unit("amt")
     comparison = compare_plans(twin, make_plans(body.plans, time_unit=tu, amt_unit=au),
                                make_targets(body.targets, time_unit=tu), times=body.times,
