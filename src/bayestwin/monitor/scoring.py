@@ -198,47 +198,45 @@ def score_arrays(signal: str, patients: Sequence[str], p: OUParams, out: FilterO
     (['crossing', 'crossing', 'crossing'], True)
     """
     key = jax.random.PRNGKey(0) if key is None else key
-    tail, log_score, expected = (np.asarray(a) for a in _surprise_and_expected(
-        OUParams(*(jnp.asarray(v) for v in p)), FilterOutput(*(jnp.asarray(a) for a in out)), jnp.asarray(y),
-        jnp.asarray(t)))
-    fm, fv = np.asarray(out.filt_mean), np.asarray(out.filt_var)  # (patient, draw, obs)
-    base_now = expected.mean(axis=1)
-    now = (expected + fm).mean(axis=1)
     offsets = np.asarray(offsets, float)[:, None]
     time_h = t - offsets if time_h is None else np.asarray(time_h, float)
     emit = mask if emit is None else emit & mask
-    emit_i, emit_k = np.nonzero(emit)
+    # gather the emitted rows left-aligned (padded to a size bucket: one compilation per bucket); a
+    # patient's padding repeats its last emitted row (0 when none): the layout of the random keys.
+    # Everything but the drift windows is computed on these rows only (online: the new observations).
+    counts = emit.sum(axis=1)
+    width = bucket_size(int(counts.max()))
+    order = np.argsort(~emit, axis=1, kind="stable")[:, :width]
+    order = np.pad(order, ((0, 0), (0, max(0, width - order.shape[1]))))
+    filled = np.arange(width)[None, :] < counts[:, None]
+    last = np.where(counts > 0, order[np.arange(len(counts)), np.maximum(counts - 1, 0)], 0)
+    idx = np.where(filled, order, last[:, None])
+    sub = FilterOutput(*(np.take_along_axis(np.asarray(a), idx[:, None, :], axis=2) for a in out))
+    t_sub = np.take_along_axis(t, idx, axis=1)
+    fi, fk = np.nonzero(filled)
+    emit_i, emit_k = fi, idx[fi, fk]  # the emitted rows, row-major (as np.nonzero(emit))
+    tail, log_score, expected = (np.asarray(a)[fi, ..., fk] for a in _surprise_and_expected(
+        OUParams(*(jnp.asarray(v) for v in p)), FilterOutput(*(jnp.asarray(a) for a in sub)),
+        jnp.asarray(np.take_along_axis(y, idx, axis=1)), jnp.asarray(t_sub)))
+    base_now = expected.mean(axis=-1)  # (emitted row,)
+    now = (expected + sub.filt_mean[fi, :, fk]).mean(axis=-1)
+    fm, fv = np.asarray(out.filt_mean), np.asarray(out.filt_var)  # (patient, draw, obs)
     rows = []
 
     def table(kind: str, prob: np.ndarray, lo: np.ndarray, hi: np.ndarray, horizon: float,
               start: np.ndarray) -> pd.DataFrame:
         i, k = emit_i, emit_k
         return pd.DataFrame({"patient": np.asarray(patients, dtype=object)[i], "signal": signal, "kind": kind,
-                             "time_h": time_h[i, k], "probability": prob[i, k], "lower": lo[i, k], "upper": hi[i, k],
-                             "baseline": base_now[i, k], "now": now[i, k], "value": y[i, k], "tail_prob": tail[i, k],
-                             "log_score": log_score[i, k], "horizon_h": horizon, "window_start_h": start[i, k]})
+                             "time_h": time_h[i, k], "probability": prob, "lower": lo, "upper": hi,
+                             "baseline": base_now, "now": now, "value": y[i, k], "tail_prob": tail,
+                             "log_score": log_score, "horizon_h": horizon, "window_start_h": start})
 
-    first = np.where(mask.any(axis=1), time_h[:, 0], np.nan)[:, None] * np.ones_like(time_h)
-    wanted = [c for c in crossings if c.signal == signal]
-    if wanted:
-        # gather the emitted rows left-aligned (padded to a size bucket: one compilation per bucket); a
-        # patient's padding repeats its last emitted row (0 when none): the layout of the random keys
-        counts = emit.sum(axis=1)
-        width = bucket_size(int(counts.max()))
-        order = np.argsort(~emit, axis=1, kind="stable")[:, :width]
-        order = np.pad(order, ((0, 0), (0, max(0, width - order.shape[1]))))
-        filled = np.arange(width)[None, :] < counts[:, None]
-        last = np.where(counts > 0, order[np.arange(len(counts)), np.maximum(counts - 1, 0)], 0)
-        idx = np.where(filled, order, last[:, None])
-        sub = FilterOutput(*(np.take_along_axis(np.asarray(a), idx[:, None, :], axis=2) for a in out))
-        t_sub = jnp.asarray(np.take_along_axis(t, idx, axis=1))
-        fi, fk = np.nonzero(filled)
-    for c in wanted:
-        per_sub = np.asarray(crossing_grid(p, sub, t_sub, key, threshold=float(c.threshold), above=c.above,
-                                           horizon=float(c.horizon_h), step=step_h, n_paths=n_paths))
-        per = np.full((*t.shape, per_sub.shape[-1]), np.nan)
-        per[fi, idx[fi, fk]] = per_sub[fi, fk]
-        rows.append(table("crossing", *_interval(per), c.horizon_h, first))
+    first = np.where(mask.any(axis=1), time_h[:, 0], np.nan)[emit_i]
+    for c in (c for c in crossings if c.signal == signal):
+        per_sub = np.asarray(crossing_grid(p, sub, jnp.asarray(t_sub), key, threshold=float(c.threshold),
+                                           above=c.above, horizon=float(c.horizon_h), step=step_h, n_paths=n_paths))
+        rows.append(table("crossing", *_interval(per_sub[fi, fk]), c.horizon_h, first))
+    emitted_at = [np.flatnonzero(emit[i]) for i in range(t.shape[0])]
     for d in drifts:
         if d.signal != signal:
             continue
@@ -247,18 +245,19 @@ def score_arrays(signal: str, patients: Sequence[str], p: OUParams, out: FilterO
         now_m, now_v, then_m, then_v, where = [], [], [], [], []
         for i in range(t.shape[0]):  # numpy per patient (searchsorted, cumsum); one compiled call below
             n = int(mask[i].sum())
-            if n == 0:
+            if n == 0 or emitted_at[i].size == 0:
                 continue
             ti = t[i, :n]
             sm, sv = _smoothed(ti, fm[i, :, :n].T, fv[i, :, :n].T, d.smooth_h)  # (obs, draw)
-            j = np.searchsorted(ti, ti - d.window_h, side="right") - 1
+            at = emitted_at[i]
+            j = np.searchsorted(ti, ti[at] - d.window_h, side="right") - 1
             ok = j >= 0
             if not ok.any():
                 continue
-            now_m.append(sm[ok]), now_v.append(sv[ok]), then_m.append(sm[j[ok]]), then_v.append(sv[j[ok]])
-            idx_ok = np.flatnonzero(ok)
-            where.append((np.full(idx_ok.size, i), idx_ok))
-            start[i, idx_ok] = ti[j[ok]] - offsets[i, 0]
+            at, j = at[ok], j[ok]
+            now_m.append(sm[at]), now_v.append(sv[at]), then_m.append(sm[j]), then_v.append(sv[j])
+            where.append((np.full(at.size, i), at))
+            start[i, at] = ti[j] - offsets[i, 0]
         if where:
             total = sum(w[0].size for w in where)
             size = bucket_size(total)
@@ -266,9 +265,10 @@ def score_arrays(signal: str, patients: Sequence[str], p: OUParams, out: FilterO
                                                                                         then_v)), delta=d.delta))
             ii, kk = (np.concatenate(w) for w in zip(*where, strict=True))
             prob[ii, kk], lo[ii, kk], hi[ii, kk] = _interval(per[:total])
-        rows.append(table("drift", prob, lo, hi, d.window_h, start))
+        rows.append(table("drift", prob[emit_i, emit_k], lo[emit_i, emit_k], hi[emit_i, emit_k], d.window_h,
+                          start[emit_i, emit_k]))
     if surprise_rows:
-        rows.append(table("surprise", 1.0 - tail, 1.0 - tail, 1.0 - tail, 0.0, time_h))
+        rows.append(table("surprise", 1.0 - tail, 1.0 - tail, 1.0 - tail, 0.0, time_h[emit_i, emit_k]))
     if not rows:
-        return table("surprise", 1.0 - tail, 1.0 - tail, 1.0 - tail, 0.0, time_h).iloc[:0]
+        return table("surprise", 1.0 - tail, 1.0 - tail, 1.0 - tail, 0.0, time_h[emit_i, emit_k]).iloc[:0]
     return pd.concat(rows, ignore_index=True)
