@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import functools
 import importlib.metadata as md
 import os
 import platform
@@ -42,7 +43,8 @@ import bayestwin  # noqa: E402,F401  (sets 4 XLA host devices before JAX starts:
 
 TITLE = "## Peers: bayestwin vs NumPyro, PyMC, nutpie and Stan on one population model (issue 9)"
 PROFILE_TITLE = "## Where the time goes: bayestwin vs nutpie at N = 200 (issue 9)"
-RUNNERS = {**ENGINES, "nutpie_bayestwin": run_nutpie_bayestwin}
+RUNNERS = {**ENGINES, "nutpie_bayestwin": run_nutpie_bayestwin,
+           "bayestwin_dense": functools.partial(ENGINES["bayestwin"], dense=True)}
 VERSIONS = ("jax", "numpyro", "arviz", "pymc", "nutpie", "pystan", "httpstan")
 
 
@@ -174,24 +176,35 @@ def profile(n: int, rows: list[dict], s: Settings) -> list[str]:
     have = {r["engine"]: r for r in rows}
     ours = have.get("bayestwin") or fit("bayestwin", n, data, s)
     peer = have.get("nutpie (numba)") or fit("nutpie", n, data, s)
+    same_sampler = have.get("numpyro") or fit("numpyro", n, data, s)  # NumPyro's NUTS, as bayestwin's
+    dense = fit("bayestwin_dense", n, data, s)
     mixed = fit("nutpie_bayestwin", n, data, s)
     costs = gradient_costs(data)
     lines = [PROFILE_TITLE, "",
              f"{_dt.datetime.now(_dt.UTC):%Y-%m-%d %H:%M} UTC; same machine and settings as the section above "
              f"(load average {load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end).", "",
-             "Cost of one log density + gradient, one chain (us; JAX: median over 3 compiled loops of 1,000 "
-             "evaluations, no dispatch; Python calls: median over 3 x 300 calls):", ""]
+             "Cost of one log density + gradient (us; JAX: median over 3 compiled loops of 1,000 evaluations, no "
+             "dispatch, one chain or 4 under pmap; Python calls: median over 3 x 300 calls):", ""]
     lines += [f"* {k}: **{v:.1f} us**" for k, v in costs.items()]
-    same_sampler = have.get("numpyro")  # NumPyro's NUTS, as bayestwin's: its step size shows the adaptation
-    lines += ["", *table([r for r in (ours, same_sampler, peer, mixed) if r is not None], n)[2:]]
+    lines += ["", *table([r for r in (ours, same_sampler, dense, peer, mixed) if r is not None], n)[2:]]
     if ours and peer:
         lines += [
             "Where the time goes (bayestwin / nutpie, from the rows above): ESS/s "
             f"{ours['ess_s'] / peer['ess_s']:.2f}x = min ESS {ours['ess'] / peer['ess']:.2f}x "
             f"x (1 / sampling time {peer['sampling_s'] / ours['sampling_s']:.2f}x); "
             f"leapfrog steps per draw {ours['steps']:.1f} vs {peer['steps']:.1f}; time per leapfrog step incl. the "
-            f"sampler {ours['grad_us']:.0f} vs {peer['grad_us']:.0f} us.", ""]
+            f"sampler {ours['grad_us']:.0f} vs {peer['grad_us']:.0f} us; step size (NumPyro's NUTS, as bayestwin's) "
+            f"{_fmt(same_sampler, 'step_size')} vs {_fmt(peer, 'step_size')}.", ""]
+    if ours and same_sampler:
+        lines += [f"Same sampler (NumPyro NUTS, diagonal mass): bayestwin's model vs the model written directly: "
+                  f"steps per draw {ours['steps']:.1f} vs {same_sampler['steps']:.1f}, sampling time "
+                  f"{ours['sampling_s'] / same_sampler['sampling_s']:.2f}x, min ESS {ours['ess']:.0f} vs "
+                  f"{same_sampler['ess']:.0f}.", ""]
     return lines
+
+
+def _fmt(row: dict | None, key: str) -> str:
+    return "n/a" if row is None or row.get(key) is None else f"{row[key]:.3f}"
 
 
 

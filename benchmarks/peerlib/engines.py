@@ -72,8 +72,11 @@ def clock() -> CompileClock:
     return _CLOCK
 
 
-def run_bayestwin(data: dict, s: Settings) -> Run:
-    """bayestwin's ``fit_population`` on the ``oral_1cpt`` spec, starts at the jittered prior medians."""
+def run_bayestwin(data: dict, s: Settings, dense: bool = False) -> Run:
+    """bayestwin's ``fit_population`` on the ``oral_1cpt`` spec, starts at the jittered prior medians.
+
+    ``dense=True``: ``SamplerConfig(dense_mass=True)`` (a dense mass matrix adapted in warm-up).
+    """
     import jax
     from model_specs.oral_1cpt import spec
 
@@ -95,7 +98,7 @@ def run_bayestwin(data: dict, s: Settings) -> Run:
             window.append(time.perf_counter())
 
     sampler = SamplerConfig(chains=s.chains, warmup=s.warmup, draws=s.draws, seed=s.seed,
-                            target_accept=s.target_accept, init="prior")
+                            target_accept=s.target_accept, init="prior", dense_mass=dense)
     start = time.perf_counter()
     table = read_nonmem(nonmem_frame(data), units={"time": "h", "amt": "mg", "dv": "mg/L"})
     fit_mod.run_nuts = timed
@@ -107,7 +110,8 @@ def run_bayestwin(data: dict, s: Settings) -> Run:
     compile_s = clk.between(*window)
     post = fit.idata.posterior
     stats = fit.idata.sample_stats
-    return Run("bayestwin", {k: post[k].to_numpy() for k in POPULATION}, sampling_s=window[1] - window[0] - compile_s,
+    name = "bayestwin (dense mass)" if dense else "bayestwin"
+    return Run(name, {k: post[k].to_numpy() for k in POPULATION}, sampling_s=window[1] - window[0] - compile_s,
                wall_s=wall, compile_s=compile_s, n_steps=stats["n_steps"].to_numpy(),
                diverging=int(stats["diverging"].sum()), notes=[f"gate {'passed' if fit.ok else 'FAILED'}"])
 

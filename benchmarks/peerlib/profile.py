@@ -64,23 +64,31 @@ def numpyro_density(data: dict):
     return jax.value_and_grad(lambda x: -potential(unravel(x))), x0
 
 
-def in_loop_us(value_and_grad, x0, k: int = 1000, repeats: int = 3) -> float:
-    """Microseconds per evaluation inside one compiled loop of `k` (median of `repeats` timed calls)."""
-    import jax
+def in_loop_us(value_and_grad, x0, k: int = 1000, repeats: int = 3, chains: int = 1) -> float:
+    """Microseconds per evaluation inside one compiled loop of `k` (median of `repeats` timed calls).
 
-    @jax.jit
+    ``chains > 1``: that many loops at once under ``pmap`` over the XLA host devices, as the JAX samplers
+    run their chains (bayestwin asks for 4 host devices); the figure is then wall time per step of all chains.
+    """
+    import jax
+    import jax.numpy as jnp
+
     def loop(x):
         def body(_i, carry):
             x, acc = carry
             v, g = value_and_grad(x)
             return x + 1e-12 * g, acc + v
-        return jax.lax.fori_loop(0, k, body, (x, 0.0))
+        return jax.lax.fori_loop(0, k, body, (x, jnp.zeros((), x.dtype)))
 
-    jax.block_until_ready(loop(x0))
+    if chains > 1:
+        run, x = jax.pmap(loop), jnp.stack([x0] * chains)
+    else:
+        run, x = jax.jit(loop), x0
+    jax.block_until_ready(run(x))
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        jax.block_until_ready(loop(x0))
+        jax.block_until_ready(run(x))
         times.append(time.perf_counter() - t0)
     return 1e6 * float(np.median(times)) / k
 
@@ -103,12 +111,14 @@ def gradient_costs(data: dict) -> dict[str, float]:
 
     out: dict[str, float] = {}
     vg, _ravel, _unravel, x0 = bayestwin_density(data)
-    out["bayestwin JAX, in a compiled loop"] = in_loop_us(vg, x0)
+    out["bayestwin JAX, 1 chain, in a compiled loop"] = in_loop_us(vg, x0)
+    out["bayestwin JAX, 4 chains under pmap (as in sampling), per step of all 4"] = in_loop_us(vg, x0, chains=4)
     jitted = jax.jit(vg)
     out["bayestwin JAX, per Python call (what a nutpie backend pays)"] = per_call_us(
         lambda x: [np.asarray(a) for a in jitted(x)], np.asarray(x0))
     nvg, nx0 = numpyro_density(data)
-    out["NumPyro direct, in a compiled loop"] = in_loop_us(nvg, nx0)
+    out["NumPyro direct, 1 chain, in a compiled loop"] = in_loop_us(nvg, nx0)
+    out["NumPyro direct, 4 chains under pmap, per step of all 4"] = in_loop_us(nvg, nx0, chains=4)
     try:
         import nutpie
 
