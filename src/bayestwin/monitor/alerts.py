@@ -196,10 +196,13 @@ def advance_alerts(scores: pd.DataFrame, policy: AlertPolicy | dict[str, AlertPo
     if scores.empty:
         return scores.iloc[:0].assign(level=np.nan) if isinstance(policy, AlertPolicy) else scores.iloc[:0]
     ordered = scores.sort_values(["patient", "signal", "kind", "time_h"], kind="stable")
-    keys = ordered[["patient", "signal", "kind"]].astype(str)
-    codes, uniques = pd.factorize(pd.MultiIndex.from_frame(keys))
-    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
-    ends = np.r_[starts[1:], len(codes)]
+    cols = [ordered[c].astype(str).to_numpy(object) for c in ("patient", "signal", "kind")]
+    change = np.zeros(len(ordered), bool)
+    change[0] = True
+    for c in cols:
+        change[1:] |= c[1:] != c[:-1]
+    starts = np.flatnonzero(change)
+    ends = np.r_[starts[1:], len(ordered)]
     prob = ordered["probability"].to_numpy(float)
     times = ordered["time_h"].to_numpy(float)
     filled = np.where(np.isnan(prob), -np.inf, prob)
@@ -207,7 +210,7 @@ def advance_alerts(scores: pd.DataFrame, policy: AlertPolicy | dict[str, AlertPo
     lo = np.minimum.reduceat(np.where(np.isnan(prob), np.inf, prob), starts)
     picked: list[int] = []
     for g, (a, b) in enumerate(zip(starts, ends, strict=True)):
-        key = tuple(uniques[codes[a]])
+        key = (cols[0][a], cols[1][a], cols[2][a])
         pol = policy.get(key[2]) if isinstance(policy, dict) else policy
         if pol is None:
             continue

@@ -130,7 +130,8 @@ def crossing_grid(p: OUParams, out: FilterOutput, t: jax.Array, key: jax.Array, 
             x = phi * x + innov * z[:, None, k + 1, :]
             return (x, jnp.maximum(best, sign * (x - margin[:, :, k, None]))), None
 
-        (_, best), _ = jax.lax.scan(move, (x0, jnp.full(x0.shape, -jnp.inf, f32)), jnp.arange(n_steps))
+        (_, best), _ = jax.lax.scan(move, (x0, jnp.full(x0.shape, -jnp.inf, f32)), jnp.arange(n_steps),
+                                    unroll=True)  # one fused loop body: ~30 % faster
         return jnp.mean(best > 0.0, axis=-1, dtype=jnp.float64).T  # (obs, draw)
 
     return jax.lax.map(patient, (p, out.filt_mean, out.filt_var, t), batch_size=32)
@@ -232,10 +233,20 @@ def score_arrays(signal: str, patients: Sequence[str], p: OUParams, out: FilterO
                              "log_score": log_score, "horizon_h": horizon, "window_start_h": start})
 
     first = np.where(mask.any(axis=1), time_h[:, 0], np.nan)[emit_i]
-    for c in (c for c in crossings if c.signal == signal):
-        per_sub = np.asarray(crossing_grid(p, sub, jnp.asarray(t_sub), key, threshold=float(c.threshold),
-                                           above=c.above, horizon=float(c.horizon_h), step=step_h, n_paths=n_paths))
-        rows.append(table("crossing", *_interval(per_sub[fi, fk]), c.horizon_h, first))
+    wanted = [c for c in crossings if c.signal == signal]
+    if wanted:  # only patients with emitted rows (padded to a bucket); the normals do not depend on them
+        live = np.flatnonzero(counts > 0)
+        pick = np.r_[live, np.full(bucket_size(live.size, minimum=4) - live.size, live[0] if live.size else 0)]
+        p_live = OUParams(*(np.asarray(v)[pick] for v in p))
+        sub_live = FilterOutput(*(a[pick] for a in sub))
+        t_live = jnp.asarray(t_sub[pick])
+        where_live = np.full(t.shape[0], -1)
+        where_live[live] = np.arange(live.size)
+    for c in wanted:
+        per_live = np.asarray(crossing_grid(p_live, sub_live, t_live, key, threshold=float(c.threshold),
+                                            above=c.above, horizon=float(c.horizon_h), step=step_h,
+                                            n_paths=n_paths))
+        rows.append(table("crossing", *_interval(per_live[where_live[fi], fk]), c.horizon_h, first))
     emitted_at = [np.flatnonzero(emit[i]) for i in range(t.shape[0])]
     for d in drifts:
         if d.signal != signal:
