@@ -89,8 +89,9 @@ def client_loop(url: str, k: int, stop: float, append_every: int, out: dict[str,
             t0 = time.perf_counter()
             try:
                 if append:
-                    with lock:  # increasing sample times in the order the appends are accepted
-                        t_obs = round(30.0 + 0.01 * len(out["appends"]) + 0.001 * (k % 5), 4)
+                    with lock:  # a distinct sample time for every append (a repeated row would be refused)
+                        out["counter"].append(k)
+                        t_obs = round(30.0 + 0.01 * len(out["counter"]), 4)
                     row = {"ID": 12, "TIME": t_obs, "EVID": 0, "AMT": 0, "CMT": 2, "DV": 2.5, "MDV": 0, "WT": 60.5}
                     job = client.add_data("12", event_rows([row], {"time": "h", "amt": "mg", "dv": "mg/L",
                                                                     "wt": "kg"}))
@@ -129,6 +130,7 @@ def check_writes(url: str, appends: list[dict[str, Any]], initial_obs: int, stor
     return {"accepted_appends": len(appends), "succeeded": len(ok),
             "failed_jobs": {s["status"]: sum(x["status"] == s["status"] for x in states) for s in states
                             if s["status"] != "succeeded"},
+            "job_errors": sorted({json.dumps(s["error"])[:300] for s in states if s["status"] != "succeeded"})[:5],
             "versions": len(history["versions"]), "final_observations": final_obs,
             "expected_observations": initial_obs + len(appends), "rows_missing_from_store": len(missing),
             "lost_writes": len(appends) - len(ok) + len(missing)}
@@ -154,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.monotonic()
         first = setup(url)
         setup_s = time.monotonic() - t0
-        out: dict[str, list[Any]] = {"latency": [], "appends": [], "errors": []}
+        out: dict[str, list[Any]] = {"latency": [], "appends": [], "errors": [], "counter": []}
         lock = threading.Lock()
         start = time.monotonic()
         threads = [threading.Thread(target=client_loop, args=(url, k, start + args.duration, args.append_every, out,

@@ -62,14 +62,18 @@ class BayestwinClient:
         Bearer JWT; ``None`` only for :meth:`health` and :meth:`ready`.
     timeout_s : float
         Per-request timeout (a forecast compiles on first use: allow tens of seconds).
-    verify : bool or str
-        TLS verification (a CA bundle path for a private CA).
+    verify : bool, str or ssl.SSLContext
+        TLS verification (a CA bundle path for a private CA, or an SSL context).
     """
 
     def __init__(self, base_url: str, token: str | None = None, *, timeout_s: float = 120.0,
-                 verify: bool | str = True, transport: httpx.BaseTransport | None = None) -> None:
+                 verify: bool | str | Any = True, transport: httpx.BaseTransport | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if isinstance(verify, str):  # a CA bundle: httpx wants an SSL context
+            import ssl
+
+            verify = ssl.create_default_context(cafile=verify)
         self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout_s, verify=verify,
                                   transport=transport)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -76,7 +77,7 @@ def fitted(server, data) -> dict[str, Any]:
     """Spec registered, population fitted, twin of patient 12 fitted -- each through the service's jobs."""
     from bayestwin.cli.demo import load_spec_file
 
-    spec = load_spec_file("model_specs/theophylline.py")
+    spec = load_spec_file(Path(__file__).resolve().parents[2] / "model_specs" / "theophylline.py")
     with server.client(server.token("dr-model", "modeler")) as modeler:
         spec_id = modeler.register_spec(spec.to_dict())["spec_id"]
         job = modeler.fit_population(spec_id, data["cohort"], sampler=SAMPLER, gate=GATE)

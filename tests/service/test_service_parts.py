@@ -127,3 +127,44 @@ def test_client_and_service_start_without_jax() -> None:
             "print(sorted(m for m in ('jax', 'numpyro', 'arviz') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.strip() == "[]"
+
+
+def test_serve_with_tls_and_its_option_checks(tmp_path) -> None:
+    import datetime as dt
+
+    import httpx
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+    from typer.testing import CliRunner
+
+    from bayestwin.cli import app
+    from bayestwin.service.local import LocalServer
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+            .sign(key, hashes.SHA256()))
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                         serialization.PrivateFormat.TraditionalOpenSSL,
+                                                         serialization.NoEncryption()))
+    env = {"BAYESTWIN_STORE": str(tmp_path / "store"), "BAYESTWIN_PSEUDONYM_KEY": "p" * 32,
+           "BAYESTWIN_JWT_SECRET": SECRET}
+    tls = ["--ssl-certfile", str(tmp_path / "cert.pem"), "--ssl-keyfile", str(tmp_path / "key.pem")]
+    with LocalServer(env, tmp_path / "tls.log", args=tls, verify=str(tmp_path / "cert.pem")) as url:
+        assert url.startswith("https://")
+        from bayestwin.client import BayestwinClient
+
+        with BayestwinClient(url, verify=str(tmp_path / "cert.pem")) as client:
+            assert client.health()["status"] == "ok"
+        with pytest.raises(httpx.ConnectError):  # no certificate check skipped: an unknown CA is refused
+            httpx.get(f"{url}/v1/health")
+    half = CliRunner().invoke(app, ["serve", "--store", str(tmp_path / "store"), "--ssl-certfile",
+                                    str(tmp_path / "cert.pem")], env=env)
+    assert half.exit_code == 2 and "both --ssl-certfile and --ssl-keyfile" in half.output

@@ -44,7 +44,8 @@ def create_app(settings: ServiceSettings, *, pseudonym_key: str | bytes | None =
     with TwinStore.open(settings.store, key=pseudonym_key, create=True, actor="bayestwin-service") as store:
         pseudonym = store.pseudonym  # pure HMAC: usable after the connection closes
     jobs = JobManager(workers=settings.job_workers, max_queued=settings.max_queued_jobs,
-                      timeout_s=settings.job_timeout_s, describe_error=lambda err: describe(err)[1])
+                      timeout_s=settings.job_timeout_s,
+                      describe_error=lambda err: describe(err, rows_field="events")[1])  # a job's rows: merged events
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> Any:

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 __all__ = ["LocalServer", "free_port"]
 
@@ -36,15 +38,20 @@ class LocalServer:
 
     `env` is added to a copy of ``os.environ`` from which every ``BAYESTWIN_*`` variable was removed, so only
     what is given configures the server (``BAYESTWIN_STORE``, ``BAYESTWIN_PSEUDONYM_KEY``,
-    ``BAYESTWIN_JWT_SECRET``, limits ...).
+    ``BAYESTWIN_JWT_SECRET``, limits ...). `args` are more ``bayestwin serve`` options (e.g. ``--ssl-certfile``
+    and ``--ssl-keyfile``: the URL is then ``https://localhost:<port>``, checked with `verify`).
     """
 
-    def __init__(self, env: Mapping[str, str], log: str | os.PathLike[str], *, start_timeout_s: float = 60.0) -> None:
+    def __init__(self, env: Mapping[str, str], log: str | os.PathLike[str], *, start_timeout_s: float = 60.0,
+                 args: Sequence[str] = (), verify: bool | str = True) -> None:
         self.env = dict(env)
         self.log = Path(log)
         self.start_timeout_s = start_timeout_s
+        self.args = list(args)
+        self.verify = verify
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        tls = "--ssl-certfile" in self.args
+        self.url = f"{'https://localhost' if tls else 'http://127.0.0.1'}:{self.port}"
         self._proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> str:
@@ -53,17 +60,25 @@ class LocalServer:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BAYESTWIN_")} | self.env
         with open(self.log, "wb") as out:
             self._proc = subprocess.Popen([sys.executable, "-m", "bayestwin.cli.main", "serve", "--port",
-                                           str(self.port), "--log-level", "warning"], env=env, stdout=out,
+                                           str(self.port), "--log-level", "warning", *self.args], env=env, stdout=out,
                                           stderr=subprocess.STDOUT)
+        try:
+            return self._wait_healthy(httpx)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+
+    def _wait_healthy(self, httpx: Any) -> str:
+        verify = ssl.create_default_context(cafile=self.verify) if isinstance(self.verify, str) else self.verify
         end = time.monotonic() + self.start_timeout_s
         while True:
             try:
-                if httpx.get(f"{self.url}/v1/health", timeout=1.0).status_code == 200:
+                if httpx.get(f"{self.url}/v1/health", timeout=1.0, verify=verify).status_code == 200:
                     return self.url
             except httpx.TransportError:
                 pass
+            assert self._proc is not None
             if self._proc.poll() is not None or time.monotonic() > end:
-                self.__exit__(None, None, None)
                 raise RuntimeError(f"the service did not start; its log ({self.log}):\n"
                                    f"{self.log.read_text(errors='replace')[-3000:]}")
             time.sleep(0.1)

@@ -17,6 +17,8 @@ import math
 import threading
 import warnings
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,11 +51,26 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def open_store(settings: ServiceSettings, actor: str, *, create: bool = False) -> TwinStore:
-    """Open the service's store with `actor` (the token's subject) as the audit actor."""
+_LOCAL = threading.local()
+
+
+@contextmanager
+def open_store(settings: ServiceSettings, actor: str) -> Iterator[TwinStore]:
+    """The service's store, with `actor` (the token's subject) as the audit actor, for one request or job.
+
+    Each worker thread keeps one open connection and reuses it: opening the store takes SQLite's write
+    lock (schema and metadata checks), which under many concurrent requests would queue every request
+    behind every other.
+    """
     from bayestwin.store import TwinStore
 
-    return TwinStore.open(settings.store, create=create, actor=actor)
+    store = getattr(_LOCAL, "store", None)
+    if store is None or store.path != Path(settings.store):
+        if store is not None:
+            store.close()
+        store = _LOCAL.store = TwinStore.open(settings.store, create=False, actor=actor)
+    store.actor = actor
+    yield store
 
 
 # --- specs ----------------------------------------------------------------------------------------
@@ -165,9 +182,10 @@ def _read_data(data: EventRowsIn | FhirIn, store: TwinStore, settings: ServiceSe
 
 # --- fitting (background jobs) --------------------------------------------------------------------
 def _sampler(s: SamplerIn, settings: ServiceSettings) -> Any:
-    if s.chains * s.draws > settings.max_draws:
-        raise ServiceApiError(422, "too many draws", f"body.sampler: chains x draws = {s.chains * s.draws} exceeds the "
-                       f"service's limit of {settings.max_draws}; ask for fewer chains or draws")
+    for what, n in (("draws", s.draws), ("warmup", s.warmup)):
+        if s.chains * n > settings.max_draws:
+            raise ServiceApiError(422, f"too many {what}", f"body.sampler: chains x {what} = {s.chains * n} exceeds "
+                                  f"the service's limit of {settings.max_draws}; ask for fewer chains or {what}")
     from bayestwin.inference import SamplerConfig
 
     return SamplerConfig.default(progress_bar=False, chains=s.chains, warmup=s.warmup, draws=s.draws, seed=s.seed,
@@ -282,6 +300,7 @@ def require_twin(store: TwinStore, patient: str, version: int | None = None) -> 
 
 _TWINS: OrderedDict[tuple[str, str, int], Any] = OrderedDict()
 _TWINS_LOCK = threading.Lock()
+_BUILDING: dict[tuple[str, str, int], threading.Lock] = {}
 _TWINS_KEPT = 32
 
 
@@ -301,11 +320,17 @@ def load_twin(store: TwinStore, patient: str, version: int | None) -> Any:
         if twin is not None:
             _TWINS.move_to_end(key)
             return twin
-    twin = Twin.from_store(store, patient, chosen)
-    with _TWINS_LOCK:
-        _TWINS[key] = twin
-        while len(_TWINS) > _TWINS_KEPT:
-            _TWINS.popitem(last=False)
+        building = _BUILDING.setdefault(key, threading.Lock())
+    with building:  # one rebuild per version, however many requests ask for it at once
+        with _TWINS_LOCK:
+            twin = _TWINS.get(key)
+        if twin is None:
+            twin = Twin.from_store(store, patient, chosen)
+            with _TWINS_LOCK:
+                _TWINS[key] = twin
+                while len(_TWINS) > _TWINS_KEPT:
+                    _TWINS.popitem(last=False)
+                _BUILDING.pop(key, None)
     return twin
 
 

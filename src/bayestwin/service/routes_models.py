@@ -70,9 +70,10 @@ def health() -> dict[str, Any]:
 def ready(request: Request) -> Any:
     """The store opens and the job pool has room."""
     st = state(request)
-    try:
-        with open_store(st.settings, "service.ready"):
-            pass
+    try:  # a fresh connection: the store must still open (path, keys, schema), not only a cached one
+        from bayestwin.store import TwinStore
+
+        TwinStore.open(st.settings.store, create=False, actor="service.ready").close()
     except Exception:
         return JSONResponse({"status": "not ready", "detail": "the twin store cannot be opened; check the store "
                              "path and keys in the service log", "jobs_busy": st.jobs.busy()}, status_code=503)

@@ -59,7 +59,8 @@ class ServiceSettings:
     max_times, max_levels, max_plans, max_targets, max_rows : int
         Bounds per request (else 422): forecast/comparison times, interval levels, plans, targets, event rows.
     max_draws : int
-        Bound on chains x draws of a requested fit, and on the draws of a comparison's intervals.
+        Bound on chains x draws and chains x warm-up of a requested fit, and on the draws of a comparison's
+        intervals.
     job_workers, max_queued_jobs : int
         Background fits run on `job_workers` threads; more than `max_queued_jobs` waiting gets 429.
     job_timeout_s : float
