@@ -13,7 +13,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from bayestwin.exceptions import ServiceApiError
-from bayestwin.service.ops import jsonable, load_twin, require_twin
+from bayestwin.service.ops import WRITE_LOCK, jsonable, load_twin, require_twin
 from bayestwin.service.schemas import CompareIn, PlanIn, TargetIn
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -80,7 +80,8 @@ def compare(store: TwinStore, patient: str, body: CompareIn, *, max_draws: int) 
     record = None
     if body.recommend is not None:
         rec = Recommendation.from_comparison(comparison, body.recommend.chosen, body.recommend.rule)
-        record_recommendation(store, rec, patient=patient, version=twin.stored_version_)
+        with WRITE_LOCK:
+            record_recommendation(store, rec, patient=patient, version=twin.stored_version_)
         record = len(store.load_version(patient, twin.stored_version_).records) - 1
     doc = comparison.to_dict() | {"patient": patient}
     return {"patient": patient, "version": twin.stored_version_, "comparison": jsonable(doc),

@@ -82,10 +82,10 @@ def guard(action: Action) -> Callable[..., Principal]:
 
 
 def _audit_denial(st: ServiceState, who: Principal, action: Action, patient: str) -> None:
-    from bayestwin.service.ops import open_store
+    from bayestwin.service.ops import WRITE_LOCK, open_store
 
     try:
-        with open_store(st.settings, who.subject) as store:
+        with open_store(st.settings, who.subject) as store, WRITE_LOCK:
             store.log_action("service.denied", patient=patient, inputs={"action": action.name.lower(),
                                                                         "role": who.role})
     except Exception:  # the refusal stands even if the audit write fails; the failure is logged
@@ -96,4 +96,7 @@ def _audit_denial(st: ServiceState, who: Principal, action: Action, patient: str
 
 def audit(store: Any, action: str, patient: str | None = None, **inputs: Any) -> None:
     """Append a ``service.<action>`` audit record (actor: the store's actor, i.e. the token's subject)."""
-    store.log_action(f"service.{action}", patient=patient, inputs={k: str(v) for k, v in inputs.items()})
+    from bayestwin.service.ops import WRITE_LOCK
+
+    with WRITE_LOCK:
+        store.log_action(f"service.{action}", patient=patient, inputs={k: str(v) for k, v in inputs.items()})

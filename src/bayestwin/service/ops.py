@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from bayestwin.service.settings import ServiceSettings
     from bayestwin.store import TwinStore
 
-__all__ = ["jsonable", "load_spec", "open_store", "read_data", "register_spec"]
+__all__ = ["WRITE_LOCK", "jsonable", "load_spec", "load_twin", "open_store", "read_data", "register_spec"]
 
 
 def jsonable(value: Any) -> Any:
@@ -52,6 +52,9 @@ def jsonable(value: Any) -> Any:
 
 
 _LOCAL = threading.local()
+#: Serialises the service's writes to the store: threads queue here, in Python, instead of spinning in
+#: SQLite's busy handler (which under ~50 concurrent writers let a few wait past its 30 s timeout).
+WRITE_LOCK = threading.Lock()
 
 
 @contextmanager
@@ -99,7 +102,8 @@ def register_spec(settings: ServiceSettings, store: TwinStore, doc: dict[str, An
         tmp = path.with_suffix(".tmp")
         tmp.write_text(spec.to_json(), encoding="utf-8")
         tmp.replace(path)
-    store.log_action("service.register_spec", inputs={"spec": digest})
+    with WRITE_LOCK:
+        store.log_action("service.register_spec", inputs={"spec": digest})
     return spec
 
 
@@ -222,7 +226,7 @@ def population_job(settings: ServiceSettings, actor: str, spec: Any, cohort: Eve
                                    f"{fit.diagnostics.format().splitlines()[0]}. Ask for more warm-up/draws")
         ctx.progress(0.95, "committing")
         ctx.check()
-        with open_store(settings, actor) as store:
+        with open_store(settings, actor) as store, WRITE_LOCK:
             version = store.commit_population(fit)
         return jsonable({"version": version, "spec_id": spec.digest(), "n_patients": fit.n_patients,
                          "converged": bool(fit.ok), "diagnostics": fit.diagnostics.to_dict()})
@@ -279,7 +283,7 @@ def _commit(ctx: JobContext, settings: ServiceSettings, actor: str, patient: str
                                f"committed. {twin.diagnostics_.format().splitlines()[0]}")
     ctx.progress(0.95, "committing")
     ctx.check()
-    with open_store(settings, actor) as store:
+    with open_store(settings, actor) as store, WRITE_LOCK:
         version = store.commit_twin(twin, expected_parent=parent)
     return jsonable({"patient": patient, "version": version, "parent": parent,
                      "population_version": twin.population_version_, "converged": bool(twin.diagnostics_.ok),
@@ -340,6 +344,7 @@ def forecast(store: TwinStore, patient: str, version: int | None, times: list[fl
     twin = load_twin(store, patient, version)
     fc = twin.forecast(times, override_convergence=allow_failed, seed=seed)
     text = fc.to_json(sorted({0.5, *levels}))
-    record = store.add_forecast(patient, twin.stored_version_, text)
+    with WRITE_LOCK:
+        record = store.add_forecast(patient, twin.stored_version_, text)
     return {"patient": patient, "version": twin.stored_version_, "record": record,
             "status": fc.metadata["diagnostics"]["status"], "forecast": jsonable(json.loads(text))}
