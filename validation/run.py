@@ -69,8 +69,19 @@ ODE_NOT_RUN = ("too slow on 2 cores (about 27 CPU-hours). Measured 2026-11-26: t
                "iterations (dense mass matrix) took 236 steps per iteration with (ka, Km, Vm, V) and 227 with "
                "(ka, Km, CL = Vm/Km, V); the closed-form two-compartment oral model (also 4 parameters with BSV) "
                "needs 245 here. 260 replications x 2 chains x 800 iterations x ~230 steps x ~1 ms = ~27 h. "
-               "Needs a >= 30-core machine for an overnight run, or a cheaper design.")
+               "Needs a >= 30-core machine for an overnight run, or a cheaper design. Measured 2026-11-27 "
+               "(validation/sbc_cost.py): the step count is the sampler geometry, not the ODE (closed-form "
+               "pk.two_cmt_oral: 226 steps dense, 71 diagonal); for this model neither a diagonal mass matrix "
+               "(236 / 131 steps on 2 replications), 6 patients x 4 samples (241 / 162) nor doses 10/100/1000 mg "
+               "(179) gets far below ~200. On a 16-core device with 14 host devices (pmap now works for the "
+               "dopri5 ODE path): ~2 h; run with `--ode`, see validation/device_sbc.md.")
 
+#: SBC settings of the ODE models (run only with ``--ode``): the default ones, with the fits spread over the host
+#: devices (``pmap``; safe for the dopri5 forward-sensitivity solver of every built-in ODE model: measured same
+#: steps and draws on 1 and 2 devices). Measured 2026-11-27 (validation/sbc_cost.py, validation/device_sbc.md):
+#: neither a diagonal mass matrix nor 6 patients x 4 samples brings pk.one_cmt_oral_mm below ~130-240 leapfrog
+#: steps per iteration, so the run stays ~20-30 CPU-hours per model.
+ODE_SBC_SETTINGS = SBC_SETTINGS | {"parallel_ok": True}
 
 #: Per-model notes for ODE models whose SBC is not run, in place of ODE_NOT_RUN (which describes the
 #: Michaelis-Menten PK model's measurements).
@@ -82,7 +93,12 @@ ODE_MODEL_NOTES = {
         "diffrax tsit5) against 0.30 ms for pk.one_cmt_oral_mm; the population log density + gradient of 6 patients "
         "4.5 ms against 3.1 ms for pk.one_cmt_oral_mm (min of 20, contended). Not attempted in this "
         "session: an SBC fit of these models (see pk.one_cmt_oral_mm's row for the cost of ODE SBC fits). Its "
-        "ODE is tested against scipy in tests/models/test_pd.py.") for k in range(1, 5)}
+        "ODE is tested against scipy in tests/models/test_pd.py. Cost estimate and the command for a device "
+        "machine (`--ode`): validation/device_sbc.md.") for k in range(1, 5)} | {
+    "metabolic.bergman_meal": (
+        "glucose-insulin meal model: a 6-state ODE on the same engine (dopri5, forward sensitivities, rtol 1e-7); "
+        "no SBC fit timed. ODE SBC costs ~20-30 CPU-hours per model on this design (see pk.one_cmt_oral_mm's "
+        "row); cost estimate and the command for a device machine (`--ode`): validation/device_sbc.md.")}
 
 
 def _sbc_intro(replications: int, broken_replications: int) -> list[str]:
@@ -113,8 +129,12 @@ def _sbc_intro(replications: int, broken_replications: int) -> list[str]:
             "|---|---|---|---|---|---|---|---|---|---|"]
 
 
-def sbc_model(name: str, replications: int, broken_replications: int) -> dict:
-    """SBC and the broken-variant power check of one built-in model, as a report fragment."""
+def sbc_model(name: str, replications: int, broken_replications: int, *, ode: bool = False) -> dict:
+    """SBC and the broken-variant power check of one built-in model, as a report fragment.
+
+    ODE models are run only with ``ode=True`` (``--ode``: hours on 2 cores, see ``validation/device_sbc.md``),
+    with ``ODE_SBC_SETTINGS``; otherwise their row says NOT RUN and why.
+    """
     import dataclasses
 
     import matplotlib
@@ -127,9 +147,12 @@ def sbc_model(name: str, replications: int, broken_replications: int) -> dict:
     from bayestwin.validation import misspecified_prior, run_sbc
 
     model = get_model(name)
+    settings = SBC_SETTINGS
     if model.kind == "ode":
-        note = ODE_MODEL_NOTES.get(name, ODE_NOT_RUN)
-        return {"ok": False, "row": f"| `{name}` | | | | **NOT RUN** | | | | | {note} |", "details": []}
+        if not ode:
+            note = ODE_MODEL_NOTES.get(name, ODE_NOT_RUN)
+            return {"ok": False, "row": f"| `{name}` | | | | **NOT RUN** | | | | | {note} |", "details": []}
+        settings = ODE_SBC_SETTINGS
     FIGURES.mkdir(parents=True, exist_ok=True)
     spec = default_spec(model)
     # PK models (log scale): non-centred (BSV SDs drawn near 0 make funnels); identity-scale longitudinal
@@ -144,10 +167,10 @@ def sbc_model(name: str, replications: int, broken_replications: int) -> dict:
         unit = model.optional_parameters["time_ref"][0]
         spec = dataclasses.replace(spec, parameters=(*spec.parameters, Parameter(
             "time_ref", unit=unit, fixed=sum(DEFAULT_TIMES) / len(DEFAULT_TIMES), scale="identity")))
-    good = run_sbc(spec, n_replications=replications, **SBC_SETTINGS)
+    good = run_sbc(spec, n_replications=replications, **settings)
     print(good.format(), flush=True)
     bad = run_sbc(spec, fit_spec=misspecified_prior(spec, 1 / 3), n_replications=broken_replications,
-                  **SBC_SETTINGS)
+                  **settings)
     print(bad.format(), flush=True)
     t = good.tests()
     broken_failed = not bad.ok
@@ -157,7 +180,7 @@ def sbc_model(name: str, replications: int, broken_replications: int) -> dict:
            f"{'failed, as it must' if broken_failed else '**PASSED: harness not sensitive**'} "
            f"(smallest p {bad.tests()['p_value'].min():.2g}) | {int((rep['divergences'] > 0).sum())} of {len(rep)} "
            f"| {rep['max_rhat'].median():.3f} | {good.wall_s + bad.wall_s:.0f} s | {_now()}, {replications} + "
-           f"{broken_replications} replications |")
+           f"{broken_replications} replications{_settings_note(settings)} |")
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
     good.plot_ecdf(axes[0])
     bad.plot_ecdf(axes[1])
@@ -174,6 +197,12 @@ def sbc_model(name: str, replications: int, broken_replications: int) -> dict:
     details += [f"| {q} | {r.chi2:.1f} | {r.p_value:.3g} | {'yes' if r.passed else '**no**'} |"
                 for q, r in t.iterrows()]
     return {"ok": bool(good.ok and broken_failed), "row": row, "details": [*details, ""]}
+
+
+def _settings_note(settings: dict) -> str:
+    """How a run's sampler settings differ from the SBC defaults the report's introduction describes."""
+    diff = {k: v for k, v in settings.items() if SBC_SETTINGS.get(k) != v}
+    return "; " + ", ".join(f"{k} {v}" for k, v in diff.items()) if diff else ""
 
 
 def _now() -> str:
@@ -294,6 +323,9 @@ def main() -> int:
     parser.add_argument("--broken-replications", type=int, default=60)
     parser.add_argument("--only", default="sbc,calibration,pytest")
     parser.add_argument("--models", default="")
+    parser.add_argument("--ode", action="store_true",
+                        help="also run the ODE models' SBC (ODE_SBC_SETTINGS; hours on 2 cores: see "
+                             "validation/device_sbc.md)")
     parser.add_argument("--output", default=str(DOCS / "validation.md"))
     a = parser.parse_args()
     started = time.perf_counter()
@@ -305,7 +337,7 @@ def main() -> int:
     if "sbc" in only:
         for name in models:
             t0 = time.perf_counter()
-            fragment = sbc_model(name, a.replications, a.broken_replications)
+            fragment = sbc_model(name, a.replications, a.broken_replications, ode=a.ode)
             _save(f"sbc_{name}", fragment | {"date": _now(), "wall_s": time.perf_counter() - t0,
                                               "replications": a.replications})
     for key, run in (("calibration", calibration_section), ("pytest", pytest_section)):
