@@ -38,27 +38,29 @@ def run(url: str, examples: int) -> dict[str, Any]:
     schema = schemathesis.openapi.from_dict(json.loads((ROOT / "docs" / "openapi.json").read_text()))
     counts: dict[str, Counter[str]] = {}
     failures: list[str] = []
+
+    def make(op: Any, label: str, pin: bool, tally: Counter[str]) -> Any:
+        @given(case=op.as_strategy())
+        @settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+        def fuzz(case: Any) -> None:
+            if pin:
+                case.path_parameters = {**(case.path_parameters or {}), "patient": "12"}
+            role = "modeler" if case.path.startswith(("/v1/specs", "/v1/populations")) else "clinician"
+            token = make_token(SECRET, subject=f"fuzz-{uuid.uuid4().hex[:8]}", role=role)
+            response = case.call(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=300)
+            tally[f"{response.status_code // 100}xx"] += 1
+            tally[str(response.status_code)] += 1
+            if response.status_code >= 500 or (response.status_code >= 400 and (
+                    "Traceback" in response.text or not {"error", "detail"} <= set(response.json()))):
+                failures.append(f"{label}: {response.status_code} {response.text[:300]}")
+
+        return fuzz
+
     for result in schema.get_all_operations():
         op = result.ok()
         for pin in ((False, True) if op.path in PINNED else (False,)):
             label = op.label + (" [patient 12]" if pin else "")
-            tally = counts.setdefault(label, Counter())
-
-            @given(case=op.as_strategy())
-            @settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-            def fuzz(case: Any, tally: Counter[str] = tally, label: str = label, pin: bool = pin) -> None:
-                if pin:
-                    case.path_parameters = {**(case.path_parameters or {}), "patient": "12"}
-                role = "modeler" if case.path.startswith(("/v1/specs", "/v1/populations")) else "clinician"
-                token = make_token(SECRET, subject=f"fuzz-{uuid.uuid4().hex[:8]}", role=role)
-                response = case.call(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=300)
-                tally[f"{response.status_code // 100}xx"] += 1
-                tally[str(response.status_code)] += 1
-                if response.status_code >= 500 or (response.status_code >= 400 and (
-                        "Traceback" in response.text or not {"error", "detail"} <= set(response.json()))):
-                    failures.append(f"{label}: {response.status_code} {response.text[:300]}")
-
-            fuzz()
+            make(op, label, pin, counts.setdefault(label, Counter()))()
     return {"examples_per_operation": examples, "operations": len(counts),
             "requests": sum(c["2xx"] + c["4xx"] + c["5xx"] for c in counts.values()),
             "server_errors": sum(c["5xx"] for c in counts.values()), "failures": failures[:20],

@@ -66,7 +66,7 @@ def decode_token(token: str, settings: ServiceSettings) -> Principal:
         raise ServiceAuthError("the bearer token's signature does not verify with this service's key") from err
     except jwt.InvalidAlgorithmError as err:
         raise ServiceAuthError(f"the bearer token is not signed with {settings.jwt_algorithm}, the only algorithm this "
-                        "service accepts") from err
+                               "service accepts") from err
     except jwt.MissingRequiredClaimError as err:
         raise ServiceAuthError(f"the bearer token lacks the required claim {err.claim!r}") from err
     except jwt.InvalidAudienceError as err:
@@ -91,8 +91,7 @@ def _principal(claims: dict[str, Any]) -> Principal:
     if (not isinstance(patients, list) or len(patients) > _MAX_PATIENTS
             or not all(isinstance(p, str | int) and not isinstance(p, bool) for p in patients)):
         raise ServiceAuthError(f"the bearer token's 'patients' claim must be a list of at most {_MAX_PATIENTS} "
-                               "patient ids "
-                        "(strings)")
+                               "patient ids (strings)")
     return Principal(subject, role, frozenset(str(p) for p in patients))
 
 

@@ -86,8 +86,7 @@ def authorize(principal: Principal, action: Action, *, patient: str | None = Non
     if patient in principal.patients or (pseudonym is not None and pseudonym(patient) in principal.patients):
         return
     raise ServiceForbiddenError(f"this token is not allowed to {action.value} patient {patient!r} (it is limited to "
-                                "other "
-                    "patients)")
+                                "other patients)")
 
 
 _PATIENT_ACTIONS = frozenset({Action.CHECK_EVENTS, Action.CREATE_TWIN, Action.APPEND_DATA, Action.FORECAST,

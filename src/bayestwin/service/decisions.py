@@ -33,7 +33,7 @@ def make_plans(plans: list[PlanIn], *, time_unit: str, amt_unit: str) -> list[An
             continue
         if p.dose is None or p.interval is None or p.count is None:
             raise ServiceApiError(422, "invalid plan", f"body.plans[{i}] ({p.name!r}): a 'repeat' plan needs dose, "
-                           "interval and count")
+                                  "interval and count")
         out.append(Plan.repeat(dose=p.dose, interval=p.interval, count=p.count, start=p.start, duration=p.duration,
                                route=p.route, time_unit=time_unit, amt_unit=amt_unit, name=p.name))
     return out
@@ -53,8 +53,7 @@ def make_targets(targets: list[TargetIn], *, time_unit: str) -> list[Any]:
         else:
             if t.threshold is None:
                 raise ServiceApiError(422, "invalid target", f"body.targets[{i}] ({t.name!r}): an 'exceeds' target "
-                                      "needs "
-                               "a threshold")
+                                      "needs a threshold")
             at = None if t.at in (None, "trough") else float(t.at)  # type: ignore[arg-type]
             out.append(Exceeds(t.name, threshold=t.threshold, at=at, output=t.output, time_unit=time_unit))
     return out
@@ -69,8 +68,7 @@ def compare(store: TwinStore, patient: str, body: CompareIn, *, max_draws: int) 
     names = [p.name for p in body.plans]
     if body.recommend is not None and body.recommend.chosen is not None and body.recommend.chosen not in names:
         raise ServiceApiError(422, "invalid recommendation", f"body.recommend.chosen {body.recommend.chosen!r} is "
-                              "not one "
-                       f"of the plans {names}")
+                              f"not one of the plans {names}")
     twin = load_twin(store, patient, body.version)
     tu, au = twin.spec.unit("time"), twin.spec.unit("amt")
     comparison = compare_plans(twin, make_plans(body.plans, time_unit=tu, amt_unit=au),

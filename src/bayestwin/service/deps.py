@@ -58,8 +58,8 @@ def principal(request: Request,
     wait = st.limiter.hit(who.subject)
     if wait is not None:
         raise ServiceApiError(429, "rate limited", f"more than {st.settings.rate_limit} requests in "
-                       f"{st.settings.rate_window_s:g} s from subject {who.subject!r}; retry after the Retry-After "
-                       "header's seconds", headers={"Retry-After": RateLimiter.retry_after(wait)})
+                              f"{st.settings.rate_window_s:g} s from subject {who.subject!r}; retry after the "
+                              "Retry-After header's seconds", headers={"Retry-After": RateLimiter.retry_after(wait)})
     return who
 
 

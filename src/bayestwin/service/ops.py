@@ -114,8 +114,7 @@ def load_spec(settings: ServiceSettings, spec_id: str) -> Any:
     hexpart = spec_id.split(":", 1)[-1]
     if len(hexpart) != 64 or any(c not in "0123456789abcdef" for c in hexpart):
         raise ServiceApiError(422, "invalid spec id", f"spec id {spec_id!r} is not a spec digest (sha256:<64 hex>); "
-                              "use "
-                       "the spec_id returned by POST /v1/specs")
+                              "use the spec_id returned by POST /v1/specs")
     path = _spec_dir(settings) / f"{hexpart}.json"
     if not path.is_file():
         raise ServiceApiError(404, "not found", f"no spec {spec_id!r} is registered; register it with POST /v1/specs")
@@ -151,7 +150,7 @@ def _read_data(data: EventRowsIn | FhirIn, store: TwinStore, settings: ServiceSe
     if isinstance(data, EventRowsIn):
         if len(data.rows) > settings.max_rows:
             raise ServiceApiError(422, "too many rows", f"{field}.rows has {len(data.rows)} rows; at most "
-                           f"{settings.max_rows} per request: split the data into several requests")
+                                  f"{settings.max_rows} per request: split the data into several requests")
         import pandas as pd
 
         from bayestwin.data import read_nonmem
@@ -162,7 +161,7 @@ def _read_data(data: EventRowsIn | FhirIn, store: TwinStore, settings: ServiceSe
         entries = data.bundle.get("entry") or []
         if not isinstance(entries, list) or len(entries) > settings.max_rows:
             raise ServiceApiError(422, "too many resources", f"{field}.bundle.entry must be a list of at most "
-                           f"{settings.max_rows} resources")
+                                  f"{settings.max_rows} resources")
         from bayestwin.data import read_fhir
 
         target = None if patient is None else store.pseudonym(patient)
@@ -179,8 +178,7 @@ def _read_data(data: EventRowsIn | FhirIn, store: TwinStore, settings: ServiceSe
         others = [p for p in table.patients if str(p) != str(patient)]
         if others:
             raise ServiceApiError(422, "rows of another patient", f"{where} holds events of {len(others)} patient(s) "
-                                  "other "
-                           f"than {patient!r}; send only this patient's events to this patient's twin")
+                                  f"other than {patient!r}; send only this patient's events to this patient's twin")
     return table
 
 

@@ -48,8 +48,8 @@ PatientPath = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[A-Za
 def _bounded(name: str, values: list[Any], limit: int) -> None:
     if len(values) > limit:
         raise ServiceApiError(422, "too many values", f"{name} has {len(values)} entries; this service allows at most "
-                       f"{limit} per request", errors=[{"field": name, "message": f"at most {limit} entries",
-                                                        "type": "too_long"}])
+                              f"{limit} per request", errors=[{"field": name, "message": f"at most {limit} entries",
+                              "type": "too_long"}])
 
 
 def _levels(name: str, levels: list[float], limit: int) -> None:
@@ -57,9 +57,8 @@ def _levels(name: str, levels: list[float], limit: int) -> None:
     bad = [p for p in levels if not 0 < p < 1]
     if bad:
         raise ServiceApiError(422, "invalid levels", f"{name} must be probabilities strictly between 0 and 1 (e.g. "
-                              "0.8, "
-                       f"0.95), got {bad}", errors=[{"field": name, "message": "must be in (0, 1)",
-                                                     "type": "value_error"}])
+                              f"0.8, 0.95), got {bad}", errors=[{"field": name, "message": "must be in (0, 1)",
+                              "type": "value_error"}])
 
 
 @router.put("/{patient}", response_model=JobOut, status_code=202, responses=ERRORS | NOT_FOUND,
