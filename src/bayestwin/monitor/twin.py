@@ -24,16 +24,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
 from bayestwin.diagnostics import ConvergenceGate
 from bayestwin.dynamics.events import bucket_size
-from bayestwin.exceptions import NotFittedError
+from bayestwin.exceptions import InputError, NotFittedError
 from bayestwin.inference.sampler import SamplerConfig
 from bayestwin.monitor.alerts import Alert, AlertPolicy, advance_alerts, alerts_from_scores
 from bayestwin.monitor.kalman import FilterOutput, FilterState, OUParams, filter_cohort, initial_state
 from bayestwin.monitor.model import SignalFit, circadian_offset, fit_signal, signal_arrays
+from bayestwin.monitor.particle import Measurement, ParticleState, initial_particles, particle_filter_cohort
 from bayestwin.monitor.scoring import DEFAULT_CROSSINGS, DEFAULT_DRIFTS, Crossing, Drift, score_arrays
 
 __all__ = ["MonitorTwin"]
@@ -47,7 +49,7 @@ class _SignalState:
     patients: list[str]
     params: OUParams
     parts: list[pd.DataFrame]  # usable rows seen so far (canonical columns), one frame per batch
-    state: FilterState | None = None  # (slot, draw)
+    state: FilterState | ParticleState | None = None  # (slot, draw[, particle])
     filtered: dict[str, list[np.ndarray]] = field(default_factory=dict)  # per patient: last window's outputs
     last_time: dict[str, float] = field(default_factory=dict)  # per patient: latest time_h filtered
     unit: str = ""
@@ -98,12 +100,23 @@ class MonitorTwin:
     n_draws, n_paths, step_h :
         Posterior draws carried by the filter, Monte Carlo paths per draw and grid step (h) of the
         crossing probability.
+    filter : {"kalman", "particle"}
+        ``"kalman"`` (default): the exact Gaussian filter. ``"particle"``: ``monitor.particle`` with the
+        robust measurement model of each signal (`measurement`; default Student-t ``nu = 4`` for every
+        signal, SpO2 censored at 100 %), `n_particles` per (patient, draw). The static parameters are those
+        of the Gaussian fit; the scores read the particle filter's predictive and filtered mean and
+        variance (surprise and crossing then use their Gaussian moments: an approximation of the
+        particle posterior, exact in the Gaussian limit).
     """
 
     def __init__(self, signals: Sequence[str] | None = None, *, crossings: Sequence[Crossing] = DEFAULT_CROSSINGS,
                  drifts: Sequence[Drift] = DEFAULT_DRIFTS, policy: AlertPolicy | dict[str, AlertPolicy] | None = None,
                  sampler: SamplerConfig | None = None, gate: ConvergenceGate | None = None, n_draws: int = 32,
-                 n_paths: int = 16, step_h: float = 0.5, seed: int = 0) -> None:
+                 n_paths: int = 16, step_h: float = 0.5, seed: int = 0, filter: str = "kalman",
+                 measurement: dict[str, Measurement] | None = None, n_particles: int = 128) -> None:
+        if filter not in ("kalman", "particle"):
+            raise InputError(f"MonitorTwin: filter={filter!r}; use 'kalman' (exact, Gaussian) or 'particle' "
+                             "(Student-t noise, SpO2 censoring)")
         self.signals = None if signals is None else tuple(signals)
         self.crossings = tuple(crossings)
         self.drifts = tuple(drifts)
@@ -114,6 +127,9 @@ class MonitorTwin:
         self.n_paths = n_paths
         self.step_h = step_h
         self.seed = seed
+        self.filter = filter
+        self.measurement = {"spo2": Measurement(nu=4.0, upper=100.0)} | dict(measurement or {})
+        self.n_particles = n_particles
 
     @property
     def scores_(self) -> pd.DataFrame:
@@ -224,20 +240,20 @@ class MonitorTwin:
         if st.params.rate.shape[0] != capacity:  # a new capacity bucket: parameters for every slot
             st.params = fit.params(names, self.n_draws, seed=self.seed)
             old = st.state
-            state = initial_state(st.params)
+            state = self._initial(st.params, capacity)
             if old is not None:
-                n = old.mean.shape[0]
-                state = FilterState(*(np.concatenate([np.asarray(o), np.asarray(s)[n:]]) for o, s in zip(old, state,
-                                                                                                         strict=True)))
+                n = old.time.shape[0]
+                state = type(state)(*(np.concatenate([np.asarray(o), np.asarray(s)[n:]]) for o, s in zip(old, state,
+                                                                                                          strict=True)))
             st.state = state
         state = st.state
         if late:  # refilter the late patients from their whole history: reset their state, replay all rows
             self._late = True
             log.info("signal %s: late rows for %s; refiltering their history", sig, late)
-            fresh = initial_state(st.params)
-            reset = np.isin(names, late)[:, None]
-            state = FilterState(*(np.where(reset, np.asarray(f), np.asarray(s)) for f, s in zip(fresh, state,
-                                                                                                strict=True)))
+            fresh = self._initial(st.params, capacity + self._n_scores)  # new random numbers (particles)
+            reset = np.isin(names, late)
+            state = type(state)(*(np.where(reset.reshape(-1, *[1] * (np.ndim(s) - 1)), np.asarray(f), np.asarray(s))
+                                  for f, s in zip(fresh, state, strict=True)))
             if len(self.scores_):
                 drop = (self.scores_["signal"] == sig) & self.scores_["patient"].isin(late)
                 self.scores_ = self.scores_[~drop]
@@ -255,7 +271,13 @@ class MonitorTwin:
         y, dev, mask = np.zeros_like(t), np.zeros(t.shape, np.int64), np.zeros(t.shape, bool)
         t[rows] = data.t + offsets[rows, None]
         y[rows], dev[rows], mask[rows] = data.y, data.dev, data.mask
-        new_state, out = filter_cohort(st.params, t, y, dev, mask, state)
+        if self.filter == "particle":
+            new_state, pout = particle_filter_cohort(st.params, self.measurement.get(sig, Measurement()), t, y, dev,
+                                                     mask, jax.random.key(0), n_particles=self.n_particles,
+                                                     state=state)
+            out = FilterOutput(pout.pred_mean, pout.pred_var, pout.filt_mean, pout.filt_var, pout.loglik)
+        else:
+            new_state, out = filter_cohort(st.params, t, y, dev, mask, state)
         st.state = new_state
         hist_out, hist_t, hist_y, hist_time, hist_mask, emit = self._with_history(sig, st, out, t, y, mask, names,
                                                                                   offsets)
@@ -266,6 +288,15 @@ class MonitorTwin:
         self._score_parts.append(scores)
         self._n_scores += len(scores)
         self._new_scores.append(scores)
+
+    def _initial(self, p: OUParams, salt: int) -> FilterState | ParticleState:
+        """Every slot's state before any observation: stationary N(0, sd^2), or particles drawn from it."""
+        if self.filter == "kalman":
+            return initial_state(p)
+        keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(self.seed), salt), p.sd.shape)
+        n = self.n_particles
+        return jax.vmap(jax.vmap(lambda sd, k: initial_particles(OUParams(0.0, 0.0, 0.0, 1.0, sd, None), k, n)))(
+            jnp.asarray(p.sd), keys)
 
     def _with_history(self, sig: str, st: _SignalState, out: FilterOutput, t: np.ndarray, y: np.ndarray,
                       mask: np.ndarray, names: list[str], offsets: np.ndarray) -> tuple[Any, ...]:
