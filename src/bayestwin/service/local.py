@@ -1,6 +1,6 @@
 """Run the real service in a subprocess on a free localhost port (tests, benchmarks, validation scripts).
 
-``LocalServer`` starts ``python -m bayestwin.cli.main serve`` with the given environment (store, keys,
+``LocalServer`` starts ``bayestwin serve`` (via ``sys.executable``) with the given environment (store, keys,
 limits), waits until ``/v1/health`` answers, and stops the process on exit. The server's output goes to a
 log file, shown when it fails to start.
 
@@ -24,6 +24,8 @@ from types import TracebackType
 from typing import Any
 
 __all__ = ["LocalServer", "free_port"]
+
+_MAIN = "import sys; from bayestwin.cli import main; sys.exit(main(sys.argv[1:]))"  # = the bayestwin command
 
 
 def free_port() -> int:
@@ -59,7 +61,7 @@ class LocalServer:
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("BAYESTWIN_")} | self.env
         with open(self.log, "wb") as out:
-            self._proc = subprocess.Popen([sys.executable, "-m", "bayestwin.cli.main", "serve", "--port",
+            self._proc = subprocess.Popen([sys.executable, "-c", _MAIN, "serve", "--port",
                                            str(self.port), "--log-level", "warning", *self.args], env=env, stdout=out,
                                           stderr=subprocess.STDOUT)
         try:
