@@ -58,5 +58,13 @@ def serve_cmd(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``serve`` to `app`."""
+    """Add ``serve`` to `app`.
+
+    Examples
+    --------
+    >>> demo = typer.Typer()
+    >>> register(demo)
+    >>> [c.name for c in demo.registered_commands]
+    ['serve']
+    """
     app.command("serve")(serve_cmd)

@@ -18,7 +18,7 @@ from bayestwin.service.auth import Principal
 from bayestwin.service.authz import Action, authorize
 from bayestwin.service.deps import audit, guard, state
 from bayestwin.service.jobs import Job
-from bayestwin.service.ops import jsonable, load_spec, open_store, population_job, read_data, register_spec
+from bayestwin.service.ops import WRITE_LOCK, jsonable, load_spec, open_store, population_job, read_data, register_spec
 from bayestwin.service.schemas import (
     ErrorOut,
     HealthOut,
@@ -73,7 +73,8 @@ def ready(request: Request) -> Any:
     try:  # a fresh connection: the store must still open (path, keys, schema), not only a cached one
         from bayestwin.store import TwinStore
 
-        TwinStore.open(st.settings.store, create=False, actor="service.ready").close()
+        with WRITE_LOCK:  # opening checks the schema under SQLite's write lock
+            TwinStore.open(st.settings.store, create=False, actor="service.ready").close()
     except Exception:
         return JSONResponse({"status": "not ready", "detail": "the twin store cannot be opened; check the store "
                              "path and keys in the service log", "jobs_busy": st.jobs.busy()}, status_code=503)
