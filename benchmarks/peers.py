@@ -126,6 +126,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="N = 12, 2 chains x 200 + 200, nothing written")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--profile", type=int, default=200, help="N of the profile section (0: no profile)")
+    parser.add_argument("--dense", action="store_true", help="profile: also bayestwin with a dense mass matrix "
+                        "(slow: more than 8 min at N = 200 on the shared box, not finished there)")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
     s = Settings(chains=2, warmup=200, draws=200) if args.quick else Settings()
@@ -141,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
         results[n] = [row for name in engines if (row := fit(name, n, data, s)) is not None]
     pages = [section(results, s, (load0, os.getloadavg()[0]))] if sizes else []
     if args.profile and not args.quick:
-        pages.append(profile(args.profile, results.get(args.profile, []), s))
+        pages.append(profile(args.profile, results.get(args.profile, []), s, dense=args.dense))
     for lines in pages:
         print("\n".join(lines))
         if not (args.quick or args.no_write):
@@ -166,7 +168,7 @@ def fit(name: str, n: int, data: dict, s: Settings) -> dict | None:
     return row
 
 
-def profile(n: int, rows: list[dict], s: Settings) -> list[str]:
+def profile(n: int, rows: list[dict], s: Settings, dense: bool = False) -> list[str]:
     """The profile section at `n` patients: gradient costs, sampler statistics, nutpie on bayestwin's density.
 
     bayestwin's and nutpie's rows are taken from `rows` (the same run) when there, else fitted here.
@@ -177,16 +179,19 @@ def profile(n: int, rows: list[dict], s: Settings) -> list[str]:
     ours = have.get("bayestwin") or fit("bayestwin", n, data, s)
     peer = have.get("nutpie (numba)") or fit("nutpie", n, data, s)
     same_sampler = have.get("numpyro") or fit("numpyro", n, data, s)  # NumPyro's NUTS, as bayestwin's
-    dense = fit("bayestwin_dense", n, data, s)
+    dense_row = fit("bayestwin_dense", n, data, s) if dense else None
     mixed = fit("nutpie_bayestwin", n, data, s)
     costs = gradient_costs(data)
     lines = [PROFILE_TITLE, "",
-             f"{_dt.datetime.now(_dt.UTC):%Y-%m-%d %H:%M} UTC; same machine and settings as the section above "
-             f"(load average {load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end).", "",
+             f"{_dt.datetime.now(_dt.UTC):%Y-%m-%d %H:%M} UTC; same machine and settings as the section above; "
+             + ("bayestwin's, NumPyro's and nutpie's rows are from that run" if rows else
+                "every row refitted in this run (`--sizes \"\" --profile 200`), so its figures differ from the "
+                "section above by the machine's load")
+             + f" (load average {load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end).", "",
              "Cost of one log density + gradient (us; JAX: median over 3 compiled loops of 1,000 evaluations, no "
              "dispatch, one chain or 4 under pmap; Python calls: median over 3 x 300 calls):", ""]
     lines += [f"* {k}: **{v:.1f} us**" for k, v in costs.items()]
-    lines += ["", *table([r for r in (ours, same_sampler, dense, peer, mixed) if r is not None], n)[2:]]
+    lines += ["", *table([r for r in (ours, same_sampler, dense_row, peer, mixed) if r is not None], n)[2:]]
     if ours and peer:
         lines += [
             "Where the time goes (bayestwin / nutpie, from the rows above): ESS/s "
@@ -200,6 +205,12 @@ def profile(n: int, rows: list[dict], s: Settings) -> list[str]:
                   f"steps per draw {ours['steps']:.1f} vs {same_sampler['steps']:.1f}, sampling time "
                   f"{ours['sampling_s'] / same_sampler['sampling_s']:.2f}x, min ESS {ours['ess']:.0f} vs "
                   f"{same_sampler['ess']:.0f}.", ""]
+    if ours and peer and mixed:
+        lines += [f"nutpie's sampler on bayestwin's JAX density: min ESS {mixed['ess']:.0f} (bayestwin's own sampler "
+                  f"{ours['ess']:.0f}, nutpie {peer['ess']:.0f}: the adaptation, not the density, sets the ESS); time "
+                  f"per leapfrog step {mixed['grad_us']:.0f} us (one Python call into jitted JAX per gradient, "
+                  f"chains sharing the GIL); ESS/s {mixed['ess_s'] / ours['ess_s']:.2f}x bayestwin's own fit, "
+                  f"{mixed['ess_s'] / peer['ess_s']:.2f}x nutpie's.", ""]
     return lines
 
 
