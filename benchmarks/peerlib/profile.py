@@ -116,6 +116,7 @@ def gradient_costs(data: dict) -> dict[str, float]:
     jitted = jax.jit(vg)
     out["bayestwin JAX, per Python call (what a nutpie backend pays)"] = per_call_us(
         lambda x: [np.asarray(a) for a in jitted(x)], np.asarray(x0))
+    out |= structural_costs(data)
     nvg, nx0 = numpyro_density(data)
     out["NumPyro direct, 1 chain, in a compiled loop"] = in_loop_us(nvg, nx0)
     out["NumPyro direct, 4 chains under pmap, per step of all 4"] = in_loop_us(nvg, nx0, chains=4)
@@ -133,6 +134,50 @@ def gradient_costs(data: dict) -> dict[str, float]:
     except Exception as exc:  # report it, do not stop the benchmark
         out[f"nutpie numba: not measured ({type(exc).__name__}: {exc})"] = float("nan")
     return out
+
+
+def structural_costs(data: dict) -> dict[str, float]:
+    """The prediction alone, value + gradient of the sum over all concentrations w.r.t. log ka, CL, V (one chain).
+
+    bayestwin's ``predict_cohort`` (dose superposition, padded) against the Bateman function written directly,
+    naive and in bayestwin's stable form (``exp_dd``): how much of the density's cost is the structural kernel.
+    """
+    import jax
+    import jax.numpy as jnp
+    from model_specs.oral_1cpt import spec
+
+    from bayestwin.data import read_nonmem
+    from bayestwin.dynamics.steady_state import exp_dd
+    from bayestwin.inference.arrays import cohort_arrays
+    from bayestwin.inference.population import predict_cohort
+    from bayestwin.models import get_model
+
+    n = int(data["dose"].size)
+    model = get_model(spec().model)
+    table = read_nonmem(nonmem_frame(data), units={"time": "h", "amt": "mg", "dv": "mg/L"})
+    arrays = cohort_arrays(table, spec(), model)
+    pid, t, dose = (jnp.asarray(data[k]) for k in ("pid", "t", "dose"))
+    x0 = jnp.log(jnp.stack([jnp.full(n, 1.0), jnp.full(n, 4.0), jnp.full(n, 70.0)]))
+
+    def ours(x):
+        theta = {"ka": jnp.exp(x[0]), "cl": jnp.exp(x[1]), "v": jnp.exp(x[2])}
+        return jnp.sum(predict_cohort(model, theta, arrays.doses, arrays.obs.time, arrays.features))
+
+    def naive(x):
+        ka, cl, v = (jnp.exp(x[j])[pid] for j in range(3))
+        ke = cl / v
+        return jnp.sum(dose[pid] * ka / (v * (ka - ke)) * (jnp.exp(-ke * t) - jnp.exp(-ka * t)))
+
+    def stable(x):
+        ka, cl, v = (jnp.exp(x[j])[pid] for j in range(3))
+        return jnp.sum(dose[pid] * ka / v * exp_dd(cl / v, ka, t))
+
+    shape = "x".join(map(str, arrays.obs.time.shape))
+    return {f"prediction only: bayestwin's predict_cohort (padded to {shape})":
+                in_loop_us(jax.value_and_grad(ours), x0),
+            "prediction only: Bateman function written directly": in_loop_us(jax.value_and_grad(naive), x0),
+            "prediction only: Bateman in bayestwin's stable form (exp_dd), written directly":
+                in_loop_us(jax.value_and_grad(stable), x0)}
 
 
 def run_nutpie_bayestwin(data: dict, s: Settings) -> Run:
