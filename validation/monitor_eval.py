@@ -303,6 +303,7 @@ def main() -> None:
     parser.add_argument("--tune-seed", type=int, default=None,
                         help="choose drift scale and alert level on this cohort, then evaluate on --seed")
     parser.add_argument("--scales", default="1.0,0.8,0.6", help="candidate drift scales (with --tune-seed)")
+    parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--warmup", type=int, default=250)
     parser.add_argument("--draws", type=int, default=250)
     args = parser.parse_args()
@@ -310,7 +311,7 @@ def main() -> None:
         args.patients, args.days = 8, 6.0
         sampler = SamplerConfig(chains=2, warmup=150, draws=150, seed=0, init="prior")
     else:
-        sampler = SamplerConfig(chains=4, warmup=args.warmup, draws=args.draws, seed=0, init="prior")
+        sampler = SamplerConfig(chains=args.chains, warmup=args.warmup, draws=args.draws, seed=0, init="prior")
     if args.tune_seed is not None:
         scales = tuple(float(x) for x in args.scales.split(","))
         lines = tuned_run(args.patients, args.days, args.tune_seed, args.seed, sampler, scales)
