@@ -19,7 +19,7 @@ Examples
 (0.45, 12.0)
 """
 
-from bayestwin.monitor.alerts import Alert, AlertPolicy, alert_table, alerts_from_scores, record_alerts
+from bayestwin.monitor.alerts import Alert, AlertPolicy, advance_alerts, alert_table, alerts_from_scores, record_alerts
 from bayestwin.monitor.evaluate import (
     AlertEvaluation,
     evaluate_alerts,
@@ -41,9 +41,9 @@ from bayestwin.monitor.twin import MonitorTwin
 
 __all__ = [
     "STREAM_COLUMNS", "Alert", "AlertEvaluation", "AlertPolicy", "CohortConfig", "Crossing", "Drift", "Measurement",
-    "MonitorTwin", "OUParams", "ParticleState", "SignalFit", "SimulatedCohort", "alert_table", "alerts_from_scores",
-    "append_observations", "crossing_probability", "deduplicate", "evaluate_alerts", "filter_cohort",
-    "filter_series", "fit_signal", "flag_report", "level_change_probability", "load_nsrdb_heart_rate",
+    "MonitorTwin", "OUParams", "ParticleState", "SignalFit", "SimulatedCohort", "advance_alerts", "alert_table",
+    "alerts_from_scores", "append_observations", "crossing_probability", "deduplicate", "evaluate_alerts",
+    "filter_cohort", "filter_series", "fit_signal", "flag_report", "level_change_probability", "load_nsrdb_heart_rate",
     "matched_reduction", "news2_scores", "operating_curve", "particle_filter", "particle_filter_cohort",
     "read_fhir_streams", "read_streams", "record_alerts", "simulate_cohort", "summary_table", "surprise",
     "threshold_alerts", "usable",
