@@ -79,8 +79,9 @@ ODE_NOT_RUN = ("too slow on 2 cores (about 27 CPU-hours). Measured 2026-11-26: t
 #: SBC settings of the ODE models (run only with ``--ode``): the default ones, with the fits spread over the host
 #: devices (``pmap``; safe for the dopri5 forward-sensitivity solver of every built-in ODE model: measured same
 #: steps and draws on 1 and 2 devices). Measured 2026-11-27 (validation/sbc_cost.py, validation/device_sbc.md):
-#: neither a diagonal mass matrix nor 6 patients x 4 samples brings pk.one_cmt_oral_mm below ~130-240 leapfrog
-#: steps per iteration, so the run stays ~20-30 CPU-hours per model.
+#: neither a diagonal mass matrix, 6 patients x 4 samples, doses spread 100x, nor 1000 warm-up iterations at tree
+#: depth 6 (33 divergences in 100 draws) brings pk.one_cmt_oral_mm well below ~130-240 leapfrog steps per
+#: iteration, so the run stays ~30 CPU-hours per model (pd.one_cmt_oral_idr1: 252 steps, ~70 CPU-hours).
 ODE_SBC_SETTINGS = SBC_SETTINGS | {"parallel_ok": True}
 
 #: Per-model notes for ODE models whose SBC is not run, in place of ODE_NOT_RUN (which describes the
@@ -93,7 +94,9 @@ ODE_MODEL_NOTES = {
         "diffrax tsit5) against 0.30 ms for pk.one_cmt_oral_mm; the population log density + gradient of 6 patients "
         "4.5 ms against 3.1 ms for pk.one_cmt_oral_mm (min of 20, contended). Not attempted in this "
         "session: an SBC fit of these models (see pk.one_cmt_oral_mm's row for the cost of ODE SBC fits). Its "
-        "ODE is tested against scipy in tests/models/test_pd.py. Cost estimate and the command for a device "
+        "ODE is tested against scipy in tests/models/test_pd.py. Measured 2026-11-27 for idr1 (SBC design, "
+        "non-centred, dense, 300 warm-up): 252 leapfrog steps per iteration (98 % at the maximum depth), 5.8 ms "
+        "per step under load: ~70 CPU-hours for 200 + 60 replications. Cost estimate and the command for a device "
         "machine (`--ode`): validation/device_sbc.md.") for k in range(1, 5)} | {
     "metabolic.bergman_meal": (
         "glucose-insulin meal model: a 6-state ODE on the same engine (dopri5, forward sensitivities, rtol 1e-7); "

@@ -59,7 +59,7 @@ class BatchDraws(NamedTuple):
 
 def run_batched_nuts(
     model: Callable[..., None], args: tuple[Any, ...], *, warmup: int, draws: int, chains: int = 2, thin: int = 1,
-    keep: Callable[[dict[str, jax.Array]], Any] | None = None, max_tree_depth: int = 8,
+    keep: Callable[[dict[str, jax.Array]], Any] | None = None, max_tree_depth: int | tuple[int, int] = 8,
     target_accept: float = 0.8, dense_mass: bool = False, batch: int = 4, parallel_ok: bool = True,
     seed: int = 0, batch_method: str | None = None,
 ) -> BatchDraws:
@@ -78,7 +78,8 @@ def run_batched_nuts(
         Maps the constrained values of a draw (sample and deterministic sites) to what is stored (default:
         the sample sites). Keep it small: it is stored for B x chains x draws / thin draws.
     max_tree_depth, target_accept, dense_mass :
-        NUTS settings (the mass matrix, diagonal or dense, is adapted in warm-up).
+        NUTS settings (the mass matrix, diagonal or dense, is adapted in warm-up); a pair of depths is
+        (warm-up, sampling).
     batch : int
         (data set, chain) fits run on each device per call.
     parallel_ok : bool
