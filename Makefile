@@ -49,7 +49,7 @@ validate: venv
 	$(BIN)/python validation/run.py
 
 bench: venv
-	$(PIP) install --quiet -e ".[dev]"
+	$(PIP) install --quiet -e ".[dev,bench]"
 	@for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
 openapi: venv  ## regenerate docs/openapi.json (tests/service fails while it is stale)
