@@ -132,25 +132,6 @@ def main() -> list[str]:
     return lines
 
 
-def _e2e_fit(frame, signal: str, n: int = 64):  # type: ignore[no-untyped-def]
-    """A ``SignalFit`` without sampling (population near the data, per-patient baselines jittered)."""
-    import pandas as pd
-
-    from bayestwin.diagnostics import ConvergenceReport
-    from bayestwin.monitor.model import SignalFit, signal_arrays
-
-    data = signal_arrays(frame, signal)
-    k, rng = len(data.patients), np.random.default_rng(3)
-    d = {"mu_baseline": rng.normal(0, 0.05, n), "sd_baseline": np.full(n, 0.5), "mu_cos": np.full(n, 0.2),
-         "mu_sin": np.zeros(n), "sd_circadian": np.full(n, 0.05), "mu_log_rate": np.full(n, np.log(0.3)),
-         "sd_log_rate": np.full(n, 0.1), "mu_log_sd": np.full(n, np.log(0.7)), "sd_log_sd": np.full(n, 0.1),
-         "noise": np.full((n, len(data.devices)), 0.4)}
-    d |= {"baseline": rng.normal(0, 0.3, (n, k)), "cos": np.full((n, k), 0.2), "sin": np.zeros((n, k)),
-          "rate": np.exp(rng.normal(np.log(0.3), 0.1, (n, k))), "sd": np.full((n, k), 0.7)}
-    report = ConvergenceReport(ok=True, table=pd.DataFrame({"r_hat": [1.0]}), divergences=0, bfmi=())
-    return SignalFit(signal, data.patients, data.devices, data.center, data.scale, None, report, d, data.offsets)
-
-
 def e2e(patients: int, days: float, passes: int = 2, after_only: bool = False,
         max_batches: int = 0) -> list[str]:
     """Before/after end-to-end online throughput (obs/s/core) on one simulated cohort; markdown lines.
@@ -165,13 +146,14 @@ def e2e(patients: int, days: float, passes: int = 2, after_only: bool = False,
     import _monitor_reference as ref
 
     from bayestwin.monitor import twin as twin_module
+    from bayestwin.monitor.model import assumed_fit
     from bayestwin.monitor.simulate import simulate_cohort
     from bayestwin.monitor.twin import MonitorTwin
 
     signals = ("heart_rate", "resp_rate", "spo2", "sbp", "temperature", "weight")
     frame = simulate_cohort(n_patients=patients, days=days, seed=2026).frame
     hist, rest = frame[frame["time_h"] < 48.0], frame[frame["time_h"] >= 48.0]
-    fits = {s: _e2e_fit(hist, s) for s in signals}
+    fits = {s: assumed_fit(hist, s, 64) for s in signals}
     batches = [rest[(rest["time_h"] >= h) & (rest["time_h"] < h + 6.0)] for h in np.arange(48.0, 24 * days, 6.0)]
     batches = batches[:max_batches] if max_batches else batches
     n_obs = int(sum((b["status"] == "ok").sum() for b in batches))

@@ -16,11 +16,10 @@ import pandas as pd
 import pytest
 from _monitor_reference import observe_reference, score_arrays_reference, with_history_reference
 
-from bayestwin.diagnostics import ConvergenceReport
 from bayestwin.monitor import twin as twin_module
 from bayestwin.monitor.alerts import AlertPolicy
 from bayestwin.monitor.kalman import FilterOutput, FilterState, OUParams
-from bayestwin.monitor.model import SignalFit, signal_arrays
+from bayestwin.monitor.model import SignalFit, assumed_fit
 from bayestwin.monitor.scoring import crossing_grid
 from bayestwin.monitor.signals import crossing_probability_draws
 from bayestwin.monitor.simulate import simulate_cohort
@@ -29,26 +28,11 @@ from bayestwin.monitor.twin import MonitorTwin
 SIGNALS = ("spo2",)
 
 
-def _fit(frame: pd.DataFrame, signal: str, n: int = 16) -> SignalFit:
-    """A SignalFit without sampling: standardised population near the data, per-patient baselines jittered."""
-    data = signal_arrays(frame, signal)
-    k, rng = len(data.patients), np.random.default_rng(3)
-    d = {"mu_baseline": rng.normal(0, 0.05, n), "sd_baseline": np.full(n, 0.5), "mu_cos": np.full(n, 0.2),
-         "mu_sin": np.zeros(n), "sd_circadian": np.full(n, 0.05), "mu_log_rate": np.full(n, np.log(0.3)),
-         "sd_log_rate": np.full(n, 0.1), "mu_log_sd": np.full(n, np.log(0.7)), "sd_log_sd": np.full(n, 0.1),
-         "noise": np.full((n, len(data.devices)), 0.4)}
-    d |= {"baseline": rng.normal(0, 0.3, (n, k)), "cos": np.full((n, k), 0.2), "sin": np.zeros((n, k)),
-          "rate": np.exp(rng.normal(np.log(0.3), 0.1, (n, k))), "sd": np.full((n, k), 0.7)}
-    report = ConvergenceReport(ok=True, table=pd.DataFrame({"r_hat": [1.0]}), divergences=0, bfmi=())
-    return SignalFit(signal, data.patients, data.devices, data.center, data.scale, None, report, d,  # type: ignore[arg-type]
-                     data.offsets)
-
-
 @pytest.fixture(scope="module")
 def cohort() -> tuple[pd.DataFrame, dict[str, SignalFit]]:
     frame = simulate_cohort(n_patients=3, days=5.0, seed=11).frame
     hist = frame[frame["time_h"] < 48.0]
-    return frame, {s: _fit(hist, s) for s in SIGNALS}
+    return frame, {s: assumed_fit(hist, s) for s in SIGNALS}
 
 
 def _run(frame: pd.DataFrame, fits: dict[str, SignalFit]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:

@@ -29,7 +29,7 @@ from bayestwin.monitor.evaluate import (
 )
 from bayestwin.monitor.fhir import read_fhir_streams
 from bayestwin.monitor.kalman import OUParams, filter_cohort, filter_series
-from bayestwin.monitor.model import SignalFit, fit_signal
+from bayestwin.monitor.model import SignalFit, assumed_fit, fit_signal
 from bayestwin.monitor.particle import Measurement, ParticleState, particle_filter, particle_filter_cohort
 from bayestwin.monitor.recordings import load_nsrdb_heart_rate
 from bayestwin.monitor.rules import deduplicate, news2_scores, threshold_alerts
@@ -42,9 +42,9 @@ from bayestwin.monitor.twin import MonitorTwin
 __all__ = [
     "STREAM_COLUMNS", "Alert", "AlertEvaluation", "AlertPolicy", "CohortConfig", "Crossing", "Drift", "Measurement",
     "MonitorTwin", "OUParams", "ParticleState", "SignalFit", "SimulatedCohort", "advance_alerts", "alert_table",
-    "alerts_from_scores", "append_observations", "crossing_probability", "deduplicate", "evaluate_alerts",
-    "filter_cohort", "filter_series", "fit_signal", "flag_report", "level_change_probability", "load_nsrdb_heart_rate",
-    "matched_reduction", "news2_scores", "operating_curve", "particle_filter", "particle_filter_cohort",
-    "read_fhir_streams", "read_streams", "record_alerts", "simulate_cohort", "summary_table", "surprise",
-    "threshold_alerts", "usable",
+    "alerts_from_scores", "append_observations", "assumed_fit", "crossing_probability", "deduplicate",
+    "evaluate_alerts", "filter_cohort", "filter_series", "fit_signal", "flag_report", "level_change_probability",
+    "load_nsrdb_heart_rate", "matched_reduction", "news2_scores", "operating_curve", "particle_filter",
+    "particle_filter_cohort", "read_fhir_streams", "read_streams", "record_alerts", "simulate_cohort",
+    "summary_table", "surprise", "threshold_alerts", "usable",
 ]
