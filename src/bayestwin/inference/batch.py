@@ -41,6 +41,8 @@ from numpyro import handlers
 from numpyro.infer.hmc import hmc
 from numpyro.infer.util import initialize_model
 
+from bayestwin.exceptions import InputError
+from bayestwin.inference.adaptation import init_gradient_adaptation, update_gradient_adaptation, warmup_schedule
 from bayestwin.inference.sampler import init_near_prior_median
 
 __all__ = ["BatchDraws", "run_batched_nuts"]
@@ -61,7 +63,7 @@ def run_batched_nuts(
     model: Callable[..., None], args: tuple[Any, ...], *, warmup: int, draws: int, chains: int = 2, thin: int = 1,
     keep: Callable[[dict[str, jax.Array]], Any] | None = None, max_tree_depth: int | tuple[int, int] = 8,
     target_accept: float = 0.8, dense_mass: bool = False, batch: int = 4, parallel_ok: bool = True,
-    seed: int = 0, batch_method: str | None = None,
+    seed: int = 0, batch_method: str | None = None, adaptation: str = "stan",
 ) -> BatchDraws:
     """NUTS on ``model(*args_b)`` for every data set b; each leaf of `args` has a leading data-set axis B.
 
@@ -89,12 +91,21 @@ def run_batched_nuts(
     batch_method : {"map", "vmap"}, optional
         How each device runs its batch: one fit after another (default on CPU) or vectorised in lockstep
         (default on GPU/TPU); see the module docstring.
+    adaptation : {"stan", "gradient"}
+        Warm-up: NumPyro's windowed adaptation, or the diagonal mass from draws and gradients of
+        ``bayestwin.inference.adaptation`` (needs ``dense_mass=False``), as ``SamplerConfig.adaptation``.
 
     Notes
     -----
     Chains start from the prior medians, jittered by U(-0.5, 0.5) in unconstrained space except for sites
     inside the ``patient`` plate (as ``init_near_prior_median`` does).
     """
+    if adaptation not in ("stan", "gradient"):
+        raise InputError(f"run_batched_nuts(adaptation={adaptation!r}) is not known; use 'stan' or 'gradient'.")
+    if adaptation == "gradient" and dense_mass:
+        raise InputError("run_batched_nuts(adaptation='gradient') adapts a diagonal mass matrix; set "
+                         "dense_mass=False, or use adaptation='stan' for a dense one.")
+    gradient = adaptation == "gradient"
     n_sets = int(jax.tree_util.tree_leaves(args)[0].shape[0])
     first = jax.tree_util.tree_map(lambda a: a[0], args)
     key_init, key_fit = jax.random.split(jax.random.PRNGKey(seed))
@@ -117,8 +128,16 @@ def run_batched_nuts(
                                                                  minval=-0.5, maxval=0.5)
                  for i, (k, v) in enumerate(sorted(z0.items()))}
         state = init_kernel(start, warmup, model_args=data, rng_key=k_run, max_tree_depth=max_tree_depth,
-                            target_accept_prob=target_accept, dense_mass=dense_mass)
-        state = jax.lax.fori_loop(0, warmup, lambda i, s: sample_kernel(s, model_args=data), state)
+                            target_accept_prob=target_accept, dense_mass=dense_mass,
+                            **({"adapt_step_size": False, "adapt_mass_matrix": False} if gradient else {}))
+        if gradient:
+            potential = info.potential_fn(*data)
+            plan = warmup_schedule(warmup)
+            state = init_gradient_adaptation(state, potential)
+            state = jax.lax.fori_loop(0, warmup, lambda i, s: update_gradient_adaptation(
+                s, sample_kernel(s, model_args=data), potential, schedule=plan, target_accept=target_accept), state)
+        else:
+            state = jax.lax.fori_loop(0, warmup, lambda i, s: sample_kernel(s, model_args=data), state)
         post = post_gen(*data)
 
         def kept(carry: tuple[Any, ...], _: None) -> tuple[tuple[Any, ...], Any]:
