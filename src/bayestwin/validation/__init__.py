@@ -1,5 +1,6 @@
 """Evidence that bayestwin's posteriors and forecasts are calibrated: SBC and forecast calibration."""
 
+from bayestwin.validation.bootstrap import cluster_bootstrap_coverage, cluster_bootstrap_interval
 from bayestwin.validation.calibration import (
                                               LEVELS,
                                               CalibrationResult,
@@ -9,5 +10,6 @@ from bayestwin.validation.calibration import (
 )
 from bayestwin.validation.sbc import SBCResult, misspecified_prior, run_sbc
 
-__all__ = ["LEVELS", "CalibrationResult", "SBCResult", "calibration_by_group", "crps_from_draws",
+__all__ = ["LEVELS", "CalibrationResult", "SBCResult", "calibration_by_group", "cluster_bootstrap_coverage",
+           "cluster_bootstrap_interval", "crps_from_draws",
            "leave_future_out", "misspecified_prior", "run_sbc"]

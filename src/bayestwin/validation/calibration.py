@@ -52,6 +52,7 @@ from bayestwin.inference.outputs import output_columns, select_outputs, sigma_gr
 from bayestwin.inference.population import predict_cohort
 from bayestwin.models.registry import get_model
 from bayestwin.spec import TwinSpec
+from bayestwin.validation.bootstrap import cluster_bootstrap_coverage, cluster_bootstrap_interval
 
 __all__ = ["LEVELS", "CalibrationResult", "calibration_by_group", "crps_from_draws", "leave_future_out"]
 
@@ -79,7 +80,10 @@ class CalibrationResult:
 
     ``predictions`` has one row per held-out observation: ``patient``, ``fold``, ``time``, ``output``,
     ``unit``, ``dv``, ``twin_median``, ``population_median``, ``last_value``, ``pit``, ``crps``, and
-    ``in_<level>`` (True when inside the twin's central interval), plus the patient's covariates.
+    ``in_<level>`` (True when inside the twin's central interval), ``twin_<parameter>`` (the twin's posterior
+    median of each parameter with BSV), plus the patient's covariates. ``populations`` has one row per fold:
+    training patients, the gate's verdict, max R-hat, divergences and the posterior median of every
+    population quantity (``tv_*``, ``omega_*``, residual SDs) that fold's twins were conditioned on.
     """
 
     dataset: str
@@ -88,16 +92,27 @@ class CalibrationResult:
     settings: dict[str, Any]
     wall_s: float
     notes: tuple[str, ...] = field(default=())
+    populations: pd.DataFrame = field(default_factory=pd.DataFrame)
 
-    def coverage(self) -> pd.DataFrame:
-        """Empirical coverage of each central interval, with its target range where the issue sets one."""
+    def coverage(self, *, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+        """Empirical coverage of each central interval, its patient-cluster bootstrap 95 % interval and target.
+
+        ``ok`` says whether the point estimate lies in the target range (the target is judged on it);
+        ``ci_low``/``ci_high`` resample whole patients (their held-out observations are correlated:
+        ``validation.bootstrap``), and ``band_consistent`` says whether that interval overlaps the target
+        range, i.e. whether the data could not tell a miss from a pass.
+        """
         p = self.predictions
+        boot = cluster_bootstrap_coverage(p, LEVELS, n_boot=n_boot, seed=seed)
         rows = []
         for level in LEVELS:
             cov = float(p[f"in_{level:g}"].mean())
             lo, hi = TARGETS.get(level, (np.nan, np.nan))
-            rows.append({"level": level, "coverage": cov, "n": len(p), "target_low": lo, "target_high": hi,
-                         "ok": bool(np.isnan(lo) or lo <= cov <= hi)})
+            ci_lo, ci_hi = boot.loc[level, "ci_low"], boot.loc[level, "ci_high"]
+            rows.append({"level": level, "coverage": cov, "ci_low": ci_lo, "ci_high": ci_hi, "n": len(p),
+                         "patients": int(boot.loc[level, "patients"]), "target_low": lo, "target_high": hi,
+                         "ok": bool(np.isnan(lo) or lo <= cov <= hi),
+                         "band_consistent": bool(np.isnan(lo) or (ci_lo <= hi and ci_hi >= lo))})
         return pd.DataFrame(rows).set_index("level")
 
     def mipd(self) -> pd.DataFrame:
@@ -175,6 +190,7 @@ def leave_future_out(
     folds = [ids[order[f::n_folds]] for f in range(n_folds)]
     notes: list[str] = []
     frames = []
+    pops = []
     for f, held in enumerate(folds):
         in_fold = table.frame["id"].isin(list(held))
         train = table.exclude(in_fold.to_numpy(), reason=f"held out in fold {f + 1}")
@@ -182,6 +198,9 @@ def leave_future_out(
         pop = fit_population(spec, train, sampler=sampler)
         if not pop.ok:
             notes.append(f"fold {f + 1}: population fit FAILED its gate ({pop.diagnostics.format()})")
+        pops.append({"fold": f + 1, "train_patients": pop.n_patients, "ok": pop.ok,
+                     "max_rhat": pop.diagnostics.max_rhat, "divergences": pop.diagnostics.divergences}
+                    | {k: float(np.median(v)) for k, v in pop.population_draws().items() if np.ndim(v) == 1})
         frame, skipped = _score_fold(spec, model, pop, test, n_conditioning=n_conditioning, warmup=warmup,
                                      draws=draws, chains=chains, n_components=n_components, seed=seed + f)
         if skipped:
@@ -192,7 +211,8 @@ def leave_future_out(
                 "twin": {"warmup": warmup, "draws": draws, "chains": chains, "n_components": n_components},
                 "seed": seed}
     return CalibrationResult(dataset=dataset or table.source, spec=spec.name, predictions=predictions,
-                             settings=settings, wall_s=_time.perf_counter() - started, notes=tuple(notes))
+                             settings=settings, wall_s=_time.perf_counter() - started, notes=tuple(notes),
+                             populations=pd.DataFrame(pops).set_index("fold"))
 
 
 def _score_fold(spec: TwinSpec, model: Any, pop: Any, test: EventTable, *, n_conditioning: int, warmup: int,
@@ -223,9 +243,11 @@ def _score_fold(spec: TwinSpec, model: Any, pop: Any, test: EventTable, *, n_con
     key_comp = jax.random.PRNGKey(seed)
     columns = output_columns(spec, model)
 
-    def per_patient(pr: Any, d: Any, o: Any, uu: jax.Array, k: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def per_patient(pr: Any, d: Any, o: Any, co: Any, uu: jax.Array, k: jax.Array) -> tuple[jax.Array, jax.Array]:
         k1, k2, k3, k4 = jax.random.split(k, 4)
-        logw = jax.vmap(lambda x: component_log_weights(spec, model, pr, x, d, o, arrays.features))(uu)
+        # the component (population draw: sigma, fixed effects) given u and the CONDITIONING data only; until
+        # 2026-11-27 this used `o` (all observations), which let the held-out values choose the residual SDs
+        logw = jax.vmap(lambda x: component_log_weights(spec, model, pr, x, d, co, arrays.features))(uu)
         comp = jax.random.categorical(k1, logw, axis=-1)
         twin = _predictive(spec, model, columns, pr, uu, comp, d, o, arrays.features, k2)
         # population only: component uniform, eta from the component's normal, no patient data
@@ -236,7 +258,10 @@ def _score_fold(spec: TwinSpec, model: Any, pop: Any, test: EventTable, *, n_con
         return twin, popu
 
     keys = jax.random.split(key_comp, arrays.n_patients)
-    twin, popu = jax.jit(jax.vmap(per_patient))(prior, arrays.doses, obs, u, keys)
+    twin, popu = jax.jit(jax.vmap(per_patient))(prior, arrays.doses, obs, cond_obs, u, keys)
+    u_np = np.asarray(u)
+    twin_params = {f"twin_{n}": np.median(np.asarray(to_natural(spec.parameter(n), u_np[..., j])), axis=1)
+                   for j, n in enumerate(spec.bsv_parameters)}  # posterior median per patient
     twin, popu = np.asarray(twin), np.asarray(popu)  # (patient, draw, time)
     rows = []
     value = np.asarray(obs.value)
@@ -257,6 +282,7 @@ def _score_fold(spec: TwinSpec, model: Any, pop: Any, test: EventTable, *, n_con
             for level in LEVELS:
                 lo, hi = np.quantile(draws_ij, [(1 - level) / 2, (1 + level) / 2])
                 row[f"in_{level:g}"] = bool(lo <= value[i, j] <= hi)
+            row |= {name: float(v[i]) for name, v in twin_params.items()}
             row |= first.loc[arrays.patients[i]].to_dict()
             rows.append(row)
     frame = pd.DataFrame(rows)
@@ -340,25 +366,21 @@ def calibration_by_group(
         groups = pd.cut(x, edges, include_lowest=True, labels=labels).astype(str)
     else:
         groups = x.astype(str)
-    rng = np.random.default_rng(seed)
     col = f"in_{level:g}"
     rows = []
-    for g in sorted(groups.unique()):
+    for n_group, g in enumerate(sorted(groups.unique())):
         inside = p[groups == g]
         rest = p[groups != g]
         patients = inside["patient"].unique()
         by_patient = inside.groupby("patient")[col].agg(["sum", "count"])
-        boot = []
-        for _ in range(n_boot):
-            pick = by_patient.loc[rng.choice(patients, size=len(patients), replace=True)]
-            boot.append(pick["sum"].sum() / pick["count"].sum())
+        boot_lo, boot_hi = cluster_bootstrap_interval(by_patient["sum"].to_numpy(), by_patient["count"].to_numpy(),
+                                                      n_boot=n_boot, seed=seed + n_group)
         pe = (inside["twin_median"] - inside["dv"]) / inside["dv"]
         cov = float(inside[col].mean())
         rest_cov = float(rest[col].mean()) if len(rest) else np.nan
         row = {by: g, "patients": len(patients), "observations": len(inside)}
         row |= {f"coverage_{lv:g}": float(inside[f"in_{lv:g}"].mean()) for lv in LEVELS if f"in_{lv:g}" in inside}
-        row |= {f"coverage_{level:g}_low": float(np.quantile(boot, 0.025)),
-                f"coverage_{level:g}_high": float(np.quantile(boot, 0.975)),
+        row |= {f"coverage_{level:g}_low": boot_lo, f"coverage_{level:g}_high": boot_hi,
                 "rest_coverage": rest_cov, "gap": cov - rest_cov,
                 "MDPE_%": 100 * float(pe.median()), "MDAPE_%": 100 * float(pe.abs().median()),
                 "flag": bool(abs(cov - rest_cov) > threshold)}
