@@ -13,7 +13,9 @@ steps per draw, step sizes, and one alternative engine: nutpie's sampler on baye
 
 Usage: ``python benchmarks/peers.py [--sizes 12,200] [--engines bayestwin,numpyro,pymc,nutpie,stan] [--profile 200]
 [--quick] [--no-write]``. ``--quick``: N = 12 only, 2 chains x 200 + 200, no profile, nothing written;
-``--sizes ""`` with ``--profile 200``: the profile alone (it then fits bayestwin and nutpie itself).
+``--sizes ""`` with ``--profile 200``: the profile alone (it then fits bayestwin and nutpie itself). Extra engines
+(not in the default list): ``bayestwin_gradient`` (``SamplerConfig(adaptation="gradient")``), ``bayestwin_dense``,
+``nutpie_bayestwin``; ``benchmarks/adaptation.py`` compares the two adaptations in detail.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ import bayestwin  # noqa: E402,F401  (sets 4 XLA host devices before JAX starts:
 TITLE = "## Peers: bayestwin vs NumPyro, PyMC, nutpie and Stan on one population model (issue 9)"
 PROFILE_TITLE = "## Where the time goes: bayestwin vs nutpie at N = 200 (issue 9)"
 RUNNERS = {**ENGINES, "nutpie_bayestwin": run_nutpie_bayestwin,
-           "bayestwin_dense": functools.partial(ENGINES["bayestwin"], dense=True)}
+           "bayestwin_dense": functools.partial(ENGINES["bayestwin"], dense=True),
+           "bayestwin_gradient": functools.partial(ENGINES["bayestwin"], adaptation="gradient")}
 VERSIONS = ("jax", "numpyro", "arviz", "pymc", "nutpie", "pystan", "httpstan")
 
 
@@ -71,7 +74,7 @@ def summarise(run: Run) -> dict:
 
 
 def table(rows: list[dict], n: int) -> list[str]:
-    ours = next((r for r in rows if r["engine"] == "bayestwin"), None)
+    ours = next((r for r in rows if r["engine"] == "bayestwin"), None)  # the default (Stan-style) adaptation
     out = [f"**N = {n} patients** ({10 * n} concentrations)", "",
            "| engine | min bulk ESS (param) | max R-hat | sampling s | ESS/s | bayestwin ÷ peer (ESS/s) | wall s "
            "(compile s) | ESS/s wall | leapfrog/draw | step size | divergences | us per gradient* | ka > ke |",

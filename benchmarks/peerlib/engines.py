@@ -72,48 +72,106 @@ def clock() -> CompileClock:
     return _CLOCK
 
 
-def run_bayestwin(data: dict, s: Settings, dense: bool = False) -> Run:
-    """bayestwin's ``fit_population`` on the ``oral_1cpt`` spec, starts at the jittered prior medians.
+class _CountingMCMC:
+    """Builds a NumPyro ``MCMC`` whose ``run`` is warm-up (its leapfrog steps recorded) then sampling.
 
-    ``dense=True``: ``SamplerConfig(dense_mass=True)`` (a dense mass matrix adapted in warm-up).
+    Two compiled programs instead of one (the sampling phase starts from the warmed-up state with another
+    key), so the draws differ from one ``run`` call, not their distribution.
+    """
+
+    def __new__(cls, *args, **kwargs):
+        import jax
+        from numpyro.infer import MCMC
+
+        class Counting(MCMC):
+            warmup_steps: float | None = None
+            step_size: float | None = None
+
+            def run(self, rng_key, *model_args, extra_fields=(), init_params=None, **model_kwargs):
+                if getattr(self, "_warming", False):  # MCMC.warmup runs through run()
+                    return super().run(rng_key, *model_args, extra_fields=extra_fields, init_params=init_params,
+                                       **model_kwargs)
+                k_warm, k_run = jax.random.split(rng_key)
+                self._warming = True
+                try:
+                    self.warmup(k_warm, *model_args, init_params=init_params, collect_warmup=True,
+                                extra_fields=("num_steps",), **model_kwargs)
+                finally:
+                    self._warming = False
+                self.warmup_steps = float(np.asarray(self.get_extra_fields()["num_steps"]).sum())
+                super().run(k_run, *model_args, extra_fields=extra_fields, **model_kwargs)
+                self.step_size = float(np.mean(np.asarray(self.last_state.adapt_state.step_size)))
+
+        return Counting(*args, **kwargs)
+
+
+def fit_bayestwin(spec, table, sampler, quantities, name: str, count_warmup: bool = False) -> Run:
+    """``fit_population(spec, table, sampler=sampler)``, timed; ``(chain, draw)`` draws of `quantities`.
+
+    `quantities` None: every posterior variable without a patient axis (the population quantities).
+
+    ``count_warmup=True``: warm-up and sampling run as two programs (``_CountingMCMC``) so that the warm-up's
+    leapfrog steps and the adapted step size are recorded.
     """
     import jax
-    from model_specs.oral_1cpt import spec
 
     import bayestwin.inference.fit as fit_mod
-    from bayestwin.data import read_nonmem
-    from bayestwin.inference import SamplerConfig
+    import bayestwin.inference.sampler as sampler_mod
 
     clk = clock()
     window: list[float] = []
-    original = fit_mod.run_nuts
+    original, original_mcmc = fit_mod.run_nuts, sampler_mod.MCMC
+    made: list = []
 
     def timed(*args, **kwargs):
         window.append(time.perf_counter())
         try:
             mcmc = original(*args, **kwargs)
             jax.block_until_ready(mcmc.get_samples())  # MCMC.run returns before the device work ends
+            made.append(mcmc)
             return mcmc
         finally:
             window.append(time.perf_counter())
 
-    sampler = SamplerConfig(chains=s.chains, warmup=s.warmup, draws=s.draws, seed=s.seed,
-                            target_accept=s.target_accept, init="prior", dense_mass=dense)
     start = time.perf_counter()
-    table = read_nonmem(nonmem_frame(data), units={"time": "h", "amt": "mg", "dv": "mg/L"})
     fit_mod.run_nuts = timed
+    if count_warmup:
+        sampler_mod.MCMC = _CountingMCMC
     try:
-        fit = fit_mod.fit_population(spec(), table, sampler=sampler)
+        fit = fit_mod.fit_population(spec, table, sampler=sampler)
     finally:
-        fit_mod.run_nuts = original
+        fit_mod.run_nuts, sampler_mod.MCMC = original, original_mcmc
     wall = time.perf_counter() - start
     compile_s = clk.between(*window)
     post = fit.idata.posterior
     stats = fit.idata.sample_stats
-    name = "bayestwin (dense mass)" if dense else "bayestwin"
-    return Run(name, {k: post[k].to_numpy() for k in POPULATION}, sampling_s=window[1] - window[0] - compile_s,
+    mcmc = made[0]
+    if quantities is None:
+        quantities = [k for k in post.data_vars if post[k].dims == ("chain", "draw")]
+    return Run(name, {k: post[k].to_numpy() for k in quantities}, sampling_s=window[1] - window[0] - compile_s,
                wall_s=wall, compile_s=compile_s, n_steps=stats["n_steps"].to_numpy(),
-               diverging=int(stats["diverging"].sum()), notes=[f"gate {'passed' if fit.ok else 'FAILED'}"])
+               diverging=int(stats["diverging"].sum()), step_size=getattr(mcmc, "step_size", None),
+               warmup_steps=getattr(mcmc, "warmup_steps", None),
+               notes=[f"gate {'passed' if fit.ok else 'FAILED'}"])
+
+
+def run_bayestwin(data: dict, s: Settings, dense: bool = False, adaptation: str = "stan",
+                  count_warmup: bool = False) -> Run:
+    """bayestwin's ``fit_population`` on the ``oral_1cpt`` spec, starts at the jittered prior medians.
+
+    ``dense=True``: ``SamplerConfig(dense_mass=True)`` (a dense mass matrix adapted in warm-up);
+    ``adaptation="gradient"``: the nutpie-style diagonal adaptation (``SamplerConfig.adaptation``).
+    """
+    from model_specs.oral_1cpt import spec
+
+    from bayestwin.data import read_nonmem
+    from bayestwin.inference import SamplerConfig
+
+    sampler = SamplerConfig(chains=s.chains, warmup=s.warmup, draws=s.draws, seed=s.seed,
+                            target_accept=s.target_accept, init="prior", dense_mass=dense, adaptation=adaptation)
+    table = read_nonmem(nonmem_frame(data), units={"time": "h", "amt": "mg", "dv": "mg/L"})
+    name = "bayestwin (dense mass)" if dense else "bayestwin" + ("" if adaptation == "stan" else f" ({adaptation})")
+    return fit_bayestwin(spec(), table, sampler, POPULATION, name, count_warmup=count_warmup)
 
 
 def run_numpyro(data: dict, s: Settings) -> Run:
