@@ -167,6 +167,12 @@ def main(argv: list[str] | None = None) -> None:
              "taken equal to the draws'). nutpie: its own sampler and adaptation on the PyMC model (numba).", ""]
     for title, rows in sections.items():
         lines += [f"**{title}**", "", *table(rows)]
+        stan, grad = rows[0], rows[1]
+        lines += [f"gradient ÷ stan: ESS per 1k gradients **{grad['ess_per_k'] / stan['ess_per_k']:.2f}x**, min ESS "
+                  f"{grad['ess'] / stan['ess']:.2f}x, leapfrog steps per draw {grad['steps'] / stan['steps']:.2f}x, "
+                  f"ESS/s {grad['ess_s'] / stan['ess_s']:.2f}x"
+                  + (f"; nutpie ÷ gradient: ESS per 1k gradients {rows[2]['ess_per_k'] / grad['ess_per_k']:.2f}x"
+                     if len(rows) > 2 else "") + ".", ""]
     print("\n".join(lines))
     if not (args.quick or args.no_write):
         from update_vs_refit import write_section
