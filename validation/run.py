@@ -5,12 +5,15 @@ Studies:
 1. Simulation-based calibration of every built-in model (``bayestwin.validation.run_sbc``, 200 replications,
    non-centred default spec of the model, 12 patients) and its power check: the same data fitted with every
    prior scale divided by 3 must FAIL.
-2. Forecast calibration on real data (``bayestwin.validation.calibration``), when available.
-3. The pytest studies in ``validation/``: reference posteriors (posteriordb), the PyMC cross-check, every
+2. Twin-level SBC (``--twin``, ``validation/twin_study.py``): one patient's posterior given a population, for every
+   ODE model (whose population-level SBC is not run) and three closed-form ones, with its power check.
+3. Forecast calibration on real data (``bayestwin.validation.calibration``), when available.
+4. The pytest studies in ``validation/``: reference posteriors (posteriordb), the PyMC cross-check, every
    ``check_model`` check on every model, recovery of simulated and real cohorts.
 
-Usage: ``python validation/run.py [--replications N] [--only sbc,pytest] [--models a,b]``. Each study's result
-is kept in ``docs/validation/fragments/`` and the report is rebuilt from the latest fragment of every study.
+Usage: ``python validation/run.py [--replications N] [--only sbc,twin,pytest] [--models a,b] [--twin]``. Each
+study's result is kept in ``docs/validation/fragments/`` and the report is rebuilt from the latest fragment of
+every study.
 """
 
 from __future__ import annotations
@@ -264,7 +267,18 @@ def calibration_section() -> tuple[bool, list[str]]:
              "other two folds, and on the patient's first k observations; every later observation is forecast "
              "under the patient's actual doses. Targets (issue 5): 80 % intervals cover 75-85 %, 95 % intervals "
              f"cover 91-98 % ({TARGETS}); twin MDPE within +-20 %, MDAPE <= 30 %, twin MDAPE below the "
-             "population-only forecast's. PIT histogram: 10 bins, flat when calibrated.", ""]
+             "population-only forecast's. PIT histogram: 10 bins, flat when calibrated. A target is judged on "
+             "the point estimate. Coverage uncertainty: `ci_low`/`ci_high` are a patient-cluster bootstrap 95 % "
+             "interval (2000 resamples of whole patients; a patient's held-out observations are correlated), "
+             "and `band_consistent` says whether that interval overlaps the target band (if it does, the data "
+             "cannot tell a miss from a pass). With 12 patients the percentile interval is short: in simulation "
+             "(12 x 8 observations, tests/validation/test_bootstrap.py) it held the true coverage 0.90 of the "
+             "time, not 0.95. Since 2026-11-27 the twin's mixture component is chosen from the conditioning "
+             "observations only (before, the held-out values took part in choosing the residual SDs, which "
+             "widened the intervals: theophylline combined error 0.750/0.906 then, 0.729/0.865 after the fix, "
+             "same folds and seeds). Why theophylline misses (twins conditioned on samples up to 0.5 h cannot "
+             "learn clearance; fold 1's population lacks the slowest eliminators; the 1-h sample after the "
+             "window): validation/theo_calibration_diagnosis.md.", ""]
     ok = True
     for name, spec, table, k, sampler, groups in studies:
         with warnings.catch_warnings():
@@ -273,15 +287,23 @@ def calibration_section() -> tuple[bool, list[str]]:
                                    dataset=name)
         print(res.format(), flush=True)
         checks = res.checks()
-        passed = res.ok and not res.notes
+        passed = res.ok and not any("FAILED" in n for n in res.notes)  # skipped patients are not failures
         ok &= passed
+        cov = res.coverage()
+        uncertainty = "; ".join(
+            f"{lv:g}: {r.coverage:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] over {r.patients} patients -- point "
+            f"estimate {'in' if r.ok else '**misses**'} {r.target_low:g}-{r.target_high:g}, target band "
+            + ("consistent with the interval" if r.band_consistent else "**outside** the interval")
+            for lv, r in cov.iterrows() if lv in TARGETS)
         lines += [f"### {name}: {spec.name}, twins conditioned on the first {k} observation(s)", "",
                   f"**{'All targets met' if passed else 'TARGETS MISSED'}** -- " + "; ".join(
                       f"{c}: {'yes' if v else '**no**'}" for c, v in checks.items()), "",
-                  f"{res.format()}", ""]
+                  f"{res.format()}", "", f"Coverage with its bootstrap 95 % interval: {uncertainty}.", ""]
         lines += [f"* note: {n}" for n in res.notes]
-        lines += ["", *_table(res.coverage()), "", *_table(res.mipd()), "",
-                  f"PIT histogram (10 bins): {res.pit_histogram().tolist()}", ""]
+        lines += ["", *_table(cov), "", *_table(res.mipd()), "",
+                  f"PIT histogram (10 bins): {res.pit_histogram().tolist()}", "",
+                  "Each fold's population (posterior medians; the twins of the fold's patients are conditioned "
+                  "on it):", "", *_table(res.populations), ""]
         for g in groups:
             t = calibration_by_group(res, g)
             lines += [f"Subgroups by {g} (80 % coverage, bootstrap 95 % interval over patients; flag: gap to "
@@ -329,20 +351,28 @@ def main() -> int:
     parser.add_argument("--ode", action="store_true",
                         help="also run the ODE models' SBC (ODE_SBC_SETTINGS; hours on 2 cores: see "
                              "validation/device_sbc.md)")
+    parser.add_argument("--twin", action="store_true",
+                        help="also run the twin-level SBC study (validation/twin_study.py; ~1-2 h on 2 cores)")
     parser.add_argument("--output", default=str(DOCS / "validation.md"))
     a = parser.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import twin_study
     started = time.perf_counter()
     from bayestwin.models import model_names
 
     builtin = [m for m in model_names() if not m.startswith("test.")]
     models = [m for m in (a.models.split(",") if a.models else builtin) if not m.startswith("test.")]
-    only = set(a.only.split(","))
+    only = set(a.only.split(",")) | ({"twin"} if a.twin else set())
     if "sbc" in only:
         for name in models:
             t0 = time.perf_counter()
             fragment = sbc_model(name, a.replications, a.broken_replications, ode=a.ode)
             _save(f"sbc_{name}", fragment | {"date": _now(), "wall_s": time.perf_counter() - t0,
                                               "replications": a.replications})
+    if "twin" in only:
+        twin_models = [m for m in models if m in twin_study.TWIN_MODELS] if a.models else twin_study.TWIN_MODELS
+        twin_study.run_twin_study(twin_models, a.replications, a.broken_replications, FIGURES,
+                                  lambda key, f: _save(key, f | {"date": _now()}))
     for key, run in (("calibration", calibration_section), ("pytest", pytest_section)):
         if key in only:
             t0 = time.perf_counter()
@@ -356,13 +386,20 @@ def main() -> int:
                 [*_sbc_intro(a.replications, a.broken_replications),
                  *[f["row"] if f else f"| `{m}` | | | | **NOT RUN** | | | | | |" for m, f in sbc.items()], "",
                  *[line for f in sbc.values() if f for line in f["details"]]])]
+    twin = {m: _load(f"twin_{m}") for m in twin_study.TWIN_MODELS}
+    studies.append(("twin-level SBC", all(f is not None and f["ok"] for f in twin.values()),
+                    [*twin_study.twin_intro(),
+                     *[f"{f['row']}, {f['date']} |" if f else f"| `{m}` | | | | | **NOT RUN** | | | | | | | |"
+                       for m, f in twin.items()], "",
+                     *[line for f in twin.values() if f for line in f["details"]]]))
     for key, title in (("calibration", "forecast calibration"), ("pytest", "pytest studies")):
         f = _load(key)
         studies.append((title, bool(f and f["ok"]),
                         [f"_Run {f['date']}" + (f", {f['wall_s'] / 60:.1f} min._" if f.get("wall_s") else "._"), "",
                          *f["lines"]] if f
                         else [f"## {title}", "", "**NOT RUN**", ""]))
-    total = sum(f.get("wall_s") or 0.0 for f in [*sbc.values(), _load("calibration"), _load("pytest")] if f)
+    total = sum(f.get("wall_s") or 0.0 for f in [*sbc.values(), *twin.values(), _load("calibration"), _load("pytest")]
+                if f)
     ok = all(s[1] for s in studies)
     failed = [s[0] for s in studies if not s[1]]
     head = ["# Validation report", "",
