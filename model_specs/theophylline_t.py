@@ -10,11 +10,13 @@ when quoting its coverage).
 
 Measured 2026-11-27 (same folds, seeds and sampler as ``make validate``; 96 held-out observations; 422 s on a
 loaded 2-core machine): it does NOT help. Coverage 0.719 / 0.885 at 80 / 95 % (combined Normal: 0.750 / 0.906);
-PIT histogram [7, 5, 10, 13, 16, 7, 3, 8, 7, 20]: the top bin still holds 20 of 96, so the later
-concentrations sit above the forecasts (a bias of the forecast, not tails that are too light); and fold 1's
-population fit FAILED its gate (R-hat 1.14 on tv_cl, 3802 divergences: with 8 training patients the t scale
-and the combined error's two SDs are weakly identified). Kept as the record of that negative result and as an
-example of ``ErrorModel(nu=...)``; not used by ``make validate``.
+PIT histogram [7, 5, 10, 13, 16, 7, 3, 8, 7, 20]: the top bin still holds 20 of 96, so the later concentrations
+sit above the forecasts (a bias of the forecast, not tails that are too light); and fold 1's population fit
+FAILED its gate (R-hat 1.14 on tv_cl, 3802 divergences: with 8 training patients the t scale and the combined
+error's two SDs are weakly identified). (These figures predate the fix of a leak in ``leave_future_out``'s
+component weights, 2026-11-27: the held-out values took part in choosing each twin's residual SDs; see
+``theophylline_combined``.) Kept as the record of that negative result and as an example of
+``ErrorModel(nu=...)``; not used by ``make validate``.
 
 Priors: as ``theophylline_combined`` (the SDs are now the t scales).
 """
