@@ -9,7 +9,8 @@ conditioned on the first k samples, population 4 x (1000 + 1000), target 0.95) a
 3. PIT, coverage and prediction error by time since the dose;
 4. the coverage with its patient-cluster bootstrap interval.
 
-Usage: ``python validation/theo_lfo_diagnosis.py [--spec combined|additive|...] [--k 3] [--out file.csv]``.
+Usage: ``python validation/theo_lfo_diagnosis.py [--spec theophylline_lag] [--k 3] [--folds 3] [--full]
+[--out file.csv]``.
 One heavy process: ~3-4 min on a loaded 2-core machine per study.
 """
 
@@ -33,6 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spec", default="theophylline_combined", help="module in model_specs/")
     parser.add_argument("--k", type=int, default=3)
+    parser.add_argument("--folds", type=int, default=3, help="patient folds (12: leave one patient out)")
     parser.add_argument("--out", default="")
     parser.add_argument("--full", action="store_true", help="also fit the full data for comparison")
     a = parser.parse_args()
@@ -46,7 +48,7 @@ def main() -> None:
     sampler = SamplerConfig(chains=4, warmup=1000, draws=1000, target_accept=0.95)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = leave_future_out(spec, theo, n_conditioning=a.k, n_folds=3, population_sampler=sampler,
+        res = leave_future_out(spec, theo, n_conditioning=a.k, n_folds=a.folds, population_sampler=sampler,
                                dataset="theo_sd")
     pd.set_option("display.width", 200)
     print(res.format())
