@@ -390,7 +390,7 @@ def main() -> int:
     studies.append(("twin-level SBC", all(f is not None and f["ok"] for f in twin.values()),
                     [*twin_study.twin_intro(),
                      *[f"{f['row']}, {f['date']} |" if f else f"| `{m}` | | | | | **NOT RUN** | | | | | | | |"
-                       for m, f in twin.items()], "",
+                       for m, f in twin.items()], "", *twin_study.compare_levels(twin, sbc), "",
                      *[line for f in twin.values() if f for line in f["details"]]]))
     for key, title in (("calibration", "forecast calibration"), ("pytest", "pytest studies")):
         f = _load(key)

@@ -111,8 +111,9 @@ def twin_intro() -> list[str]:
             "patient's parameters given a population (``Twin.fit``, ``fit_fleet``). "
             "``bayestwin.validation.run_twin_sbc``: the population is synthetic -- "
             f"{s['n_components']} draws of the population parameters (typical values, BSV SDs, residual SDs) "
-            "around the medians of the default spec's priors, each multiplied by exp(0.05 N(0, 1)), about the uncertainty of a cohort fit of 20-50 patients "
-            "(``synthetic_population``), not a real fit. Per replication: a population component k uniform, "
+            "around the medians of the default spec's priors, each multiplied by exp(0.05 N(0, 1)) (about the "
+            "uncertainty of a cohort fit of 20-50 patients; ``synthetic_population``), not a real fit. Per "
+            "replication: a population component k uniform, "
             "the patient's latent parameters from N(mu_k, Sigma_k), observations with residual SD sigma_k "
             "on the model's design (below), then the twin fit: the mixture prior of all components times "
             "the likelihood, all replications in ONE compiled program (the ``fit_fleet`` program, the "
@@ -128,6 +129,20 @@ def twin_intro() -> list[str]:
             "replications with divergences | worst R-hat (median) | leapfrog steps (median) | wall time | "
             "replications, run |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+
+
+def compare_levels(twin: dict[str, dict | None], sbc: dict[str, dict | None]) -> list[str]:
+    """Where a model has both: the twin-level verdict next to the population-level one (section above)."""
+    lines = []
+    for name, f in twin.items():
+        pop = sbc.get(name)
+        if f is None or pop is None or "NOT RUN" in pop["row"]:
+            continue
+        cells = [c.strip() for c in pop["row"].split("|")]
+        tcells = [c.strip() for c in f["row"].split("|")]
+        lines.append(f"* `{name}`: twin level {tcells[6]} (smallest p {tcells[4]}), population level {cells[5]} "
+                     f"(smallest p {cells[3]}; {cells[10]})")
+    return ["Both levels, for the models that have both:", "", *lines] if lines else []
 
 
 def run_twin_study(models: list[str], replications: int, broken_replications: int, figures: Path,

@@ -1,4 +1,4 @@
-"""Evidence that bayestwin's posteriors and forecasts are calibrated: SBC and forecast calibration."""
+"""Evidence that bayestwin's posteriors and forecasts are calibrated: SBC (population and twin level), forecasts."""
 
 from bayestwin.validation.bootstrap import cluster_bootstrap_coverage, cluster_bootstrap_interval
 from bayestwin.validation.calibration import (
@@ -9,7 +9,9 @@ from bayestwin.validation.calibration import (
                                               leave_future_out,
 )
 from bayestwin.validation.sbc import SBCResult, misspecified_prior, run_sbc
+from bayestwin.validation.twin_sbc import run_twin_sbc, scale_bsv, synthetic_population, twin_design
 
 __all__ = ["LEVELS", "CalibrationResult", "SBCResult", "calibration_by_group", "cluster_bootstrap_coverage",
            "cluster_bootstrap_interval", "crps_from_draws",
-           "leave_future_out", "misspecified_prior", "run_sbc"]
+           "leave_future_out", "misspecified_prior", "run_sbc", "run_twin_sbc", "scale_bsv", "synthetic_population",
+           "twin_design"]
