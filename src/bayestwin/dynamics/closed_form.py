@@ -59,7 +59,7 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from bayestwin.dynamics.events import Doses
-from bayestwin.dynamics.steady_state import absorbed_response, direct_response, exp_dd, phi
+from bayestwin.dynamics.steady_state import absorbed_response, direct_response, phi
 
 __all__ = [
     "dose_features", "log_one_cmt_oral_single", "one_cmt_iv", "one_cmt_oral", "superpose", "two_cmt_iv",
@@ -135,8 +135,8 @@ def superpose(
 
     valid = doses.mask & (doses.cmt >= 0) & (doses.cmt < n_cmt)
     cmt = jnp.clip(doses.cmt, 0, n_cmt - 1)
-    f_dose = jnp.broadcast_to(jnp.asarray(f), (n_cmt,))[cmt]
-    lag_dose = jnp.broadcast_to(jnp.asarray(tlag), (n_cmt,))[cmt]
+    f_dose = _pick(jnp.broadcast_to(jnp.asarray(f), (n_cmt,)), cmt)
+    lag_dose = _pick(jnp.broadcast_to(jnp.asarray(tlag), (n_cmt,)), cmt)
     amount = f_dose * doses.amt
     infusion = doses.rate > 0
     rate = jnp.where(infusion, doses.rate, 1.0)
@@ -158,9 +158,9 @@ def superpose(
         tau = jnp.where(active, tau, 0.0)[:, :, None]
         unit = jnp.exp(-lam * tau)
         if ka is not None:
-            unit = jnp.where((doses.cmt == depot)[None, :, None], ka * exp_dd(lam, ka, tau), unit)
+            unit = jnp.where((doses.cmt == depot)[None, :, None], ka * _exp_dd_sharing(unit, lam, ka, tau), unit)
         value = jnp.where(active[:, :, None], amount[None, :, None] * unit, 0.0)
-        return jnp.reshape(jnp.sum(coeffs[cmt][None, :, :] * value, axis=(1, 2)), t.shape)
+        return jnp.reshape(jnp.sum(_pick(coeffs, cmt)[None, :, :] * value, axis=(1, 2)), t.shape)
     # A steady-state dose whose lagged last dose has not arrived yet: its earlier doses have.
     shift = jnp.where(is_ss[None, :] & (tau < 0), jnp.ceil(-tau / ii[None, :]), 0.0)
     tau = tau + shift * ii[None, :]
@@ -174,9 +174,50 @@ def superpose(
         unit = jnp.where((doses.cmt == depot)[None, :, None], absorbed, unit)
     value = jnp.where(constant[None, :, None], (f_dose * doses.rate)[None, :, None] / lam, amount3 * unit)
     value = jnp.where(active[:, :, None], value, 0.0)
-    total = jnp.sum(coeffs[cmt][None, :, :] * value, axis=(1, 2))
+    total = jnp.sum(_pick(coeffs, cmt)[None, :, :] * value, axis=(1, 2))
     total = jnp.where(jnp.any(active & invalid[None, :], axis=1), jnp.nan, total)
     return jnp.reshape(total, t.shape)
+
+
+# Below this |b - a| (1/time) the bolus kernel treats the rates as equal: a guard, not an approximation (the
+# relative error of t e_a (1 - x / 2) is x**2 / 6 < 1e-400 t**2 there); it keeps 1 / |b - a| finite.
+_EQUAL_RATES_BELOW = 1e-200
+
+
+def _exp_dd_sharing(e_a: Array, a: Array, b: Array, t: Array) -> Array:
+    """``exp_dd(a, b, t)`` given ``e_a = exp(-a t)`` (for ``t >= 0``): ``-e_lo expm1(-|b - a| t) / |b - a|``.
+
+    The bolus kernel's divided difference, with ``e_lo = exp(-min(a, b) t)``: ``e_a`` itself (which a dose
+    into the mode needs anyway) unless ``b < a`` (flip-flop, where ``e_a expm1(...)`` could overflow), and no
+    series. ``expm1`` does not cancel, so the value is accurate to a few ulp for every ``x = (b - a) t``.
+    Where ``x == 0`` (``a == b``, or ``t == 0``) it is ``t e_a (1 - x / 2)``: exact value and exact first
+    derivatives. Elsewhere the derivative in ``b - a`` is ``e_lo (|x| exp(-|x|) + expm1(-|x|)) / (b - a)**2``,
+    whose terms cancel to ``-x**2 / 2``: a relative error of about ``2 eps / |x|`` (``<= 1e-10`` for
+    ``|x| >= 5e-6``, e.g. ``|ka - ke| >= 2e-5`` /h with samples from 0.25 h on). ``steady_state.exp_dd``
+    (a series for ``|x| < 0.1``) is exact there too, but its series and selects, evaluated and differentiated
+    on every (time, dose, mode) element, cost about as much as the rest of the population density
+    (measured: ``benchmarks/density_cost.py``).
+    """
+    diff = b - a
+    x = diff * t
+    gap = jnp.abs(diff)
+    equal = gap < _EQUAL_RATES_BELOW
+    e_lo = jnp.where(diff < 0, jnp.exp(-b * t), e_a)
+    far = -e_lo * jnp.expm1(-jnp.abs(x)) / jnp.where(equal, 1.0, gap)
+    return jnp.where((x == 0) | equal, t * e_a * (1.0 - 0.5 * x), far)
+
+
+def _pick(table: Array, cmt: Array) -> Array:
+    """``table[cmt]`` for a small static first axis, as selects; `cmt` must lie in ``0 .. len(table) - 1``.
+
+    A gather's gradient is a scatter, slow on CPU (measured: ~20 % of the bolus kernel at N = 200).
+    """
+    table = jnp.asarray(table)
+    shape = cmt.shape + (1,) * (table.ndim - 1)
+    out = jnp.broadcast_to(table[0], cmt.shape + table.shape[1:])
+    for c in range(1, table.shape[0]):
+        out = jnp.where(jnp.reshape(cmt == c, shape), table[c], out)
+    return out
 
 
 def dose_features(doses: Doses) -> frozenset[str]:
