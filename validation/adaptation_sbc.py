@@ -7,6 +7,11 @@ the posterior draws are uniform (Bonferroni over the quantities at ``alpha``); t
 (prior SDs / 3) must fail, or the check has no power. Both adaptations run in the same process, so their
 wall times compare (the machine's load aside); the Stan-style one is the reference.
 
+Measured 2026-11-27 05:28 UTC (30 replications, 2-core shared machine, load ~10): gradient passed (smallest p
+0.36; 61.9 leapfrog steps per draw; 11 of 30 replications with a divergence; median max R-hat 1.026; 136 s),
+its misspecified variant failed (p 2.5e-13); stan passed (p 0.22; 111.7 steps per draw; 7 of 30; 1.026;
+145 s), misspecified failed (p 7.9e-12).
+
 Usage: ``python validation/adaptation_sbc.py [--replications 30] [--adaptations gradient,stan] [--no-broken]``.
 """
 

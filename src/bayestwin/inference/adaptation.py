@@ -28,20 +28,21 @@ Schedule (``W`` warm-up iterations; the fractions are nutpie's defaults; see ``w
   at every other warm-up iteration dual averaging takes one step towards the target acceptance.
 * Last ``0.15 W``: mass fixed, step size only; the last warm-up iteration sets the averaged step size.
 
+Measured (``benchmarks/adaptation.py``, ``docs/benchmarks.md``, 4 chains x 1,000 + 1,000, same run): minimum
+bulk ESS per 1,000 gradient evaluations (warm-up included) gradient / stan 2.71x on the oral model at N = 200
+(ESS 713 vs 377, step size 0.241 vs 0.141; nutpie 983 and 0.243), 1.36x at N = 12, 1.53x on theophylline
+(theo_sd), 3.39x on the centred eight schools (a funnel: 2 divergences vs 7, neither fit passes its gate).
+
 Use it through ``SamplerConfig(adaptation="gradient")`` (``run_nuts``) or
 ``run_batched_nuts(..., adaptation="gradient")``; the default stays ``"stan"``.
 
 Examples
 --------
->>> import jax, numpyro, numpyro.distributions as dist
->>> from numpyro.infer import MCMC
->>> def m():
-...     numpyro.sample("x", dist.Normal(0.0, jax.numpy.array([0.01, 1.0, 100.0])))
->>> mcmc = MCMC(GradientNUTS(m), num_warmup=300, num_samples=300, progress_bar=False)
->>> mcmc.run(jax.random.PRNGKey(0))
->>> inv = mcmc.last_state.adapt_state.inverse_mass_matrix
->>> [f"{float(v):.0e}" for v in next(iter(inv.values()))]   # the variances 1e-4, 1, 1e4
-['1e-04', '1e+00', '1e+04']
+>>> from bayestwin.inference import SamplerConfig
+>>> SamplerConfig(adaptation="gradient").adaptation    # then fit_population(spec, table, sampler=...)
+'gradient'
+>>> warmup_schedule(1000).final_start                  # mass fixed for the last 150 warm-up iterations
+850
 """
 
 from __future__ import annotations
