@@ -17,7 +17,7 @@ and sampling run as two compiled programs here so that the warm-up's leapfrog st
 (``peerlib.engines._CountingMCMC``).
 
 Usage: ``python benchmarks/adaptation.py [--cases oral12,oral200,theo,schools] [--no-nutpie] [--quick]
-[--no-write]``; writes its section of ``docs/benchmarks.md``.
+[--no-write] [--seed 1]``; writes its section of ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
@@ -123,9 +123,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-nutpie", action="store_true")
     parser.add_argument("--quick", action="store_true", help="2 chains x 200 + 200, nothing written")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--seed", type=int, default=Settings.seed, help="sampler seed (the data stay the same)")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
     s = Settings(chains=2, warmup=200, draws=200) if args.quick else Settings()
+    s = dataclasses.replace(s, seed=args.seed)
     load0 = os.getloadavg()[0]
     cases = {"oral12": "oral one-compartment, N = 12 (peer data)", "oral200": "oral one-compartment, N = 200 "
              "(peer data)", "theo": "theophylline population spec, theo_sd (12 subjects)",
