@@ -227,7 +227,10 @@ class PopulationFit:
 
 
 def _fit_id(spec: TwinSpec, data_digest: str, sampler: SamplerConfig) -> str:
-    payload = json.dumps({"spec": spec.digest(), "data": data_digest, "sampler": asdict(sampler)}, sort_keys=True)
+    settings = asdict(sampler)
+    if settings.get("adaptation") == "stan":  # the default: ids of fits made before the setting existed stay valid
+        del settings["adaptation"]
+    payload = json.dumps({"spec": spec.digest(), "data": data_digest, "sampler": settings}, sort_keys=True)
     return "fit-" + hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
