@@ -112,7 +112,8 @@ def superpose(
     features : frozenset of str, optional
         Static promise about `doses` (see ``dose_features``): which of ``"ss"``,
         ``"infusion"`` and ``"reset"`` occur. Omitted kinds are skipped when
-        compiling, so bolus-only histories get a ~10x cheaper kernel. None
+        compiling, so bolus-only histories get a ~10x cheaper kernel (and, through
+        a depot, a divided difference without series: see ``_exp_dd_sharing``). None
         (default) handles everything.
 
     Returns
@@ -278,8 +279,11 @@ def one_cmt_oral(
     ``amt f ka / v * tau exp(-lo tau) phi((hi - lo) tau)`` with ``lo, hi`` the
     smaller and larger of ``ka`` and ``ke = cl / v`` and ``phi(x) = -expm1(-x) / x``:
     the Bateman function, exact at ``ka == ke``, stable in flip-flop (``ka < ke``),
-    with finite exact gradients everywhere. Steady-state oral doses are equally
-    stable (see ``absorbed_response``).
+    with finite gradients everywhere. Steady-state oral doses are equally
+    stable (see ``absorbed_response``). Bolus-only histories (``features`` without
+    ``ss``/``infusion``) take a cheaper form, ``-exp(-lo tau) expm1(-(hi - lo) tau) / (hi - lo)``:
+    the same values to a few ulp, gradients exact at ``ka == ke`` and to ~``2 eps / |x|``
+    relative elsewhere, ``x = (ka - ke) tau`` (see ``_exp_dd_sharing``).
 
     Parameters
     ----------
