@@ -87,7 +87,7 @@ def twin_model(name: str, replications: int, broken_replications: int, figures: 
     fig.tight_layout()
     fig.savefig(figures / f"twin_sbc_{name}.png", dpi=90)
     plt.close(fig)
-    dose_text = ", ".join(f"{a:g} at t={tt:g}" for tt, a, _ in design["doses"])
+    dose_text = ", ".join(f"{a:g} {spec.unit('amt')} at t={tt:g} {spec.unit('time')}" for tt, a, _ in design["doses"])
     details = [f"### `{name}` (twin level)", "", f"Design: {dose_text}; samples at {list(design['times'])} "
                f"({design['why']}).", "", f"![twin SBC ECDF difference, {name}](validation/twin_sbc_{name}.png)", "",
                f"Leapfrog steps per iteration: median {rep['mean_steps'].median():.1f}, max "
