@@ -20,8 +20,8 @@ TWIN_DESIGNS: dict[str, dict[str, Any]] = {
         "doses": ((0.0, 400.0, None),), "times": (1.0, 2.0, 4.0, 8.0, 12.0, 24.0, 36.0, 48.0, 60.0),
         "why": "400 mg oral (reference Km 2 mg/L, Vm 10 mg/h, V 20 L): the peak ~18 mg/L is ~9 Km, so "
                "elimination runs near Vm (zero order) for the first day and Km shows in the bend to first-order "
-               "decline below ~Km after 36-60 h; a 100 mg dose (peak ~4 mg/L ~ 2 Km) never saturates and "
-               "leaves Km and Vm confounded (only Vm/Km is identified)"},
+               "decline below ~Km after 36-60 h; after 100 mg (the population-level SBC design, peak ~4 mg/L "
+               "~ 2 Km) Km and Vm are weakly identified (validation/device_sbc.md)"},
     **{f"pd.one_cmt_oral_idr{k}": {
         "doses": ((0.0, 100.0, None),), "times": (0.5, 1.0, 2.0, 4.0, 6.0, 8.0, 12.0, 24.0, 36.0, 48.0),
         "why": "100 mg oral: peak concentration ~4 mg/L, 2 x IC50/EC50 (2 mg/L), and concentration and "
