@@ -117,7 +117,7 @@ def twin_intro() -> list[str]:
             "the patient's latent parameters from N(mu_k, Sigma_k), observations with residual SD sigma_k "
             "on the model's design (below), then the twin fit: the mixture prior of all components times "
             "the likelihood, all replications in ONE compiled program (the ``fit_fleet`` program, the "
-            f"replications as its patients, 8 in lockstep), {s['chains']} chains x ({s['warmup']} warm-up + "
+            f"replications as its patients, 8 in lockstep), {s['chains']} chain(s) x ({s['warmup']} warm-up + "
             f"{s['draws']} draws, dense mass matrix, target acceptance 0.8, tree depth <= 8) thinned by "
             f"{s['thin']}: ranks among 100 draws. Ranked: every parameter with BSV (latent value) and every "
             "residual SD (a function of the component: ties broken at random). Test: chi-square on up to 20 "
