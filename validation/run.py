@@ -274,11 +274,13 @@ def calibration_section() -> tuple[bool, list[str]]:
              "cannot tell a miss from a pass). With 12 patients the percentile interval is short: in simulation "
              "(12 x 8 observations, tests/validation/test_bootstrap.py) it held the true coverage 0.90 of the "
              "time, not 0.95. Since 2026-11-27 the twin's mixture component is chosen from the conditioning "
-             "observations only (before, the held-out values took part in choosing the residual SDs, which "
-             "widened the intervals: theophylline combined error 0.750/0.906 then, 0.729/0.865 after the fix, "
-             "same folds and seeds). Why theophylline misses (twins conditioned on samples up to 0.5 h cannot "
-             "learn clearance; fold 1's population lacks the slowest eliminators; the 1-h sample after the "
-             "window): validation/theo_calibration_diagnosis.md.", ""]
+             "observations only (before, the held-out values took part in choosing the residual SDs; measured "
+             "in one process on the same populations and twin draws, theophylline combined error: 0.781/0.896 "
+             "at 80/95 % with the leak, 0.760/0.885 without). The same seeded study is not bitwise reproducible "
+             "across processes (theophylline combined error, same code and seeds: 0.729/0.865, 0.760/0.906, "
+             "0.760/0.885), a further reason to read the bootstrap intervals. Why theophylline misses (twins "
+             "conditioned on samples up to 0.5 h cannot learn clearance; fold 1's population lacks the slowest "
+             "eliminators; the 1-h sample after the window): validation/theo_calibration_diagnosis.md.", ""]
     ok = True
     for name, spec, table, k, sampler, groups in studies:
         with warnings.catch_warnings():
