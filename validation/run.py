@@ -391,7 +391,8 @@ def main() -> int:
     twin = {m: _load(f"twin_{m}") for m in twin_study.TWIN_MODELS}
     studies.append(("twin-level SBC", all(f is not None and f["ok"] for f in twin.values()),
                     [*twin_study.twin_intro(),
-                     *[f"{f['row']}, {f['date']} |" if f else f"| `{m}` | | | | | **NOT RUN** | | | | | | | |"
+                     *[f"{f['row']}, {f['date']} |" if f
+                       else f"| `{m}` | | | | | **NOT RUN** | | | | | | {twin_study.TWIN_NOT_RUN.get(m, '')} |"
                        for m, f in twin.items()], "", *twin_study.compare_levels(twin, sbc), "",
                      *[line for f in twin.values() if f for line in f["details"]]]))
     for key, title in (("calibration", "forecast calibration"), ("pytest", "pytest studies")):

@@ -43,6 +43,16 @@ TWIN_DESIGNS: dict[str, dict[str, Any]] = {
 }
 
 TWIN_MODELS = list(TWIN_DESIGNS)
+
+#: Why a model's twin-level SBC has no fragment yet (measured 2026-11-27 on the shared 2-core machine, load 4-10,
+#: ``run_twin_sbc`` with ``TWIN_SETTINGS``, 8 and 16 replications: one lockstep group of 8 costs the difference).
+TWIN_NOT_RUN = {
+    **{f"pd.one_cmt_oral_idr{k}": "not run yet: pd.one_cmt_oral_idr1 measured ~72 CPU-s per group of 8 "
+       "replications (6.4-6.5 leapfrog steps per iteration, no divergences) + ~40 s compilation, so 200 + 60 "
+       "replications ~45 CPU-min per IDR model (the session ran out of time)" for k in range(1, 5)},
+    "metabolic.bergman_meal": "not run yet: measured ~51 CPU-s per group of 8 replications (6.0-6.3 leapfrog "
+                              "steps, no divergences) + ~30 s compilation: 200 + 60 replications ~30 CPU-min",
+}
 #: NUTS settings of every twin-level SBC run (per replication).
 TWIN_SETTINGS = {"chains": 1, "warmup": 200, "draws": 200, "thin": 2, "n_components": 100, "broken_factor": 1 / 3}
 
