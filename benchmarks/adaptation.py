@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from peerlib import installed  # noqa: E402
 from peerlib.engines import Run, Settings, fit_bayestwin, run_bayestwin, run_nutpie  # noqa: E402
 from peerlib.models import POPULATION, simulate  # noqa: E402
 
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
             except ImportError as exc:
                 print(f"{case} nutpie: skipped ({exc})", flush=True)
         sections[cases[case]] = rows
-    versions = ", ".join(f"{p} {md.version(p)}" for p in ("jax", "numpyro", "arviz", "nutpie") if _has(p))
+    versions = ", ".join(f"{p} {md.version(p)}" for p in ("jax", "numpyro", "arviz", "nutpie") if installed(p))
     lines = [TITLE, "",
              f"{_dt.datetime.now(_dt.UTC):%Y-%m-%d %H:%M} UTC; {platform.machine()}, {os.cpu_count()} cores, CPU "
              f"only; Python {platform.python_version()}; {versions}; shared machine, load average {load0:.1f} at "
@@ -180,14 +181,6 @@ def main(argv: list[str] | None = None) -> None:
         from update_vs_refit import write_section
 
         write_section(ROOT / "docs" / "benchmarks.md", lines)
-
-
-def _has(pkg: str) -> bool:
-    try:
-        md.version(pkg)
-    except md.PackageNotFoundError:
-        return False
-    return True
 
 
 if __name__ == "__main__":

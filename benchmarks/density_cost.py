@@ -32,15 +32,9 @@ import bayestwin  # noqa: E402,F401  (before jax: 4 host devices, as in sampling
 
 def _loop(value_and_grad, k: int):
     import jax
-    import jax.numpy as jnp
+    from peerlib.profile import evaluation_loop
 
-    def loop(x):
-        def body(_i, carry):
-            x, acc = carry
-            v, g = value_and_grad(x)
-            return x + 1e-12 * g, acc + v
-        return jax.lax.fori_loop(0, k, body, (x, jnp.zeros((), x.dtype)))
-    return jax.jit(loop)
+    return jax.jit(evaluation_loop(value_and_grad, k))
 
 
 def _parts(data: dict) -> dict[str, tuple]:

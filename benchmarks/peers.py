@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from peerlib import installed  # noqa: E402
 from peerlib.engines import ENGINES, Run, Settings  # noqa: E402
 from peerlib.models import POPULATION, simulate  # noqa: E402
 from peerlib.profile import gradient_costs, run_nutpie_bayestwin  # noqa: E402
@@ -91,7 +92,7 @@ def table(rows: list[dict], n: int) -> list[str]:
 
 
 def section(results: dict[int, list[dict]], s: Settings, load: tuple[float, float]) -> list[str]:
-    versions = ", ".join(f"{p} {md.version(p)}" for p in VERSIONS if _has(p))
+    versions = ", ".join(f"{p} {md.version(p)}" for p in VERSIONS if installed(p))
     lines = [TITLE, "",
              f"{_dt.datetime.now(_dt.UTC):%Y-%m-%d %H:%M} UTC; {platform.machine()}, {os.cpu_count()} cores, "
              f"CPU only; Python {platform.python_version()}; {versions}. The machine is a 2-core box shared with "
@@ -112,14 +113,6 @@ def section(results: dict[int, list[dict]], s: Settings, load: tuple[float, floa
               "sampler's own overhead, spread over the chains running at once. † warm-up steps not recorded by "
               "the engine: taken equal to the draws' steps.", ""]
     return lines
-
-
-def _has(pkg: str) -> bool:
-    try:
-        md.version(pkg)
-    except md.PackageNotFoundError:
-        return False
-    return True
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -64,11 +64,10 @@ def numpyro_density(data: dict):
     return jax.value_and_grad(lambda x: -potential(unravel(x))), x0
 
 
-def in_loop_us(value_and_grad, x0, k: int = 1000, repeats: int = 3, chains: int = 1) -> float:
-    """Microseconds per evaluation inside one compiled loop of `k` (median of `repeats` timed calls).
+def evaluation_loop(value_and_grad, k: int):
+    """``x -> (x', sum of values)`` after `k` evaluations of `value_and_grad` in a ``lax.fori_loop`` (not jitted).
 
-    ``chains > 1``: that many loops at once under ``pmap`` over the XLA host devices, as the JAX samplers
-    run their chains (bayestwin asks for 4 host devices); the figure is then wall time per step of all chains.
+    Each step moves ``x`` by 1e-12 x the gradient so XLA cannot hoist the evaluation out of the loop.
     """
     import jax
     import jax.numpy as jnp
@@ -79,7 +78,19 @@ def in_loop_us(value_and_grad, x0, k: int = 1000, repeats: int = 3, chains: int 
             v, g = value_and_grad(x)
             return x + 1e-12 * g, acc + v
         return jax.lax.fori_loop(0, k, body, (x, jnp.zeros((), x.dtype)))
+    return loop
 
+
+def in_loop_us(value_and_grad, x0, k: int = 1000, repeats: int = 3, chains: int = 1) -> float:
+    """Microseconds per evaluation inside one compiled loop of `k` (median of `repeats` timed calls).
+
+    ``chains > 1``: that many loops at once under ``pmap`` over the XLA host devices, as the JAX samplers
+    run their chains (bayestwin asks for 4 host devices); the figure is then wall time per step of all chains.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    loop = evaluation_loop(value_and_grad, k)
     if chains > 1:
         run, x = jax.pmap(loop), jnp.stack([x0] * chains)
     else:
