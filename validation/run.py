@@ -29,12 +29,14 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 FIGURES = DOCS / "validation"
 #: one JSON fragment per study (per model for SBC): the report is assembled from the latest of each
 FRAGMENTS = FIGURES / "fragments"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # sbc_figures, twin_study
 
 
 def _versions() -> str:
@@ -135,22 +137,12 @@ def _sbc_intro(replications: int, broken_replications: int) -> list[str]:
             "|---|---|---|---|---|---|---|---|---|---|"]
 
 
-def sbc_model(name: str, replications: int, broken_replications: int, *, ode: bool = False) -> dict:
-    """SBC and the broken-variant power check of one built-in model, as a report fragment.
-
-    ODE models are run only with ``ode=True`` (``--ode``: hours on 2 cores, see ``validation/device_sbc.md``),
-    with ``ODE_SBC_SETTINGS``; otherwise their row says NOT RUN and why.
-    """
+def sbc_setup(name: str, *, ode: bool = False) -> tuple[Any, dict] | dict:
+    """The spec and ``run_sbc`` settings of one built-in model's SBC, or its NOT RUN fragment (ODE without `ode`)."""
     import dataclasses
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     from bayestwin.models import get_model
     from bayestwin.testing import default_spec
-    from bayestwin.validation import misspecified_prior, run_sbc
 
     model = get_model(name)
     settings = SBC_SETTINGS
@@ -159,7 +151,6 @@ def sbc_model(name: str, replications: int, broken_replications: int, *, ode: bo
             note = ODE_MODEL_NOTES.get(name, ODE_NOT_RUN)
             return {"ok": False, "row": f"| `{name}` | | | | **NOT RUN** | | | | | {note} |", "details": []}
         settings = ODE_SBC_SETTINGS
-    FIGURES.mkdir(parents=True, exist_ok=True)
     spec = default_spec(model)
     # PK models (log scale): non-centred (BSV SDs drawn near 0 make funnels); identity-scale longitudinal
     # models: centred (their patients are data-rich: non-centred diverged in 148 of 200 replications)
@@ -173,11 +164,36 @@ def sbc_model(name: str, replications: int, broken_replications: int, *, ode: bo
         unit = model.optional_parameters["time_ref"][0]
         spec = dataclasses.replace(spec, parameters=(*spec.parameters, Parameter(
             "time_ref", unit=unit, fixed=sum(DEFAULT_TIMES) / len(DEFAULT_TIMES), scale="identity")))
+    return spec, settings
+
+
+def sbc_model(name: str, replications: int, broken_replications: int, *, ode: bool = False) -> dict:
+    """SBC and the broken-variant power check of one built-in model, as a report fragment.
+
+    ODE models are run only with ``ode=True`` (``--ode``: hours on 2 cores, see ``validation/device_sbc.md``),
+    with ``ODE_SBC_SETTINGS``; otherwise their row says NOT RUN and why.
+    """
+    from bayestwin.validation import misspecified_prior, run_sbc
+
+    setup = sbc_setup(name, ode=ode)
+    if isinstance(setup, dict):
+        return setup
+    spec, settings = setup
     good = run_sbc(spec, n_replications=replications, **settings)
     print(good.format(), flush=True)
     bad = run_sbc(spec, fit_spec=misspecified_prior(spec, 1 / 3), n_replications=broken_replications,
                   **settings)
     print(bad.format(), flush=True)
+    return sbc_fragment(name, good, bad, settings)
+
+
+def sbc_fragment(name: str, good: Any, bad: Any, settings: dict, where: str = "") -> dict:
+    """The report fragment (``ok``, ``row``, ``details``; figure saved) of an SBC run `good` and its broken `bad`.
+
+    `where` (e.g. the device machine) is appended to the row's run column.
+    """
+    from sbc_figures import sbc_pair_figure
+
     t = good.tests()
     broken_failed = not bad.ok
     rep = good.replications
@@ -185,16 +201,10 @@ def sbc_model(name: str, replications: int, broken_replications: int, *, ode: bo
            f"| {'passed' if good.ok else '**FAILED**'} | "
            f"{'failed, as it must' if broken_failed else '**PASSED: harness not sensitive**'} "
            f"(smallest p {bad.tests()['p_value'].min():.2g}) | {int((rep['divergences'] > 0).sum())} of {len(rep)} "
-           f"| {rep['max_rhat'].median():.3f} | {good.wall_s + bad.wall_s:.0f} s | {_now()}, {replications} + "
-           f"{broken_replications} replications{_settings_note(settings)} |")
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
-    good.plot_ecdf(axes[0])
-    bad.plot_ecdf(axes[1])
-    axes[0].set_title(f"{name}: SBC")
-    axes[1].set_title(f"{name}: prior scales / 3 (must fail)")
-    fig.tight_layout()
-    fig.savefig(FIGURES / f"sbc_{name}.png", dpi=90)
-    plt.close(fig)
+           f"| {rep['max_rhat'].median():.3f} | {good.wall_s + bad.wall_s:.0f} s | {_now()}, {len(rep)} + "
+           f"{len(bad.replications)} replications{_settings_note(settings)}{'; ' + where if where else ''} |")
+    sbc_pair_figure(good, bad, (f"{name}: SBC", f"{name}: prior scales / 3 (must fail)"),
+                    FIGURES / f"sbc_{name}.png")
     details = [f"### `{name}`", "", f"![SBC ECDF difference, {name}](validation/sbc_{name}.png)", "",
                f"Leapfrog steps per iteration: median {rep['mean_steps'].median():.0f}, max "
                f"{rep['mean_steps'].max():.0f}; divergent transitions per replication: median "
@@ -357,7 +367,6 @@ def main() -> int:
                         help="also run the twin-level SBC study (validation/twin_study.py; ~1-2 h on 2 cores)")
     parser.add_argument("--output", default=str(DOCS / "validation.md"))
     a = parser.parse_args()
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     import twin_study
     started = time.perf_counter()
     from bayestwin.models import model_names

@@ -59,10 +59,7 @@ TWIN_SETTINGS = {"chains": 1, "warmup": 200, "draws": 200, "thin": 2, "n_compone
 
 def twin_model(name: str, replications: int, broken_replications: int, figures: Path) -> dict:
     """Twin-level SBC of one model and its power check, as a report fragment (``ok``, ``row``, ``details``)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from sbc_figures import sbc_pair_figure
 
     from bayestwin.models import get_model
     from bayestwin.testing import default_spec
@@ -88,15 +85,8 @@ def twin_model(name: str, replications: int, broken_replications: int, figures: 
            f"{tb['p_value'].min():.2g}, {tb['p_value'].idxmin()}) | {int((rep['divergences'] > 0).sum())} of "
            f"{len(rep)} | {rep['max_rhat'].median():.3f} | {rep['mean_steps'].median():.0f} | "
            f"{good.wall_s:.0f} + {bad.wall_s:.0f} s | {replications} + {broken_replications}")
-    figures.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
-    good.plot_ecdf(axes[0])
-    bad.plot_ecdf(axes[1])
-    axes[0].set_title(f"{name}: twin SBC")
-    axes[1].set_title(f"{name}: BSV SDs / 3 (must fail)")
-    fig.tight_layout()
-    fig.savefig(figures / f"twin_sbc_{name}.png", dpi=90)
-    plt.close(fig)
+    sbc_pair_figure(good, bad, (f"{name}: twin SBC", f"{name}: BSV SDs / 3 (must fail)"),
+                    figures / f"twin_sbc_{name}.png")
     dose_text = ", ".join(f"{a:g} {spec.unit('amt')} at t={tt:g} {spec.unit('time')}" for tt, a, _ in design["doses"])
     details = [f"### `{name}` (twin level)", "", f"Design: {dose_text}; samples at {list(design['times'])} "
                f"({design['why']}).", "", f"![twin SBC ECDF difference, {name}](validation/twin_sbc_{name}.png)", "",
