@@ -47,7 +47,7 @@ validate: venv
 	$(BIN)/python validation/monitor_eval.py --patients 24 --days 10  # -> docs/monitoring-evaluation.md
 	$(BIN)/python validation/service_fuzz.py --examples 50  # schemathesis against docs/openapi.json: no 5xx
 	$(BIN)/python validation/adaptation_sbc.py  # reduced SBC of the gradient warm-up
-	$(BIN)/python validation/run.py
+	$(BIN)/python validation/run.py --twin  # SBC of every model (+ twin level), calibration, pytest validation/
 
 bench: venv
 	$(PIP) install --quiet -e ".[dev,bench]"
