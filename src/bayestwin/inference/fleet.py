@@ -45,6 +45,7 @@ from bayestwin.dynamics.events import bucket_size
 from bayestwin.exceptions import ConvergenceError, ConvergenceWarning, InputError, SpecError
 from bayestwin.inference.arrays import SEGMENT_STARTS, CohortArrays, cohort_arrays
 from bayestwin.inference.fit import PopulationFit
+from bayestwin.inference.fleet_dask import map_chunks
 from bayestwin.inference.fleet_kernel import FleetConfig, fleet_program, quadratic_form, sufficient_statistics_apply
 from bayestwin.inference.individual import mixture_scaling, population_prior
 from bayestwin.inference.sampler import SamplerConfig
@@ -174,7 +175,7 @@ def chunk_patients(n_patients: int, *, chains: int, draws: int, n_components: in
 def fit_fleet(
     spec: TwinSpec, population: PopulationFit, cohort: EventTable, *, sampler: SamplerConfig | None = None,
     gate: ConvergenceGate | None = None, n_components: int = 200, chunk_size: int | None = None,
-    lanes: int = 8, memory_mb: float = 1024.0, override_convergence: bool = False,
+    lanes: int = 8, memory_mb: float = 1024.0, override_convergence: bool = False, client: Any | None = None,
 ) -> FleetFit:
     """Fit every patient's twin in `cohort`, given `population`, in compiled chunks; see the module docstring.
 
@@ -206,6 +207,9 @@ def fit_fleet(
         Memory budget of one chunk, for the default `chunk_size`.
     override_convergence : bool
         Use a population that failed its gate anyway (recorded in ``population_overridden``).
+    client : dask.distributed.Client, optional
+        Run the chunks as tasks on this Dask cluster (``bayestwin.inference.fleet_dask``; the ``[dask]``
+        extra) instead of one after another here: the same draws as the local path for the same seed.
 
     Returns
     -------
@@ -249,13 +253,19 @@ def fit_fleet(
                          lanes=lanes)
     run = fleet_program(spec, model, arrays.features, n_components, config)
     data = (np.arange(n), prior, arrays.doses, arrays.obs)
-    pieces = []
+    starts = range(0, n, chunk_size)
+    # the last chunk repeats its last patient (padding, dropped below)
+    chunk = [np.minimum(np.arange(first, first + chunk_size), n - 1) for first in starts]
+    takes = [min(chunk_size, n - first) for first in starts]
     start = time.perf_counter()
-    for first in range(0, n, chunk_size):
-        idx = np.minimum(np.arange(first, first + chunk_size), n - 1)  # the last chunk repeats its last patient
-        out = run(np.int64(sampler.seed), *jax.tree_util.tree_map(lambda a, i=idx: np.asarray(a)[i], data))
-        take = min(chunk_size, n - first)
-        pieces.append(jax.tree_util.tree_map(lambda a, t=take: np.asarray(a)[:t], out))
+    if client is None:
+        outs = (run(np.int64(sampler.seed), *jax.tree_util.tree_map(lambda a, i=idx: np.asarray(a)[i], data))
+                for idx in chunk)
+    else:
+        outs = map_chunks(client, spec, model, arrays.features, n_components, config, sampler.seed,
+                          [jax.tree_util.tree_map(lambda a, i=idx: np.asarray(a)[i], data) for idx in chunk])
+    pieces = [jax.tree_util.tree_map(lambda a, t=take: np.asarray(a)[:t], out) for take, out in zip(takes, outs,
+                                                                                                    strict=True)]
     wall = time.perf_counter() - start
     draws = jax.tree_util.tree_map(lambda *a: np.concatenate(a), *pieces)
     idata = _inference_data(spec, arrays, prior, draws)
