@@ -38,6 +38,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import jax
 import jax.numpy as jnp
@@ -110,12 +111,14 @@ def check_model(
     if unknown:
         raise SpecError(f"unknown checks {sorted(unknown)}; choose from {list(ALL_CHECKS)}")
     spec = spec or default_spec(model)
+    ctx = _Context(model, spec, n_patients, seed)
     results = []
     for name in ALL_CHECKS:
         if name in checks:
             try:
                 ok, detail = _CHECKS[name](model, spec, n_prior_draws=n_prior_draws, n_patients=n_patients,
-                                           seed=seed, sampler=recovery_sampler, sbc_replications=sbc_replications)
+                                           seed=seed, sampler=recovery_sampler, sbc_replications=sbc_replications,
+                                           ctx=ctx)
             except Exception as err:  # a check that crashes has failed; say how
                 ok, detail = False, f"raised {type(err).__name__}: {err}"
             results.append(CheckResult(name, bool(ok), detail))
@@ -136,16 +139,65 @@ def _data(model: AbstractStructuralModel, spec: TwinSpec, n_patients: int, seed:
     return arrays, (arrays.doses, arrays.obs, covs), truth
 
 
+class _Context:
+    """What the checks of one ``check_model`` call share, each built on first use.
+
+    The simulated data set (seed `seed`), the population model, the first prior draw in the sampler's
+    unconstrained coordinates, and ONE jitted ``value_and_grad`` of the log density taking the data as
+    an argument: the gradient check and the compile-once check call the same compiled function, so a
+    model's log density is compiled once per ``check_model`` call (it was three times: energy, gradient,
+    and the compile-once check's own).
+    """
+
+    def __init__(self, model: AbstractStructuralModel, spec: TwinSpec, n_patients: int, seed: int) -> None:
+        self.model, self.spec, self.n_patients, self.seed = model, spec, n_patients, seed
+        self._draws: dict[int, object] = {}
+
+    @cached_property
+    def data(self) -> tuple:
+        return _data(self.model, self.spec, self.n_patients, self.seed)
+
+    @cached_property
+    def fn(self) -> object:
+        return build_population_model(self.spec, self.model, self.data[0].features)
+
+    def prior_draw(self, k: int) -> object:
+        """Prior draw `k` (key ``seed + k``) in the sampler's unconstrained coordinates, via ``initialize_model``."""
+        if k not in self._draws:
+            self._draws[k] = initialize_model(jax.random.PRNGKey(self.seed + k), self.fn, model_args=self.data[1],
+                                              init_strategy=init_to_sample)
+        return self._draws[k]
+
+    def flat_draw(self, k: int) -> np.ndarray:
+        """Prior draw `k` flattened, as a numpy array (the argument type every call of `value_and_grad` uses)."""
+        return np.asarray(ravel_pytree(self.prior_draw(k).param_info.z)[0])
+
+    @cached_property
+    def unravel(self) -> object:
+        return ravel_pytree(self.prior_draw(0).param_info.z)[1]
+
+    @cached_property
+    def value_and_grad(self) -> object:
+        """``(flat unconstrained parameters, data args) -> (energy, gradient)``, jitted."""
+        fn, unravel = self.fn, self.unravel
+        return jax.jit(jax.value_and_grad(lambda x, a: potential_energy(fn, a, {}, unravel(x))))
+
+
 def _check_prior_predictive(model: AbstractStructuralModel, spec: TwinSpec, *, n_prior_draws: int,
-                            n_patients: int, seed: int, **_: object) -> tuple[bool, str]:
-    arrays, args, _ = _data(model, spec, n_patients, seed)
-    fn = build_population_model(spec, model, arrays.features)
-    draws = Predictive(fn, num_samples=n_prior_draws)(jax.random.PRNGKey(seed), *args)
-    theta = {p: draws[p] for p in spec.parameter_names}
+                            ctx: _Context, **_: object) -> tuple[bool, str]:
+    arrays, args, _ = ctx.data
+    fn = ctx.fn
     starts = args[2].get(SEGMENT_STARTS)
-    pred = jax.jit(jax.vmap(lambda th: predict_cohort(model, th, arrays.doses, arrays.obs.time, arrays.features,
-                                                      starts)))(theta)
-    pred = np.asarray(pred)[:, np.asarray(arrays.obs.mask)]  # (draw, real observation, output)
+
+    @jax.jit  # one compilation of prior draws and predictions (vmap outside jit runs op by op)
+    def predictions(key: jax.Array, args: tuple) -> jax.Array:
+        draws = Predictive(fn, num_samples=n_prior_draws)(key, *args)
+        theta = {p: draws[p] for p in spec.parameter_names}
+        return jax.vmap(lambda th: predict_cohort(model, th, arrays.doses, arrays.obs.time, arrays.features,
+                                                  starts))(theta)
+
+    pred = np.asarray(predictions(jax.random.PRNGKey(ctx.seed), args))
+    pred = pred[:, np.asarray(arrays.obs.mask)]  # (draw, real observation, output)
     expected = (n_prior_draws, int(np.asarray(arrays.obs.mask).sum()), len(model.outputs))
     finite = np.isfinite(pred).all()
     for out in spec.observed_outputs:
@@ -156,47 +208,47 @@ def _check_prior_predictive(model: AbstractStructuralModel, spec: TwinSpec, *, n
                 f"{ {o: arrays.units[o] for o in spec.observed_outputs} }")
 
 
-def _check_gradients(model: AbstractStructuralModel, spec: TwinSpec, *, n_patients: int, seed: int,
+def _check_gradients(model: AbstractStructuralModel, spec: TwinSpec, *, seed: int, ctx: _Context,
                      **_: object) -> tuple[bool, str]:
-    arrays, args, _ = _data(model, spec, n_patients, seed)
-    fn = build_population_model(spec, model, arrays.features)
+    args = ctx.data[1]
     rtol = 2e-3 if model.kind == "ode" else 1e-5
-    first = initialize_model(jax.random.PRNGKey(seed), fn, model_args=args, init_strategy=init_to_sample)
-    _, unravel = ravel_pytree(first.param_info.z)
-    energy = jax.jit(lambda x: potential_energy(fn, args, {}, unravel(x)))
-    grad_fn = jax.jit(jax.grad(lambda x: potential_energy(fn, args, {}, unravel(x))))
+
+    def energy(x: np.ndarray) -> float:
+        return float(ctx.value_and_grad(x, args)[0])
+
     worst = 0.0
     for k in range(3):  # three draws from the prior, in the sampler's unconstrained coordinates
-        info = first if k == 0 else initialize_model(jax.random.PRNGKey(seed + k), fn, model_args=args,
-                                                      init_strategy=init_to_sample)
-        flat, _ = ravel_pytree(info.param_info.z)
-        grad = np.asarray(grad_fn(flat))
+        flat = ctx.flat_draw(k)  # numpy: steps are added without op-by-op dispatch
+        grad = np.asarray(ctx.value_and_grad(flat, args)[1])
         if not np.isfinite(grad).all():
             return False, f"non-finite gradient at prior draw {k}"
+        # rounding floor of the differences: a prior draw far from the data has a huge energy E, and
+        # E (1 +- eps) differs by eps |E| between evaluations, i.e. ~eps |E| / h in the derivative
+        e0 = abs(energy(flat))
         rng = np.random.default_rng(seed + k)
         for i in rng.choice(flat.size, size=min(12, flat.size), replace=False):
             h = 1e-3 * max(1.0, abs(float(flat[i])))
 
-            def central(step: float, i: int = int(i), flat: jax.Array = flat) -> float:
-                return (float(energy(flat.at[i].add(step))) - float(energy(flat.at[i].add(-step)))) / (2 * step)
+            def central(step: float, i: int = int(i), flat: np.ndarray = flat) -> float:
+                up, down = flat.copy(), flat.copy()
+                up[i] += step
+                down[i] -= step
+                return (energy(up) - energy(down)) / (2 * step)
 
             fd = (4.0 * central(h / 2) - central(h)) / 3.0  # Richardson: truncation error O(h**4)
-            # rounding floor of the differences: a prior draw far from the data has a huge energy E, and
-            # E (1 +- eps) differs by eps |E| between evaluations, i.e. ~eps |E| / h in the derivative
-            floor = 100.0 * np.finfo(float).eps * abs(float(energy(flat))) / h
+            floor = 100.0 * np.finfo(float).eps * e0 / h
             worst = max(worst, max(0.0, abs(fd - grad[i]) - floor) / max(1.0, abs(grad[i])))
     return worst < rtol, f"3 prior draws, up to 12 coordinates each: worst relative error {worst:.1e} (tol {rtol:g})"
 
 
 def _check_compile_once(model: AbstractStructuralModel, spec: TwinSpec, *, n_patients: int, seed: int,
-                        **_: object) -> tuple[bool, str]:
-    arrays1, args1, _ = _data(model, spec, n_patients, seed)
+                        ctx: _Context, **_: object) -> tuple[bool, str]:
+    arrays1, args1, _ = ctx.data
     _, args2, _ = _data(model, spec, n_patients, seed + 1)
-    fn = build_population_model(spec, model, arrays1.features)
-    params = initialize_model(jax.random.PRNGKey(seed), fn, model_args=args1).param_info.z
-    energy = jax.jit(jax.value_and_grad(lambda z, a: potential_energy(fn, a, {}, z)))
-    v1, _ = energy(params, args1)
-    v2, _ = energy(params, args2)
+    flat = ctx.flat_draw(0)
+    energy = ctx.value_and_grad  # the gradient check's compiled function, if it ran: no compilation may follow
+    v1, _ = energy(flat, args1)
+    v2, _ = energy(flat, args2)
     compiled = energy._cache_size()
     ok = compiled == 1 and bool(jnp.isfinite(v1) & jnp.isfinite(v2)) and float(v1) != float(v2)
     return ok, f"two data sets of padded size {tuple(arrays1.obs.time.shape)}: {compiled} compilation(s)"
