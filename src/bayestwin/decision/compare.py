@@ -36,6 +36,7 @@ import numpy as np
 
 from bayestwin.decision.draws import PosteriorDraws
 from bayestwin.decision.extrapolation import covariate_warnings, dose_warnings
+from bayestwin.decision.fused import draws_per_chunk, group_plans
 from bayestwin.decision.kernel import Layout, program
 from bayestwin.decision.plans import Plan
 from bayestwin.decision.prepare import prepare
@@ -48,6 +49,7 @@ from bayestwin.units import conversion_factor
 __all__ = ["compare_plans"]
 
 _CELLS_PER_CHUNK = 4_000_000  # plan x draw x time x output values per chunk (~32 MB per float64 array)
+_FUSED_LINEAR = True  # the linear path by draw chunks with fused reductions (False: plan chunks, for comparison)
 
 
 def _batch(n_plans: int, cells_per_plan: int, batch: int | None) -> int:
@@ -106,7 +108,9 @@ def compare_plans(source: Any, plans: Sequence[Plan], targets: Sequence[Target],
     seed : int
         Seed of the residual noise (one array shared by every plan).
     batch : int, optional
-        Plans per chunk inside the compiled call (default: ~4 million values per chunk).
+        Plans per chunk inside the compiled call (default: ~4 million values per chunk). The linear path
+        without level-reactive plans is chunked over draws instead (``bayestwin.decision.fused``); giving
+        `batch` there evaluates it by chunks of plans.
     override_convergence : bool
         Compare plans on a twin that failed its convergence gate (recorded).
     path : {"linear", "generic", "segments"}, optional
@@ -131,10 +135,17 @@ def compare_plans(source: Any, plans: Sequence[Plan], targets: Sequence[Target],
     for param, value, mode, _start in plan_arrays.pop("theta_changes", []):
         theta[param] = np.full_like(theta[param], value) if mode == "set" else theta[param] * value
     n_plans = len(plans)
-    padded = math.ceil(n_plans / b) * b
-    shared = ("slots", "past")
-    plan_arrays = _pad_plans(plan_arrays, n_plans, padded, shared)
-    at_idx = _pad_plans({"a": prep.at_idx}, n_plans, padded, ())["a"]
+    fused = prep.path == "linear" and not prep.reactive and _FUSED_LINEAR and batch is None
+    if fused:
+        grouping = group_plans(plan_arrays["amounts"])
+        plan_arrays.update(patterns=grouping.patterns, row_pattern=grouping.row_pattern, coef=grouping.coef,
+                           position=grouping.position)
+        padded, at_idx = n_plans, prep.at_idx
+        b = draws_per_chunk(n, grouping.cells * len(prep.times) * len(spec.error))
+    else:
+        padded = math.ceil(n_plans / b) * b
+        plan_arrays = _pad_plans(plan_arrays, n_plans, padded, ("slots", "past"))
+        at_idx = _pad_plans({"a": prep.at_idx}, n_plans, padded, ())["a"]
     for key in ("doses", "slots", "past"):
         if key in plan_arrays:
             plan_arrays[key] = Doses(**{k: jnp.asarray(v) for k, v in plan_arrays[key].items()})
@@ -150,7 +161,7 @@ def compare_plans(source: Any, plans: Sequence[Plan], targets: Sequence[Target],
         int_times = np.searchsorted(prep.times, wanted).clip(0, len(prep.times) - 1)
     layout = Layout(path=prep.path, kinds=tuple(t.kind for t in targets), columns=prep.columns,
                     quantities=tuple(t.quantity for t in targets), batch=b, features=prep.features,
-                    reactive=prep.reactive)
+                    reactive=prep.reactive, fused=fused)
     run = program(spec, model, layout)
     values, ipred_sub, pred_sub = run(
         {k: jnp.asarray(v) for k, v in theta.items()}, {k: jnp.asarray(v) for k, v in sigmas.items()},

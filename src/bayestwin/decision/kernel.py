@@ -8,7 +8,10 @@ array (640 MB for 100 x 4,000 x 200 in float64) is never held at once: plans are
 * ``linear``: a model whose outputs are linear in the doses (``model.linear``; the closed-form PK models).
   The response of every distinct planned dose slot (time, compartment, infusion duration) to a unit amount is
   computed once per draw; a plan's trajectory is the past doses' response plus its amounts times those
-  unit responses (a matrix product). Exact by superposition.
+  unit responses (a matrix product). Exact by superposition. Without level-reactive plans this path is
+  evaluated in chunks of draws with the reductions fused in (``bayestwin.decision.fused``: 3-4x less CPU
+  time at 100 plans x 4,000 draws x 200 times); the plan-chunked evaluation below stays for reactive plans
+  and for comparison (``Layout.fused``).
 * ``generic``: any model: ``model.predict`` for every plan and draw (parameters set or scaled per plan).
 * ``segments``: parameters that change during the horizon (an intervention from a time on, or the twin's
   time-varying covariates): ``model.predict_segments``.
@@ -33,10 +36,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from bayestwin.decision.fused import build_linear
+from bayestwin.decision.reduction import noisy
 from bayestwin.dynamics.events import Doses
 from bayestwin.exceptions import SpecError
-from bayestwin.inference.likelihood import residual_sd
-from bayestwin.inference.outputs import output_columns, sigma_groups
+from bayestwin.inference.outputs import output_columns
 from bayestwin.spec.structural import AbstractStructuralModel
 from bayestwin.spec.twin_spec import TwinSpec
 
@@ -59,9 +63,10 @@ class Layout:
     kinds: tuple[str, ...]  # per target: "at" | "any" | "fraction" | "first"
     columns: tuple[int, ...]  # per target: index among the spec's observed outputs
     quantities: tuple[str, ...]  # per target: "ipred" | "pred"
-    batch: int  # plans per chunk
+    batch: int  # plans per chunk (draws per chunk when `fused`)
     features: frozenset[str] | None  # dose kinds present (see dose_features)
     reactive: bool = False  # level-reactive plans: per-draw amounts (linear path, see _reactive_amounts)
+    fused: bool = False  # linear path chunked over draws, reductions fused (bayestwin.decision.fused)
 
 
 def program(spec: TwinSpec, model: AbstractStructuralModel, layout: Layout) -> Callable[..., Any]:
@@ -86,19 +91,6 @@ def require_normal_residuals(spec: TwinSpec) -> None:
         raise SpecError(f"output(s) {t_outputs} have Student-t residuals (ErrorModel nu=...); comparing plans "
                         "supports Normal residuals only so far. Compare plans on a spec with Normal residuals "
                         "(set_error_model), or compare the noise-free predictions (ipred targets).")
-
-
-def _noisy(spec: TwinSpec, ipred: jax.Array, noise: jax.Array, sigmas: dict[str, jax.Array]) -> jax.Array:
-    """A new measurement around `ipred` (..., draw, time, output) with the shared standard-normal `noise`."""
-    groups = sigma_groups(spec, {k: v[:, None] for k, v in sigmas.items()})  # (draw, 1)
-    cols = []
-    for j, err in enumerate(spec.error):
-        y = ipred[..., j]
-        scale = residual_sd(y, err.kind, groups[j], None)
-        e = noise[..., j]
-        cols.append(jnp.exp(jnp.log(jnp.maximum(y, 1e-300)) + scale * e) if err.kind == "lognormal"
-                    else y + scale * e)
-    return jnp.stack(cols, axis=-1)
 
 
 def _reduce(layout: Layout, ipred: jax.Array, pred: jax.Array | None, times: jax.Array, at_idx: jax.Array,
@@ -147,6 +139,13 @@ def _reactive_amounts(rule: dict[str, jax.Array], base: jax.Array, unit: jax.Arr
 
 def _build(spec: TwinSpec, model: AbstractStructuralModel, layout: Layout) -> Callable[..., Any]:
     columns = jnp.asarray(output_columns(spec, model))
+    if layout.fused:
+        fused = build_linear(spec, model, columns, layout)
+
+        def counted(*args: Any) -> tuple[jax.Array, jax.Array, jax.Array]:
+            _TRACES[0] += 1
+            return fused(*args)
+        return counted
     feats = layout.features
     need_pred = "pred" in layout.quantities
 
@@ -201,11 +200,11 @@ def _build(spec: TwinSpec, model: AbstractStructuralModel, layout: Layout) -> Ca
 
         def chunk_fn(chunk: dict[str, Any]) -> tuple[jax.Array, jax.Array, jax.Array]:
             ipred = trajectories(chunk)  # (batch, draw, time, output)
-            pred = _noisy(spec, ipred, noise, sigmas) if need_pred else None
+            pred = noisy(spec, ipred, noise, sigmas) if need_pred else None
             values = _reduce(layout, ipred, pred, times, chunk["at_idx"], lo, hi, masks)
             ipred_sub = ipred[:, int_draws][:, :, int_times]  # the interval sample: noise only where needed
             sub_sigmas = {k: v[int_draws] for k, v in sigmas.items()}
-            pred_sub = _noisy(spec, ipred_sub, noise[int_draws][:, int_times], sub_sigmas)
+            pred_sub = noisy(spec, ipred_sub, noise[int_draws][:, int_times], sub_sigmas)
             return values, ipred_sub, pred_sub
 
         n_plans = at_idx.shape[0]

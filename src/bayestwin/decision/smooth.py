@@ -37,7 +37,8 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import ndtr
 
-from bayestwin.decision.kernel import Layout, _noisy, _reduce, require_normal_residuals
+from bayestwin.decision.kernel import Layout, _reduce, require_normal_residuals
+from bayestwin.decision.reduction import noisy
 from bayestwin.dynamics.events import Doses
 from bayestwin.inference.likelihood import residual_sd
 from bayestwin.inference.outputs import output_columns, sigma_groups
@@ -110,7 +111,7 @@ def _values(spec: TwinSpec, layout: Layout, ipred_of: Callable[[jax.Array], jax.
         return _smooth_reduce(spec, layout, ipred, sigmas, at_r, lo, hi, masks), ipred
 
     (val, ipred), (dval, _) = jax.jvp(smooth, (d0,), (jnp.ones_like(d0),))
-    pred = _noisy(spec, ipred[None], noise, sigmas)
+    pred = noisy(spec, ipred[None], noise, sigmas)
     ind = _reduce(layout, ipred[None], pred, times, at_r[None], lo, hi, masks)[0]
     return val, dval, ind
 
