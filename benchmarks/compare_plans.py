@@ -13,8 +13,15 @@ the same text on stdout.
 
 Third part: ``optimize_dose`` (continuous dose by gradient) on the theophylline twin.
 
+The at-scale timing runs both evaluations of the linear path in the same process: the draw-chunked one with fused
+reductions (``bayestwin.decision.fused``, the default) and the plan-chunked one it replaced
+(``bayestwin.decision.compare._FUSED_LINEAR = False``): first call, warm calls (median of 5: wall and CPU time of
+the process, all threads), the largest difference between their values, and XLA's cost analysis of each program
+compiled with one chunk (flops and transcendentals do not depend on the machine's load).
+
 Usage: ``python benchmarks/compare_plans.py`` (about 5-10 minutes on 2 cores, mostly the fits and the loop);
-``--contrast-only`` (second part) or ``--gradient-only`` (third part) skips the rest.
+``--contrast-only`` (second part), ``--gradient-only`` (third part) or ``--scale-only`` (the first part: the
+at-scale timing and the loop) skips the rest.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from model_specs.theophylline import spec as theophylline_spec  # noqa: E402
 from update_vs_refit import _cores, write_section  # noqa: E402
 
+import bayestwin.decision.compare as compare_module  # noqa: E402
 from bayestwin.cli.demo import load_spec_file  # noqa: E402
 from bayestwin.data import load_dataset  # noqa: E402
 from bayestwin.decision import (  # noqa: E402
@@ -97,18 +105,13 @@ def main() -> None:
     twin = theophylline_twin()
     draws = PosteriorDraws.from_twin(twin, override_convergence=True)
     plans = regimen_grid(doses=np.linspace(100.0, 700.0, 25), intervals=[6.0, 8.0, 12.0, 24.0], start=24.0, stop=95.0)
-    before = trace_count()
-    started = time.perf_counter()
-    cmp = compare_plans(draws, plans, TARGETS, times=TIMES)
-    first_s = time.perf_counter() - started
-    compiled = trace_count() - before
-    warm, cpu = [], []
-    for seed in range(5):
-        started, cpu_started = time.perf_counter(), time.process_time()
-        cmp = compare_plans(draws, plans, TARGETS, times=TIMES, seed=seed)
-        warm.append(time.perf_counter() - started)
-        cpu.append(time.process_time() - cpu_started)
-    recompiled = trace_count() - before - compiled
+    timing = at_scale(draws, plans)
+    cmp = timing[True]["result"]
+    same = {k: largest_difference(timing[False]["result"].dataset[k].to_numpy(), cmp.dataset[k].to_numpy())
+            for k in ("value", "ipred_sample", "pred_sample")}
+    costs = {fused: cost_analysis(draws, plans, fused) for fused in (False, True)}
+    first_s, compiled, warm, cpu, recompiled = (timing[True][k] for k in ("first", "compiled", "warm", "cpu",
+                                                                         "recompiled"))
     started = time.perf_counter()
     summary = cmp.summary()
     summary_s = time.perf_counter() - started
@@ -125,26 +128,121 @@ def main() -> None:
     lines = [
         "## Plan comparison at scale vs a loop over forecasts (issue 7)", "",
         f"{_dt.datetime.now(_dt.UTC):%Y-%m-%d %H:%M} UTC; {platform.machine()}, {_cores()} cores (load average "
-        f"{load:.1f} at the end: the machine was shared); Python {platform.python_version()}; "
+        f"{load:.1f} at the end: the machine was shared); {_revision()}; Python {platform.python_version()}; "
         + ", ".join(f"{p} {md.version(p)}" for p in ("jax", "numpyro", "arviz")), "",
         f"Theophylline twin of subject 12, {draws.n_chains * draws.n_draws} posterior draws; {len(plans)} plans "
         f"(25 doses x 4 intervals) x {len(TIMES)} times x {len(TARGETS)} targets (trough window, any peak > 20 mg/L, "
         f"time in range); path `{cmp.dataset.attrs['path']}`.", "",
         f"* first call (traces and compiles {compiled} program): {first_s:.2f} s",
-        f"* warm call, median of 5: **{warm_s:.2f} s** wall (max {max(warm):.2f} s; {recompiled} recompilations); "
-        f"CPU time of the process (all threads) median **{float(np.median(cpu)):.2f} s**, which on an idle 2-core "
-        f"machine means {float(np.median(cpu)) / 2:.2f}-{float(np.median(cpu)):.2f} s wall; target <= 1 s on 2 cores",
+        "* warm call (the default, draw-chunked evaluation with fused reductions), median of 5: "
+        f"**{warm_s:.2f} s** wall (max {max(warm):.2f} s; {recompiled} recompilations); "
+        f"CPU time of the process (all threads) median **{float(np.median(cpu)):.2f} s** (min {min(cpu):.2f} s), "
+        f"which on an idle 2-core machine means {float(np.median(cpu)) / 2:.2f}-{float(np.median(cpu)):.2f} s "
+        "wall; target <= 1 s on 2 cores",
+        f"* the plan-chunked evaluation it replaced, same process, same draws, warm calls alternating: first call "
+        f"{timing[False]['first']:.2f} s, warm wall {float(np.median(timing[False]['warm'])):.2f} s, CPU "
+        f"**{float(np.median(timing[False]['cpu'])):.2f} s** (min {min(timing[False]['cpu']):.2f} s): CPU ratio "
+        f"**{float(np.median(timing[False]['cpu'])) / float(np.median(cpu)):.1f}x**; largest difference between "
+        f"the two evaluations: per-draw target values {same['value']:.1e}, interval samples (latent / measured) "
+        f"{same['ipred_sample']:.1e} / {same['pred_sample']:.1e} (rounding: the sums over dose slots are "
+        "accumulated in another order)",
+        f"* XLA cost analysis of each program compiled as one chunk (load-independent): plan-chunked "
+        f"{_cost(costs[False])}; draw-chunked, fused {_cost(costs[True])}. XLA counts every elementwise "
+        "operation as a flop: the fused program's are mostly the targets' comparisons on 100 x 4,000 x 204 values; "
+        "the difference is the contraction over the 18 dose slots, done for 4 amounts patterns instead of 100 "
+        "plans; the transcendentals (the unit responses) are the same",
         f"* summary table with MCSE/ESS (arviz) for {len(summary)} plan x target rows: {summary_s:.2f} s; "
         f"predictive intervals when asked ({len(intervals)} rows from {cmp.dataset.attrs['interval_draws']} draws "
         f"at {cmp.dataset.sizes['time']} times): {intervals_s:.2f} s",
         f"* brute-force loop (Twin.forecast per plan + numpy), timed on {N_LOOP} plans, scaled to {len(plans)}: "
         f"**{loop_s:.1f} s**",
         f"* ratio loop / warm compare_plans: **{loop_s / warm_s:.0f}x**; largest difference of an estimate "
-        f"between the two: {worst:.1e} (the same draws)", "",
+        f"between the two: {worst:.1e} (the same draws)",
     ]
     write_section(ROOT / "docs" / "benchmarks.md", lines)
     print("\n".join(lines))
-    point_vs_posterior(twin)
+    if "--scale-only" not in sys.argv:
+        point_vs_posterior(twin)
+
+
+def at_scale(draws: PosteriorDraws, plans: list) -> dict[bool, dict]:
+    """Both evaluations of the linear path: first call each, then 5 warm calls each, alternating (wall, CPU)."""
+    out: dict[bool, dict] = {}
+
+    def call(fused: bool, seed: int) -> tuple[float, float, object]:
+        compare_module._FUSED_LINEAR = fused
+        try:
+            started, cpu_started = time.perf_counter(), time.process_time()
+            cmp = compare_plans(draws, plans, TARGETS, times=TIMES, seed=seed)
+            return time.perf_counter() - started, time.process_time() - cpu_started, cmp
+        finally:
+            compare_module._FUSED_LINEAR = True
+    for fused in (False, True):
+        before = trace_count()
+        first, _, cmp = call(fused, 0)
+        out[fused] = {"first": first, "compiled": trace_count() - before, "warm": [], "cpu": [], "result": cmp}
+    before = trace_count()
+    for seed in range(1, 6):
+        for fused in (False, True):
+            wall, cpu, _ = call(fused, seed)
+            out[fused]["warm"].append(wall)
+            out[fused]["cpu"].append(cpu)
+    for fused in (False, True):
+        out[fused]["recompiled"] = trace_count() - before
+    return out
+
+
+def _revision() -> str:
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    dirty = git("status", "--porcelain", "--", "src").splitlines()
+    return f"commit {git('rev-parse', '--short', 'HEAD')}" + (
+        f" + uncommitted changes to {', '.join(line[3:] for line in dirty)}" if dirty else "")
+
+
+def largest_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest absolute difference (inf where one is infinite and the other is not)."""
+    if not np.array_equal(np.isinf(a), np.isinf(b)):
+        return float("inf")
+    finite = np.isfinite(a)
+    return float(np.max(np.abs(a[finite] - b[finite]), initial=0.0))
+
+
+def cost_analysis(draws: PosteriorDraws, plans: list, fused: bool) -> dict:
+    """XLA's cost analysis of the comparison program compiled with a single chunk (the loop runs once).
+
+    Compiled only, never run: one chunk of the plan-chunked evaluation would hold 100 x 4,000 x 204 values.
+    """
+    captured = {}
+    program, chunk = compare_module.program, compare_module.draws_per_chunk
+
+    def capture(spec, model, layout):
+        run = program(spec, model, layout)
+
+        def lower(*args):
+            captured["cost"] = run.lower(*args).compile().cost_analysis()
+            raise StopIteration  # nothing to run
+        return lower
+    compare_module.program = capture
+    compare_module.draws_per_chunk = lambda n, cells: n
+    compare_module._FUSED_LINEAR = fused
+    try:
+        compare_plans(draws, plans, TARGETS, times=TIMES, batch=None if fused else len(plans))
+    except StopIteration:
+        pass
+    finally:
+        compare_module.program, compare_module.draws_per_chunk = program, chunk
+        compare_module._FUSED_LINEAR = True
+    cost = captured["cost"]
+    cost = cost[0] if isinstance(cost, list) else cost
+    return {k: float(cost.get(k, float("nan"))) for k in ("flops", "transcendentals", "bytes accessed")}
+
+
+def _cost(c: dict) -> str:
+    return (f"{c['flops'] / 1e9:.2f} GFLOP, {c['transcendentals'] / 1e6:.0f} M transcendentals, "
+            f"{c['bytes accessed'] / 1e9:.2f} GB accessed")
 
 
 def _contrast(label: str, choice: object, objective: str, constraint: str) -> list[str]:
