@@ -199,7 +199,7 @@ def _revision() -> str:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     dirty = git("status", "--porcelain", "--", "src").splitlines()
     return f"commit {git('rev-parse', '--short', 'HEAD')}" + (
-        f" + uncommitted changes to {', '.join(line[3:] for line in dirty)}" if dirty else "")
+        f" + uncommitted changes to {', '.join(line.split(maxsplit=1)[1] for line in dirty)}" if dirty else "")
 
 
 def largest_difference(a: np.ndarray, b: np.ndarray) -> float:
