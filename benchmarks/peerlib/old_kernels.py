@@ -5,6 +5,10 @@
 density is traced, so that the old and the new log density can be compiled and timed in one process
 (``benchmarks/density_cost.py``) and compared value by value (``tests/dynamics/test_fast_path.py``).
 Delete this module with that test once the fast path has settled.
+
+``autodiff_bolus()`` does the same for the bolus element of the fast path as it was before its derivatives were
+written out (commit 2b2d228, brief PMAP): ``exp(-lam tau)`` and the shared-exponential divided difference
+``_exp_dd_sharing``, verbatim, differentiated by JAX. It swaps ``closed_form.bolus_unit``.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from jax.typing import ArrayLike
 from bayestwin.dynamics.events import Doses
 from bayestwin.dynamics.steady_state import absorbed_response, direct_response, exp_dd
 
-__all__ = ["old_kernels", "superpose"]
+__all__ = ["autodiff_bolus", "old_kernels", "superpose"]
 
 
 @contextlib.contextmanager
@@ -33,6 +37,39 @@ def old_kernels() -> Iterator[None]:
         yield
     finally:
         closed_form.superpose = new
+
+
+@contextlib.contextmanager
+def autodiff_bolus() -> Iterator[None]:
+    """Within the block, bolus-only histories use the pre-PMAP element, differentiated by JAX."""
+    from bayestwin.dynamics import closed_form
+
+    new = closed_form.bolus_unit
+    closed_form.bolus_unit = _autodiff_bolus_unit
+    try:
+        yield
+    finally:
+        closed_form.bolus_unit = new
+
+
+def _autodiff_bolus_unit(lam: Array, ka: Array, tau: Array, into_depot: Array) -> Array:
+    """The bolus element of ``superpose`` at commit 2b2d228: ``where(into_depot, ka exp_dd, exp(-lam tau))``."""
+    unit = jnp.exp(-lam * tau)
+    return jnp.where(into_depot, ka * _exp_dd_sharing(unit, lam, ka, tau), unit)
+
+
+_EQUAL_RATES_BELOW = 1e-200
+
+
+def _exp_dd_sharing(e_a: Array, a: Array, b: Array, t: Array) -> Array:
+    """``exp_dd(a, b, t)`` given ``e_a = exp(-a t)``, as at commit 2b2d228 (verbatim)."""
+    diff = b - a
+    x = diff * t
+    gap = jnp.abs(diff)
+    equal = gap < _EQUAL_RATES_BELOW
+    e_lo = jnp.where(diff < 0, jnp.exp(-b * t), e_a)
+    far = -e_lo * jnp.expm1(-jnp.abs(x)) / jnp.where(equal, 1.0, gap)
+    return jnp.where((x == 0) | equal, t * e_a * (1.0 - 0.5 * x), far)
 
 
 def _kept_after_resets(t: Array, doses: Doses) -> Array:

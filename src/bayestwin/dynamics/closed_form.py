@@ -58,6 +58,7 @@ import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
+from bayestwin.dynamics.bolus import bolus_unit
 from bayestwin.dynamics.events import Doses
 from bayestwin.dynamics.steady_state import absorbed_response, direct_response, phi
 
@@ -113,7 +114,7 @@ def superpose(
         Static promise about `doses` (see ``dose_features``): which of ``"ss"``,
         ``"infusion"`` and ``"reset"`` occur. Omitted kinds are skipped when
         compiling, so bolus-only histories get a ~10x cheaper kernel (and, through
-        a depot, a divided difference without series: see ``_exp_dd_sharing``). None
+        a depot, a divided difference without series: see ``bolus.bolus_unit``). None
         (default) handles everything.
 
     Returns
@@ -157,9 +158,7 @@ def superpose(
     if not general:  # boluses only: exp(-lam tau) into a mode, ka * exp_dd(lam, ka, tau) through the depot
         active = counts & (tau >= 0)
         tau = jnp.where(active, tau, 0.0)[:, :, None]
-        unit = jnp.exp(-lam * tau)
-        if ka is not None:
-            unit = jnp.where((doses.cmt == depot)[None, :, None], ka * _exp_dd_sharing(unit, lam, ka, tau), unit)
+        unit = jnp.exp(-lam * tau) if ka is None else bolus_unit(lam, ka, tau, (doses.cmt == depot)[None, :, None])
         value = jnp.where(active[:, :, None], amount[None, :, None] * unit, 0.0)
         return jnp.reshape(jnp.sum(_pick(coeffs, cmt)[None, :, :] * value, axis=(1, 2)), t.shape)
     # A steady-state dose whose lagged last dose has not arrived yet: its earlier doses have.
@@ -178,34 +177,6 @@ def superpose(
     total = jnp.sum(_pick(coeffs, cmt)[None, :, :] * value, axis=(1, 2))
     total = jnp.where(jnp.any(active & invalid[None, :], axis=1), jnp.nan, total)
     return jnp.reshape(total, t.shape)
-
-
-# Below this |b - a| (1/time) the bolus kernel treats the rates as equal: a guard, not an approximation (the
-# relative error of t e_a (1 - x / 2) is x**2 / 6 < 1e-400 t**2 there); it keeps 1 / |b - a| finite.
-_EQUAL_RATES_BELOW = 1e-200
-
-
-def _exp_dd_sharing(e_a: Array, a: Array, b: Array, t: Array) -> Array:
-    """``exp_dd(a, b, t)`` given ``e_a = exp(-a t)`` (for ``t >= 0``): ``-e_lo expm1(-|b - a| t) / |b - a|``.
-
-    The bolus kernel's divided difference, with ``e_lo = exp(-min(a, b) t)``: ``e_a`` itself (which a dose
-    into the mode needs anyway) unless ``b < a`` (flip-flop, where ``e_a expm1(...)`` could overflow), and no
-    series. ``expm1`` does not cancel, so the value is accurate to a few ulp for every ``x = (b - a) t``.
-    Where ``x == 0`` (``a == b``, or ``t == 0``) it is ``t e_a (1 - x / 2)``: exact value and exact first
-    derivatives. Elsewhere the derivative in ``b - a`` is ``e_lo (|x| exp(-|x|) + expm1(-|x|)) / (b - a)**2``,
-    whose terms cancel to ``-x**2 / 2``: a relative error of about ``2 eps / |x|`` (``<= 1e-10`` for
-    ``|x| >= 5e-6``, e.g. ``|ka - ke| >= 2e-5`` /h with samples from 0.25 h on). ``steady_state.exp_dd``
-    (a series for ``|x| < 0.1``) is exact there too, but its series and selects, evaluated and differentiated
-    on every (time, dose, mode) element, cost about as much as the rest of the population density
-    (measured: ``benchmarks/density_cost.py``).
-    """
-    diff = b - a
-    x = diff * t
-    gap = jnp.abs(diff)
-    equal = gap < _EQUAL_RATES_BELOW
-    e_lo = jnp.where(diff < 0, jnp.exp(-b * t), e_a)
-    far = -e_lo * jnp.expm1(-jnp.abs(x)) / jnp.where(equal, 1.0, gap)
-    return jnp.where((x == 0) | equal, t * e_a * (1.0 - 0.5 * x), far)
 
 
 def _pick(table: Array, cmt: Array) -> Array:
@@ -283,7 +254,7 @@ def one_cmt_oral(
     stable (see ``absorbed_response``). Bolus-only histories (``features`` without
     ``ss``/``infusion``) take a cheaper form, ``-exp(-lo tau) expm1(-(hi - lo) tau) / (hi - lo)``:
     the same values to a few ulp, gradients exact at ``ka == ke`` and to ~``2 eps / |x|``
-    relative elsewhere, ``x = (ka - ke) tau`` (see ``_exp_dd_sharing``).
+    relative elsewhere, ``x = (ka - ke) tau`` (see ``bolus.bolus_unit``).
 
     Parameters
     ----------
