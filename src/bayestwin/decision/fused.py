@@ -10,9 +10,11 @@ out before reducing them. Here the loop runs over chunks of *draws* instead (``l
    case) share one *pattern*: ``amounts[p] = coef[p] * patterns[pattern[p]]`` (``group_plans``, on host), so
    the slot contraction is done once per pattern, not once per plan;
 3. each plan's trajectory ``base + coef * pattern response`` is computed inside the reductions that consume it
-   (plans are laid out as ``(row, width)`` with every row one pattern, so no per-value gather is needed), and
-   the plan x draw x time array is never written to memory.
+   (plans are laid out as ``(row, width)`` with every row one pattern, so no per-value gather is needed): at
+   most one chunk's plan x draw x time values (~``CELLS_PER_CHUNK``) exist at a time, never the whole array.
 
+The grouping's shape (rows x width) is an argument shape of the compiled program: a set of plans with another
+pattern structure compiles once more (the same plans with other doses, or other targets' thresholds, do not).
 The values equal those of the plan-chunked path up to rounding (``coef * sum(pattern * unit)`` instead of
 ``sum(amounts * unit)``: a few ulp; an indicator could differ only for a value within ~1e-15 relative of a
 threshold). Float64 throughout: the trajectories are sums of exponentials evaluated far from their start
