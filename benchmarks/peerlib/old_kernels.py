@@ -52,7 +52,7 @@ def autodiff_bolus() -> Iterator[None]:
         closed_form.bolus_unit = new
 
 
-def _autodiff_bolus_unit(lam: Array, ka: Array, tau: Array, into_depot: Array) -> Array:
+def _autodiff_bolus_unit(lam: Array, ka: Array, tau: Array, into_depot: Array, _exact: bool = True) -> Array:
     """The bolus element of ``superpose`` at commit 2b2d228: ``where(into_depot, ka exp_dd, exp(-lam tau))``."""
     unit = jnp.exp(-lam * tau)
     return jnp.where(into_depot, ka * _exp_dd_sharing(unit, lam, ka, tau), unit)

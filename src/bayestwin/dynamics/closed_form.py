@@ -112,7 +112,7 @@ def superpose(
         Bioavailability (scales the amount) and lag time of doses into each compartment.
     features : frozenset of str, optional
         Static promise about `doses` (see ``dose_features``): which of ``"ss"``,
-        ``"infusion"`` and ``"reset"`` occur. Omitted kinds are skipped when
+        ``"infusion"``, ``"reset"`` and ``"direct"`` occur. Omitted kinds are skipped when
         compiling, so bolus-only histories get a ~10x cheaper kernel (and, through
         a depot, a divided difference without series: see ``bolus.bolus_unit``). None
         (default) handles everything.
@@ -158,7 +158,9 @@ def superpose(
     if not general:  # boluses only: exp(-lam tau) into a mode, ka * exp_dd(lam, ka, tau) through the depot
         active = counts & (tau >= 0)
         tau = jnp.where(active, tau, 0.0)[:, :, None]
-        unit = jnp.exp(-lam * tau) if ka is None else bolus_unit(lam, ka, tau, (doses.cmt == depot)[None, :, None])
+        exact = features is None or "direct" in features or depot != 0  # exp(-lam tau) itself for direct doses
+        unit = jnp.exp(-lam * tau) if ka is None else bolus_unit(lam, ka, tau, (doses.cmt == depot)[None, :, None],
+                                                                  exact)
         value = jnp.where(active[:, :, None], amount[None, :, None] * unit, 0.0)
         return jnp.reshape(jnp.sum(_pick(coeffs, cmt)[None, :, :] * value, axis=(1, 2)), t.shape)
     # A steady-state dose whose lagged last dose has not arrived yet: its earlier doses have.
@@ -193,7 +195,9 @@ def _pick(table: Array, cmt: Array) -> Array:
 
 
 def dose_features(doses: Doses) -> frozenset[str]:
-    """Which dose kinds occur in concrete (non-traced) `doses`: ``ss``, ``infusion``, ``reset``.
+    """Which dose kinds occur in concrete (non-traced) `doses`: ``ss``, ``infusion``, ``reset``, ``direct``.
+
+    ``direct``: a dose into a compartment other than the first (for the oral models, one that bypasses the depot).
 
     Examples
     --------
@@ -204,7 +208,7 @@ def dose_features(doses: Doses) -> frozenset[str]:
 
     mask = np.asarray(doses.mask)
     kinds = {"ss": np.asarray(doses.ss)[mask] != 0, "infusion": np.asarray(doses.rate)[mask] > 0,
-             "reset": np.asarray(doses.reset)[mask]}
+             "reset": np.asarray(doses.reset)[mask], "direct": np.asarray(doses.cmt)[mask] != 0}
     return frozenset(k for k, v in kinds.items() if v.any())
 
 
