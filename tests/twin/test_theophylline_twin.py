@@ -25,9 +25,23 @@ from bayestwin.twin import Twin
 SAMPLER = SamplerConfig(chains=4, warmup=1000, draws=1000, seed=1)
 
 
+# 1000 draws per chain: with 500, a warm update (150 warm-up iterations) fell below the ESS gate (339 < 400)
+TWIN_SAMPLER = SamplerConfig(chains=4, warmup=500, draws=1000)
+
+
 @pytest.fixture(scope="module")
 def pop_all(spec, theo):
     return fit_population(spec, theo, sampler=SAMPLER)
+
+
+@pytest.fixture(scope="module")
+def twin12(pop_all, spec, first_three):
+    """Subject 12's twin from its first three samples, fitted once for this module.
+
+    test_forecast_tables_and_json only reads it; the warm-update test, the LAST test of this file, then
+    updates it in place (one twin fit for both: it was two, 4 x (500 + 500) and 4 x (500 + 1000)).
+    """
+    return Twin(spec, population=pop_all, sampler=TWIN_SAMPLER).fit(first_three)
 
 
 def test_population_estimates_match_nlmixr2(pop_all) -> None:
@@ -55,8 +69,8 @@ def test_population_fit_is_labelled(pop_all, spec) -> None:
     assert list(table.index[:3]) == ["tv_ka", "tv_cl", "tv_v"] and table.loc["tv_cl", "unit"] == "L/h"
 
 
-def test_forecast_tables_and_json(pop_all, spec, first_three) -> None:
-    twin = Twin(spec, population=pop_all, sampler=SamplerConfig(chains=4, warmup=500, draws=500)).fit(first_three)
+def test_forecast_tables_and_json(twin12) -> None:
+    twin = twin12
     with pytest.raises(ValueError, match="one patient"):
         twin.fit(load_dataset("theo_sd"))
     fc = twin.forecast([0.5, 4.0, 12.0])
@@ -101,7 +115,7 @@ def test_forecast_before_fit_raises(spec) -> None:
         Twin(spec, population=None).forecast([1.0])
 
 
-def test_warm_updates_compile_only_on_bucket_changes_and_match_a_refit(pop_all, spec, theo, first_three,
+def test_warm_updates_compile_only_on_bucket_changes_and_match_a_refit(pop_all, spec, theo, twin12,
                                                                        tmp_path) -> None:
     """Subject 12's twin takes its next 5 concentrations one by one (4 to 8 observations: one size bucket).
 
@@ -116,9 +130,9 @@ def test_warm_updates_compile_only_on_bucket_changes_and_match_a_refit(pop_all, 
     import arviz as az
     import jax
 
-    # 1000 draws per chain: with 500, a warm update (150 warm-up iterations) fell below the ESS gate (339 < 400)
-    sampler = SamplerConfig(chains=4, warmup=500, draws=1000)
-    twin = Twin(spec, population=pop_all, sampler=sampler).fit(first_three)
+    sampler = TWIN_SAMPLER
+    twin = twin12  # fitted to the first three samples; updated in place below (this is the file's last test)
+    assert len(twin.arrays_.observations) == 3, "a test before this one changed the shared twin"
     store = TwinStore.open(tmp_path / "store", key="a test key of at least thirty-two bytes")
     kept = {store.commit_twin(twin, expected_parent=None): twin.idata_.posterior.copy(deep=True)}
     p12 = theo.patient(12).frame
