@@ -25,7 +25,8 @@ Why: JAX's reverse-mode derivative of the value's selects and branches, and XLA'
 cheap chain of element-wise operations inside every fusion that consumes it), made the compiled gradient of the
 N = 200 population density ~11x the cost of its value (1.07 Mflop, vs 0.24 for the model written directly in
 NumPyro; ``benchmarks/pmap_cost.py``), and 4 chains under ``pmap`` on 2 cores pay for that work. With the
-derivatives written out: 0.79 Mflop, and 22-30 % less CPU time per step (same script).
+derivatives written out (and the depot-only form above): 0.81 Mflop and 8,417 transcendental calls (were 10,817),
+and ~28 % less CPU time per step of 4 chains (same script; docs/benchmarks.md, "The pmap gap").
 
 Float64 is needed, as for every closed-form kernel (``closed_form`` module docstring).
 
