@@ -169,8 +169,13 @@ def sbc_setup(name: str, *, ode: bool = False) -> tuple[Any, dict] | dict:
 
 def _not_run_row(name: str) -> str:
     """The SBC table row of a model with no fragment: an ODE model's says why (its cost), others are blank."""
+    import twin_study
+
     setup = sbc_setup(name)
-    return setup["row"] if isinstance(setup, dict) else f"| `{name}` | | | | **NOT RUN** | | | | | |"
+    if not isinstance(setup, dict):
+        return f"| `{name}` | | | | **NOT RUN** | | | | | |"
+    twin = " The twin-level SBC of this model: section 'Twin-level SBC'." if name in twin_study.TWIN_MODELS else ""
+    return setup["row"].rstrip().removesuffix("|").rstrip() + twin + " |"
 
 
 def sbc_model(name: str, replications: int, broken_replications: int, *, ode: bool = False) -> dict:
