@@ -1,10 +1,12 @@
 """Forecast calibration: the scores (CRPS, coverage, MIPD), subgroup fairness, and a reduced real study.
 
-The reduced study is theophylline (theo_sd), 3 folds, twins conditioned on each patient's first three
-samples (with 2 folds, populations fitted to 6 patients failed their gate: R-hat 1.011, or 1 divergence).
-``make validate`` runs 3 folds on theophylline, phenobarbital and Oral_1CPT and checks the issue's targets
-there. Here: every later observation is scored exactly once, by a twin whose population never saw its
-patient, and the twin beats extrapolating the last observed value.
+The reduced study is theophylline (theo_sd), 3 folds fitted once, twins conditioned on each patient's first
+two and first three samples (``conditioning_curve``; with 2 folds, populations fitted to 6 patients failed
+their gate: R-hat 1.011, or 1 divergence). ``make validate`` leaves one theophylline patient out (k = 1, 2, 3,
+5), runs 5 phenobarbital and 3 Oral_1CPT folds, and checks the issue's targets there. Here: every later
+observation is scored exactly once per k, by a twin whose population never saw its patient; both ks share the
+fold populations and are compared on the same observations; the twin beats extrapolating the last observed
+value.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ from bayestwin.validation.calibration import (
     CalibrationResult,
     calibration_by_group,
     crps_from_draws,
-    leave_future_out,
 )
+from bayestwin.validation.conditioning import conditioning_curve
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from model_specs.theophylline import spec as theophylline_spec
@@ -128,20 +130,23 @@ def study(tmp_path_factory: pytest.TempPathFactory):
         warnings.simplefilter("ignore")  # a fold's gate verdict is kept in result.notes, checked below
         # default population sampler (4 x (1000 + 1000), target 0.95): with 500 warm-up iterations fold 1's
         # omega_v R-hat sat at the 1.01 gate (1.011 in CI) -- see leave_future_out's docstring
-        return theo, leave_future_out(theophylline_spec(), theo, n_conditioning=3, n_folds=3,
-                                      dataset="theo_sd", seed=0)
+        return theo, conditioning_curve(theophylline_spec(), theo, ks=(2, 3), n_folds=3, dataset="theo_sd", seed=0)
 
 
 @pytest.mark.slow
 def test_every_later_observation_is_scored_once_by_a_twin_from_another_population(study) -> None:
-    theo, res = study
+    theo, curve = study
+    res = curve.results[3]
     print(res.format())
     assert res.notes == ()  # both folds' population fits passed their gates
     p = res.predictions
     obs = theo.observations
     expected = sum(max(0, int((obs["id"] == pid).sum()) - 3) for pid in theo.patients)
     assert len(p) == expected == 12 * 8
+    assert p["obs_index"].min() == 3 and len(curve.results[2].predictions) == 12 * 9
     assert (p.groupby("patient")["fold"].nunique() == 1).all()
+    for pid, fold in p.groupby("patient")["fold"].first().items():  # the twin's fold population never saw it
+        assert pid in curve.populations.folds[fold - 1]
     assert p.groupby("fold")["patient"].nunique().tolist() == [4, 4, 4]
     assert p["pit"].between(0, 1).all() and (p["crps"] >= 0).all()
     cov = res.coverage()["coverage"]
@@ -156,3 +161,17 @@ def test_every_later_observation_is_scored_once_by_a_twin_from_another_populatio
     assert (p.groupby("patient")["twin_cl"].nunique() == 1).all() and (p["twin_cl"] > 0).all()
     cov = res.coverage(n_boot=500)
     assert (cov["ci_low"] <= cov["coverage"]).all() and (cov["coverage"] <= cov["ci_high"]).all()
+
+
+@pytest.mark.slow
+def test_conditioning_sizes_share_the_populations_and_are_compared_on_the_same_observations(study) -> None:
+    _, curve = study
+    two, three = curve.results[2], curve.results[3]
+    assert two.populations is three.populations is curve.populations.table  # fitted once, for both ks
+    a, b = (curve.common(k).predictions for k in (2, 3))
+    assert len(a) == len(b) == 12 * 8
+    assert a[["patient", "time"]].equals(b[["patient", "time"]]) and (a["dv"] == b["dv"]).all()
+    common = curve.table(common=True)
+    assert common["observations"].tolist() == [96, 96] and common["patients"].tolist() == [12, 12]
+    # one more early sample changes the twins (their clearance medians): the k = 2 and k = 3 twins differ
+    assert not np.allclose(a.groupby("patient")["twin_cl"].first(), b.groupby("patient")["twin_cl"].first())

@@ -4,14 +4,19 @@ from bayestwin.validation.bootstrap import cluster_bootstrap_coverage, cluster_b
 from bayestwin.validation.calibration import (
                                               LEVELS,
                                               CalibrationResult,
+                                              FoldPopulations,
                                               calibration_by_group,
                                               crps_from_draws,
+                                              fit_fold_populations,
+                                              fold_assignment,
                                               leave_future_out,
 )
+from bayestwin.validation.conditioning import ConditioningCurve, conditioning_curve
 from bayestwin.validation.sbc import SBCResult, misspecified_prior, run_sbc
 from bayestwin.validation.twin_sbc import run_twin_sbc, scale_bsv, synthetic_population, twin_design
 
-__all__ = ["LEVELS", "CalibrationResult", "SBCResult", "calibration_by_group", "cluster_bootstrap_coverage",
-           "cluster_bootstrap_interval", "crps_from_draws",
+__all__ = ["LEVELS", "CalibrationResult", "ConditioningCurve", "FoldPopulations", "SBCResult", "calibration_by_group",
+           "cluster_bootstrap_coverage", "cluster_bootstrap_interval", "conditioning_curve", "crps_from_draws",
+           "fit_fold_populations", "fold_assignment",
            "leave_future_out", "misspecified_prior", "run_sbc", "run_twin_sbc", "scale_bsv", "synthetic_population",
            "twin_design"]

@@ -1,7 +1,8 @@
 """Forecast calibration on real data: leave-future-out twins, coverage, PIT, CRPS and MIPD accuracy.
 
 For each patient: fit the population on the *other* patients (K-fold cross-fitting: patients are split
-into `n_folds` folds, and each fold's patients get the population fitted to the remaining folds), condition
+into `n_folds` folds, and each fold's patients get the population fitted to the remaining folds; with as
+many folds as patients, one patient is left out per fit: ``fit_fold_populations``), condition
 the patient's twin on their first `n_conditioning` observations, and forecast every later observation
 (under the patient's actual doses). Each held-out observation is then scored against
 
@@ -13,8 +14,8 @@ the patient's twin on their first `n_conditioning` observations, and forecast ev
 Point-forecast accuracy in the MIPD convention: prediction error ``PE = (forecast - observed) / observed``,
 MDPE = median PE (bias), MDAPE = median |PE| (precision), RMSE on the data scale.
 
-The twins of all held-out patients of a fold are fitted in one compiled program
-(``bayestwin.inference.batch.run_batched_nuts``) with the same mixture prior as ``Twin.fit``.
+The twins of all patients are fitted in one compiled program (``bayestwin.inference.batch.run_batched_nuts``),
+each with the same mixture prior as ``Twin.fit`` built from its own fold's population.
 
 Examples
 --------
@@ -54,7 +55,8 @@ from bayestwin.models.registry import get_model
 from bayestwin.spec import TwinSpec
 from bayestwin.validation.bootstrap import cluster_bootstrap_coverage, cluster_bootstrap_interval
 
-__all__ = ["LEVELS", "CalibrationResult", "calibration_by_group", "crps_from_draws", "leave_future_out"]
+__all__ = ["LEVELS", "CalibrationResult", "FoldPopulations", "calibration_by_group", "crps_from_draws",
+           "fit_fold_populations", "fold_assignment", "leave_future_out"]
 
 #: Central interval levels scored.
 LEVELS: tuple[float, ...] = (0.5, 0.8, 0.9, 0.95)
@@ -78,7 +80,8 @@ def crps_from_draws(draws: np.ndarray, y: np.ndarray) -> np.ndarray:
 class CalibrationResult:
     """Scores of every held-out observation of a leave-future-out study.
 
-    ``predictions`` has one row per held-out observation: ``patient``, ``fold``, ``time``, ``output``,
+    ``predictions`` has one row per held-out observation: ``patient``, ``fold``, ``obs_index`` (0-based
+    position among the patient's observations), ``time``, ``output``,
     ``unit``, ``dv``, ``twin_median``, ``population_median``, ``last_value``, ``pit``, ``crps``, and
     ``in_<level>`` (True when inside the twin's central interval), ``twin_<parameter>`` (the twin's posterior
     median of each parameter with BSV), plus the patient's covariates. ``populations`` has one row per fold:
@@ -159,10 +162,91 @@ class CalibrationResult:
                 f"last value {m.loc['last observed value', 'MDAPE_%']:.1f} %); {self.wall_s:.0f} s")
 
 
+def fold_assignment(patients: Sequence[Any], n_folds: int, seed: int = 0) -> list[np.ndarray]:
+    """The patients of each fold: a seeded permutation dealt out round-robin.
+
+    ``n_folds == len(patients)`` leaves one patient out per fold (each population is fitted to all the other
+    patients).
+
+    Examples
+    --------
+    >>> [f.tolist() for f in fold_assignment(["a", "b", "c", "d", "e"], 2)]
+    [['c', 'd', 'b'], ['e', 'a']]
+    >>> sorted(len(f) for f in fold_assignment(range(12), 12))  # leave one patient out
+    [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]
+    """
+    ids = np.asarray(list(patients), dtype=object)
+    if not 2 <= n_folds <= len(ids):
+        raise ValueError(f"n_folds={n_folds} must be between 2 and the number of patients ({len(ids)}); "
+                         f"n_folds={len(ids)} leaves one patient out")
+    order = np.random.default_rng(seed).permutation(len(ids))
+    return [ids[order[f::n_folds]] for f in range(n_folds)]
+
+
+@dataclass(frozen=True)
+class FoldPopulations:
+    """Each fold's population fit, fitted to the patients of the other folds (``fit_fold_populations``).
+
+    ``table`` has one row per fold: training patients, the gate's verdict (``ok``), max R-hat, divergences
+    and the posterior median of every population quantity. A fold whose fit failed its gate is still used
+    (its twins are scored) and named in ``notes``; ``n_failed`` counts them.
+    """
+
+    folds: tuple[np.ndarray, ...]
+    fits: tuple[Any, ...]
+    table: pd.DataFrame
+    notes: tuple[str, ...]
+    settings: dict[str, Any]
+    wall_s: float
+
+    @property
+    def n_failed(self) -> int:
+        """Fold population fits that failed their convergence gate."""
+        return int((~self.table["ok"].astype(bool)).sum())
+
+
+def fit_fold_populations(
+    spec: TwinSpec, table: EventTable, *, n_folds: int = 3, population_sampler: SamplerConfig | None = None,
+    seed: int = 0,
+) -> FoldPopulations:
+    """Fit the population once per fold, each to the patients of the other folds.
+
+    Parameters
+    ----------
+    n_folds : int
+        Patient folds (``fold_assignment``); the number of patients leaves one patient out.
+    population_sampler : SamplerConfig
+        Settings of each fold's fit (default 4 x (1000 + 1000), target acceptance 0.95). Measured on
+        theophylline folds of 8 patients: with 500 warm-up iterations 1 of 9 fits (3 folds x 3 seeds) failed
+        its gate (omega_v R-hat 1.011 at 1000 draws; 2 divergences in a 2000-draw run), with 1000 warm-up
+        iterations and target 0.95, 0 of 9 (worst R-hat 1.0043). Leave-one-patient-out theophylline (11
+        training patients): ~47 s wall per fold on a loaded 2-core machine (load ~5).
+    """
+    started = _time.perf_counter()
+    sampler = population_sampler or SamplerConfig(chains=4, warmup=1000, draws=1000, target_accept=0.95, seed=seed)
+    folds = fold_assignment(table.patients, n_folds, seed)
+    fits, rows, notes = [], [], []
+    for f, held in enumerate(folds):
+        in_fold = table.frame["id"].isin(list(held)).to_numpy()
+        train = table.exclude(in_fold, reason=f"held out in fold {f + 1}")
+        pop = fit_population(spec, train, sampler=sampler)
+        if not pop.ok:
+            notes.append(f"fold {f + 1}: population fit FAILED its gate ({pop.diagnostics.format()})")
+        fits.append(pop)
+        rows.append({"fold": f + 1, "train_patients": pop.n_patients, "ok": pop.ok,
+                     "max_rhat": pop.diagnostics.max_rhat, "divergences": pop.diagnostics.divergences}
+                    | {k: float(np.median(v)) for k, v in pop.population_draws().items() if np.ndim(v) == 1})
+    return FoldPopulations(folds=tuple(folds), fits=tuple(fits), table=pd.DataFrame(rows).set_index("fold"),
+                           notes=tuple(notes), settings={"n_folds": n_folds, "population_sampler": sampler.__dict__,
+                                                         "seed": seed},
+                           wall_s=_time.perf_counter() - started)
+
+
 def leave_future_out(
     spec: TwinSpec, table: EventTable, *, n_conditioning: int = 2, n_folds: int = 3,
     population_sampler: SamplerConfig | None = None, warmup: int = 300, draws: int = 500, chains: int = 2,
-    n_components: int = 200, dataset: str | None = None, seed: int = 0,
+    n_components: int = 200, dataset: str | None = None, seed: int = 0, populations: FoldPopulations | None = None,
+    score_after: int | None = None,
 ) -> CalibrationResult:
     """Leave-future-out calibration of `spec` on `table` (see the module docstring).
 
@@ -172,51 +256,52 @@ def leave_future_out(
         Observations of each patient the twin is conditioned on; patients with no later observation are
         skipped (counted in ``notes``).
     n_folds : int
-        Patient folds; each fold's population is fitted on the other folds.
+        Patient folds; each fold's population is fitted on the other folds. The number of patients leaves one
+        patient out.
     population_sampler : SamplerConfig
-        Settings of each fold's population fit (default 4 x (1000 + 1000), target acceptance 0.95); a fit that
-        fails its gate is recorded in ``notes`` and the study's result says so. Measured on theophylline folds
-        of 8 patients: with 500 warm-up iterations 1 of 9 fits (3 folds x 3 seeds) failed its gate (omega_v
-        R-hat 1.011 at 1000 draws; 2 divergences in a 2000-draw run), with 1000 warm-up iterations and target
-        0.95, 0 of 9 (worst R-hat 1.0043).
+        Settings of each fold's population fit (``fit_fold_populations``); a fit that fails its gate is
+        recorded in ``notes`` and the study's result says so.
     warmup, draws, chains, n_components :
-        Each twin's NUTS settings and mixture-prior size (as ``Twin``).
+        Each twin's NUTS settings and mixture-prior size (as ``Twin``). The twins of every fold run in one
+        compiled batch, each on its own fold's population.
+    populations : FoldPopulations, optional
+        Fold populations already fitted (``fit_fold_populations``) on this table: reused, so studies at
+        several conditioning sizes share them (``conditioning_curve``).
+    score_after : int, optional
+        Score only observations after the patient's first `score_after` (default `n_conditioning`): studies
+        at several conditioning sizes can be compared on the same observations.
     """
     started = _time.perf_counter()
     model = get_model(spec.model)
-    sampler = population_sampler or SamplerConfig(chains=4, warmup=1000, draws=1000, target_accept=0.95, seed=seed)
-    ids = np.asarray(table.patients, dtype=object)
-    order = np.random.default_rng(seed).permutation(len(ids))
-    folds = [ids[order[f::n_folds]] for f in range(n_folds)]
-    notes: list[str] = []
-    frames = []
-    pops = []
-    for f, held in enumerate(folds):
-        in_fold = table.frame["id"].isin(list(held))
-        train = table.exclude(in_fold.to_numpy(), reason=f"held out in fold {f + 1}")
-        test = table.exclude(~in_fold.to_numpy(), reason=f"training data of fold {f + 1}")
-        pop = fit_population(spec, train, sampler=sampler)
-        if not pop.ok:
-            notes.append(f"fold {f + 1}: population fit FAILED its gate ({pop.diagnostics.format()})")
-        pops.append({"fold": f + 1, "train_patients": pop.n_patients, "ok": pop.ok,
-                     "max_rhat": pop.diagnostics.max_rhat, "divergences": pop.diagnostics.divergences}
-                    | {k: float(np.median(v)) for k, v in pop.population_draws().items() if np.ndim(v) == 1})
-        frame, skipped = _score_fold(spec, model, pop, test, n_conditioning=n_conditioning, warmup=warmup,
-                                     draws=draws, chains=chains, n_components=n_components, seed=seed + f)
-        if skipped:
-            notes.append(f"fold {f + 1}: {skipped} patient(s) with <= {n_conditioning} observations skipped")
-        frames.append(frame.assign(fold=f + 1))
-    predictions = pd.concat(frames, ignore_index=True)
-    settings = {"n_conditioning": n_conditioning, "n_folds": n_folds, "population_sampler": sampler.__dict__,
-                "twin": {"warmup": warmup, "draws": draws, "chains": chains, "n_components": n_components},
-                "seed": seed}
-    return CalibrationResult(dataset=dataset or table.source, spec=spec.name, predictions=predictions,
+    score_after = n_conditioning if score_after is None else score_after
+    if score_after < n_conditioning:
+        raise ValueError(f"score_after={score_after} < n_conditioning={n_conditioning}: a conditioning "
+                         "observation cannot be scored as a forecast")
+    pops = populations or fit_fold_populations(spec, table, n_folds=n_folds, population_sampler=population_sampler,
+                                               seed=seed)
+    held = {pid for fold in pops.folds for pid in fold}
+    if held != set(table.patients):
+        raise ValueError(f"the fold populations were fitted on other patients ({len(held)} in their folds, "
+                         f"{len(table.patients)} in the table); fit them on this table")
+    fold_of = {pid: f for f, fold in enumerate(pops.folds) for pid in fold}
+    frame, skipped = _score(spec, model, pops, fold_of, table, n_conditioning=n_conditioning,
+                            score_after=score_after, warmup=warmup, draws=draws, chains=chains,
+                            n_components=n_components, seed=seed)
+    notes = list(pops.notes)
+    if skipped:
+        notes.append(f"{skipped} patient(s) with <= {score_after} observations skipped")
+    settings = {"n_conditioning": n_conditioning, "score_after": score_after} | pops.settings | {
+        "twin": {"warmup": warmup, "draws": draws, "chains": chains, "n_components": n_components},
+        "population_wall_s": pops.wall_s, "failed_folds": pops.n_failed}
+    return CalibrationResult(dataset=dataset or table.source, spec=spec.name, predictions=frame,
                              settings=settings, wall_s=_time.perf_counter() - started, notes=tuple(notes),
-                             populations=pd.DataFrame(pops).set_index("fold"))
+                             populations=pops.table)
 
 
-def _score_fold(spec: TwinSpec, model: Any, pop: Any, test: EventTable, *, n_conditioning: int, warmup: int,
-                draws: int, chains: int, n_components: int, seed: int) -> tuple[pd.DataFrame, int]:
+def _score(spec: TwinSpec, model: Any, pops: FoldPopulations, fold_of: dict[Any, int], test: EventTable, *,
+           n_conditioning: int, score_after: int, warmup: int, draws: int, chains: int, n_components: int,
+           seed: int) -> tuple[pd.DataFrame, int]:
+    """Condition every patient's twin on its fold's population and first observations; score the later ones."""
     arrays = cohort_arrays(test, spec, model)
     if SEGMENT_STARTS in arrays.covariates:
         raise SpecError("leave_future_out does not handle covariates that change within a patient yet")
@@ -224,14 +309,14 @@ def _score_fold(spec: TwinSpec, model: Any, pop: Any, test: EventTable, *, n_con
     mask = np.asarray(obs.mask)
     rank = np.cumsum(mask, axis=1) - 1  # 0-based index of each real observation in time order
     condition = mask & (rank < n_conditioning)
-    future = mask & (rank >= n_conditioning)
+    future = mask & (rank >= score_after)
     usable = future.any(axis=1) & condition.any(axis=1)
     skipped = int((~usable).sum())
-    pop_draws = pop.population_draws(n_components)
+    pop_draws = [fit.population_draws(n_components) for fit in pops.fits]
     priors = []
     for i in range(arrays.n_patients):
         covs = {k: float(v[i]) for k, v in arrays.covariates.items()}
-        prior = population_prior(spec, pop_draws, covs)
+        prior = population_prior(spec, pop_draws[fold_of[arrays.patients[i]]], covs)
         center, scale = mixture_scaling(prior)
         priors.append(dict(prior) | {"center": center, "scale": scale})
     prior = {k: jnp.asarray(np.stack([p[k] for p in priors])) for k in priors[0]}
@@ -273,7 +358,8 @@ def _score_fold(spec: TwinSpec, model: Any, pop: Any, test: EventTable, *, n_con
         for j in np.flatnonzero(future[i] & (cens[i] == 0)):
             draws_ij = twin[i, :, j]
             seen = np.flatnonzero(condition[i] & (out_idx[i] == out_idx[i, j]))
-            row = {"patient": arrays.patients[i], "time": float(t[i, j]),
+            row = {"patient": arrays.patients[i], "fold": fold_of[arrays.patients[i]] + 1,
+                   "obs_index": int(rank[i, j]), "time": float(t[i, j]),
                    "output": spec.error[int(out_idx[i, j])].output, "dv": float(value[i, j]),
                    "twin_median": float(np.median(draws_ij)), "population_median": float(np.median(popu[i, :, j])),
                    "last_value": float(value[i, seen[-1]]) if seen.size else np.nan,
@@ -286,7 +372,7 @@ def _score_fold(spec: TwinSpec, model: Any, pop: Any, test: EventTable, *, n_con
             row |= first.loc[arrays.patients[i]].to_dict()
             rows.append(row)
     frame = pd.DataFrame(rows)
-    frame.insert(4, "unit", [arrays.units[o] for o in frame["output"]] if len(frame) else [])
+    frame.insert(6, "unit", [arrays.units[o] for o in frame["output"]] if len(frame) else [])
     return frame, skipped
 
 
