@@ -25,10 +25,8 @@ import importlib.metadata as md
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -413,32 +411,6 @@ def calibration_section(studies: str = "") -> tuple[bool, list[str]]:
     return ok, lines
 
 
-def pytest_section() -> tuple[bool, list[str]]:
-    """Run the pytest studies in validation/ and tabulate their outcomes and printed figures."""
-    xml = ROOT / ".validate-junit.xml"
-    cmd = [sys.executable, "-m", "pytest", str(ROOT / "validation"), "-q", "-p", "no:cacheprovider", "-s",
-           f"--junitxml={xml}", "-o", "junit_logging=system-out"]
-    code = subprocess.call(cmd, cwd=ROOT)
-    lines = ["## Reference posteriors, cross-engine check, conformance and recovery (pytest `validation/`)", "",
-             "| test | outcome | time |", "|---|---|---|"]
-    outputs = []
-    if xml.exists():
-        for case in ET.parse(xml).getroot().iter("testcase"):
-            name = f"{Path(case.get('file') or case.get('classname', '').replace('.', '/')).name}::{case.get('name')}"
-            outcome = "passed"
-            for tag in ("failure", "error", "skipped"):
-                if case.find(tag) is not None:
-                    outcome = {"failure": "**FAILED**", "error": "**ERROR**", "skipped": "skipped"}[tag]
-            lines.append(f"| `{name}` | {outcome} | {float(case.get('time', 0)):.0f} s |")
-            out = case.find("system-out")
-            if out is not None and out.text and out.text.strip():
-                outputs += [f"`{name}`:", "", "```text", out.text.strip()[-3000:], "```", ""]
-        xml.unlink()
-    else:
-        lines.append("| (pytest produced no report) | **ERROR** | |")
-    return code == 0, [*lines, "", *(["### What the studies printed", "", *outputs] if outputs else [])]
-
-
 def main() -> int:
     """Run the studies asked for, store their fragments, write the report from the latest fragments.
 
@@ -477,12 +449,14 @@ def main() -> int:
         twin_models = [m for m in models if m in twin_study.TWIN_MODELS] if a.models else twin_study.TWIN_MODELS
         twin_study.run_twin_study(twin_models, a.replications, a.broken_replications, FIGURES,
                                   lambda key, f: _save(key, f | {"date": _now()}))
-    for key, run in (("calibration", lambda: calibration_section(a.calibration_studies)),
-                     ("pytest", pytest_section)):
-        if key in only:
-            t0 = time.perf_counter()
-            ok, lines = run()
-            _save(key, {"ok": ok, "lines": lines, "date": _now(), "wall_s": time.perf_counter() - t0})
+    if "calibration" in only:
+        t0 = time.perf_counter()
+        ok, lines = calibration_section(a.calibration_studies)
+        _save("calibration", {"ok": ok, "lines": lines, "date": _now(), "wall_s": time.perf_counter() - t0})
+    if "pytest" in only:
+        import pytest_studies
+
+        pytest_studies.run([])
     wall = time.perf_counter() - started
 
     sbc = {m: _load(f"sbc_{m}") for m in builtin}
@@ -498,14 +472,17 @@ def main() -> int:
                        else f"| `{m}` | | | | | **NOT RUN** | | | | | | {twin_study.TWIN_NOT_RUN.get(m, '')} |"
                        for m, f in twin.items()], "", *twin_study.compare_levels(twin, sbc), "",
                      *[line for f in twin.values() if f for line in f["details"]]]))
-    for key, title in (("calibration", "forecast calibration"), ("pytest", "pytest studies")):
-        f = _load(key)
-        studies.append((title, bool(f and f["ok"]),
-                        [f"_Run {f['date']}" + (f", {f['wall_s'] / 60:.1f} min._" if f.get("wall_s") else "._"), "",
-                         *f["lines"]] if f
-                        else [f"## {title}", "", "**NOT RUN**", ""]))
-    total = sum(f.get("wall_s") or 0.0 for f in [*sbc.values(), *twin.values(), _load("calibration"), _load("pytest")]
-                if f)
+    f = _load("calibration")
+    studies.append(("forecast calibration", bool(f and f["ok"]),
+                    [f"_Run {f['date']}" + (f", {f['wall_s'] / 60:.1f} min._" if f.get("wall_s") else "._"), "",
+                     *f["lines"]] if f
+                    else ["## forecast calibration", "", "**NOT RUN**", ""]))
+    import pytest_studies
+
+    pytest_ok, pytest_lines, pytest_s = pytest_studies.report()  # every collected case, NOT RUN where none ran
+    studies.append(("pytest studies", pytest_ok, pytest_lines))
+    total = pytest_s + sum(f.get("wall_s") or 0.0 for f in [*sbc.values(), *twin.values(), _load("calibration")]
+                           if f)
     ok = all(s[1] for s in studies)
     failed = [s[0] for s in studies if not s[1]]
     head = ["# Validation report", "",
