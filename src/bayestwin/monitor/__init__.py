@@ -9,7 +9,8 @@ patient-day, operating curves), and the Bayesian state-space twin: ``kalman`` (e
 Ornstein-Uhlenbeck deviation around a circadian baseline), ``particle`` (particle filter of the same model
 with Student-t noise and censoring at a bound, e.g. SpO2 at 100 %), ``model`` (hierarchical fit by NUTS),
 ``signals`` and ``scoring`` (surprise, drift, threshold crossing), ``alerts`` (hysteresis,
-de-duplication, JSON records) and ``twin`` (``MonitorTwin``). See ``docs/monitoring.md``.
+de-duplication, JSON records), ``detector`` (one combined alert stream per patient) and ``twin``
+(``MonitorTwin``). See ``docs/monitoring.md``.
 
 Examples
 --------
@@ -20,6 +21,7 @@ Examples
 """
 
 from bayestwin.monitor.alerts import Alert, AlertPolicy, advance_alerts, alert_table, alerts_from_scores, record_alerts
+from bayestwin.monitor.detector import PatientPolicy, combined_probability, patient_alerts
 from bayestwin.monitor.evaluate import (
     AlertEvaluation,
     evaluate_alerts,
@@ -37,14 +39,16 @@ from bayestwin.monitor.scoring import Crossing, Drift
 from bayestwin.monitor.signals import crossing_probability, level_change_probability, surprise
 from bayestwin.monitor.simulate import CohortConfig, SimulatedCohort, simulate_cohort
 from bayestwin.monitor.streams import STREAM_COLUMNS, append_observations, flag_report, read_streams, usable
+from bayestwin.monitor.structure import Structure, choose_structure
 from bayestwin.monitor.twin import MonitorTwin
 
 __all__ = [
     "STREAM_COLUMNS", "Alert", "AlertEvaluation", "AlertPolicy", "CohortConfig", "Crossing", "Drift", "Measurement",
-    "MonitorTwin", "OUParams", "ParticleState", "SignalFit", "SimulatedCohort", "advance_alerts", "alert_table",
-    "alerts_from_scores", "append_observations", "assumed_fit", "crossing_probability", "deduplicate",
-    "evaluate_alerts", "filter_cohort", "filter_series", "fit_signal", "flag_report", "level_change_probability",
-    "load_nsrdb_heart_rate", "matched_reduction", "news2_scores", "operating_curve", "particle_filter",
-    "particle_filter_cohort", "read_fhir_streams", "read_streams", "record_alerts", "simulate_cohort",
-    "summary_table", "surprise", "threshold_alerts", "usable",
+    "MonitorTwin", "OUParams", "ParticleState", "PatientPolicy", "SignalFit", "SimulatedCohort", "Structure",
+    "advance_alerts", "alert_table", "alerts_from_scores", "append_observations", "assumed_fit", "choose_structure",
+    "combined_probability", "crossing_probability", "deduplicate", "evaluate_alerts", "filter_cohort",
+    "filter_series", "fit_signal", "flag_report", "level_change_probability", "load_nsrdb_heart_rate",
+    "matched_reduction", "news2_scores", "operating_curve", "particle_filter", "particle_filter_cohort",
+    "patient_alerts", "read_fhir_streams", "read_streams", "record_alerts", "simulate_cohort", "summary_table",
+    "surprise", "threshold_alerts", "usable",
 ]

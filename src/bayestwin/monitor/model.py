@@ -3,14 +3,20 @@
 Per patient i (see ``bayestwin.monitor.kalman`` for the observation and state equations) the static
 parameters are the baseline, the circadian coefficients (cos, sin), the OU mean-reversion rate (1/h) and
 the OU stationary SD; the measurement noise is one SD per *device* (``watch``, ``cuff``, ...), shared by
-the cohort. Patient parameters are non-centred draws around population means with population scales
-(rate and SD on the log scale), so a patient the fit has not seen starts from the population
+the cohort. What varies per patient is chosen from the data (``choose_structure``, a documented rule;
+``Structure`` overrides it): the baseline always (centred when each patient's readings pin it, else
+non-centred ``mu + sd z``); the circadian pair per patient, for the whole cohort, or not at all (when the
+readings' hours of day cannot identify it: weight at 07 h, temperature at 08 and 20 h); the OU rate and SD
+per patient for dense series, pooled at the population level for sparse ones (two to four readings per
+patient cannot separate a patient's OU rate, OU SD and noise: per-patient values were prior funnels that
+failed the convergence gate). A patient the fit has not seen starts from the population
 (``SignalFit.params`` draws its parameters from the population posterior).
 
 The likelihood is the exact marginal likelihood of the linear-Gaussian model (the latent deviation
 integrated out by the Kalman filter, ``lax.scan``, float64), summed over patients with ``vmap``.
-The sampler works on standardised values ``(y - center) / scale`` (cohort median and MAD-based SD of the
-signal) so one set of priors fits every signal; ``SignalFit`` reports parameters in the signal's unit.
+The sampler works on standardised values ``(y - center) / scale`` (cohort median and the robust
+within-patient SD, ``within_scale``) so one set of priors fits every signal; ``SignalFit`` reports
+parameters in the signal's unit.
 
 Circadian time is the hour of day (UTC) of each observation: ``time_h`` plus the hour of day of the
 patient's stream origin (from ``timestamp``; 0 when the frame has none), so the cohort shares one clock.
@@ -27,6 +33,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import warnings
@@ -46,6 +53,7 @@ from bayestwin.dynamics.events import bucket_size
 from bayestwin.exceptions import ConvergenceWarning, InputError
 from bayestwin.inference.sampler import SamplerConfig, run_nuts
 from bayestwin.monitor.kalman import OUParams, log_likelihood
+from bayestwin.monitor.structure import Structure, choose_structure, within_scale
 
 __all__ = ["SignalData", "SignalFit", "assumed_fit", "circadian_offset", "fit_signal", "monitor_model", "signal_arrays"]
 
@@ -141,32 +149,85 @@ def signal_arrays(frame: pd.DataFrame, signal: str, *, devices: Sequence[str] | 
     return SignalData(signal, tuple(str(p) for p in names), devices, t, y, dev, mask, center, scale, offsets)
 
 
-def monitor_model(t: jax.Array, y: jax.Array, dev: jax.Array, mask: jax.Array, noise_scale: jax.Array) -> None:
-    """NumPyro model on standardised values; `noise_scale` (device,) is the HalfNormal scale of each device's noise.
+def monitor_model(t: jax.Array, y: jax.Array, dev: jax.Array, mask: jax.Array, noise_scale: jax.Array,
+                  structure: Structure | None = None) -> None:
+    """NumPyro model on standardised values ``(y - center) / within-patient SD``; `structure` says what varies.
 
-    Priors (standardised units, rate per hour): baseline ~ N(mu, sd), mu ~ N(0, 1), sd ~ HalfNormal(1);
-    cos, sin ~ N(mu, sd_circadian), mu ~ N(0, 0.5), sd_circadian ~ HalfNormal(0.3); log rate ~ N(mu, sd),
-    mu ~ N(log 0.2, 1.5) (time scales from ~15 min to ~4 days at +-2 SD), sd ~ HalfNormal(0.5);
-    log OU SD ~ N(mu, sd), mu ~ N(log 0.5, 1), sd ~ HalfNormal(0.5); device noise ~ HalfNormal(noise_scale).
+    Priors (standardised units, rate per hour), each with its reason:
+
+    * baseline ~ N(mu, sd), mu ~ N(0, B), sd ~ HalfNormal(B), ``B = structure.baseline_scale`` (twice the
+      cohort's spread of patient medians, >= 1): patients differ by about that much (body weight: tens of
+      within-patient SDs), nothing more is assumed;
+    * circadian cos, sin ~ N(mu, sd_circadian), mu ~ N(0, 0.5), sd_circadian ~ HalfNormal(0.3): a daily
+      rhythm of up to about one within-patient SD (heart rate: ~5 /min of a ~6 /min spread);
+    * log rate ~ N(mu, sd), mu ~ N(log 0.2, 1.5) (time scales ~15 min to ~4 days at +-2 SD: exercise bouts
+      to slow drifts), sd ~ HalfNormal(0.5);
+    * per-patient OU: log OU SD ~ N(mu, sd), mu ~ N(log 0.5, 1), sd ~ HalfNormal(0.5); device noise ~
+      HalfNormal(noise_scale);
+    * pooled OU: total SD ``sqrt(sd^2 + noise^2)`` ~ LogNormal(0, 0.5) (the data were scaled by the
+      within-patient SD, so it is ~1) and fraction ``sd^2 / total^2`` ~ Beta(2, 2) (sparse readings do not
+      separate a slow deviation from measurement noise: the fraction is then mostly its prior, a straight
+      direction for NUTS instead of the curved ridge of sd^2 + noise^2 = const); other devices' noise is the
+      first device's times ``noise_ratio`` ~ LogNormal(0, 0.5).
     """
-    mu_b = numpyro.sample("mu_baseline", dist.Normal(0.0, 1.0))
-    sd_b = numpyro.sample("sd_baseline", dist.HalfNormal(1.0))
-    mu_c = numpyro.sample("mu_cos", dist.Normal(0.0, 0.5))
-    mu_s = numpyro.sample("mu_sin", dist.Normal(0.0, 0.5))
-    sd_circ = numpyro.sample("sd_circadian", dist.HalfNormal(0.3))
+    s = structure or Structure()
+    k, n_dev = t.shape[0], noise_scale.shape[0]
+    mu_b = numpyro.sample("mu_baseline", dist.Normal(0.0, s.baseline_scale))
+    sd_b = numpyro.sample("sd_baseline", dist.HalfNormal(s.baseline_scale))
+    zero = jnp.zeros(k)
+    with numpyro.plate("patient", k):
+        if s.centred:
+            baseline = numpyro.sample("baseline", dist.Normal(mu_b, sd_b))
+        else:
+            baseline = numpyro.deterministic("baseline", mu_b + sd_b * numpyro.sample("z_baseline",
+                                                                                       dist.Normal(0.0, 1.0)))
+    if s.circadian == "none":
+        cos, sin = zero, zero
+    else:
+        mu_c = numpyro.sample("mu_cos", dist.Normal(0.0, 0.5))
+        mu_s = numpyro.sample("mu_sin", dist.Normal(0.0, 0.5))
+        cos, sin = mu_c + zero, mu_s + zero
+        if s.circadian == "patient":
+            sd_circ = numpyro.sample("sd_circadian", dist.HalfNormal(0.3))
+            with numpyro.plate("patient", k):
+                zc = numpyro.sample("z_circadian", dist.Normal(0.0, 1.0).expand([2]).to_event(1))
+            cos, sin = mu_c + sd_circ * zc[:, 0], mu_s + sd_circ * zc[:, 1]
     mu_lr = numpyro.sample("mu_log_rate", dist.Normal(float(np.log(0.2)), 1.5))
-    sd_lr = numpyro.sample("sd_log_rate", dist.HalfNormal(0.5))
-    mu_ls = numpyro.sample("mu_log_sd", dist.Normal(float(np.log(0.5)), 1.0))
-    sd_ls = numpyro.sample("sd_log_sd", dist.HalfNormal(0.5))
-    with numpyro.plate("device", noise_scale.shape[0]):
-        noise = numpyro.sample("noise", dist.HalfNormal(noise_scale))
-    with numpyro.plate("patient", t.shape[0]):
-        z = numpyro.sample("z", dist.Normal(0.0, 1.0).expand([5]).to_event(1))
-    params = _patient_params(z, mu_b, sd_b, mu_c, mu_s, sd_circ, mu_lr, sd_lr, mu_ls, sd_ls)
-    for name, value in zip(PATIENT_SITES, params, strict=True):
+    if s.ou == "patient":
+        sd_lr = numpyro.sample("sd_log_rate", dist.HalfNormal(0.5))
+        mu_ls = numpyro.sample("mu_log_sd", dist.Normal(float(np.log(0.5)), 1.0))
+        sd_ls = numpyro.sample("sd_log_sd", dist.HalfNormal(0.5))
+        with numpyro.plate("device", n_dev):
+            noise = numpyro.sample("noise", dist.HalfNormal(noise_scale))
+        with numpyro.plate("patient", k):
+            zo = numpyro.sample("z_ou", dist.Normal(0.0, 1.0).expand([2]).to_event(1))
+        rate, sd = jnp.exp(mu_lr + sd_lr * zo[:, 0]), jnp.exp(mu_ls + sd_ls * zo[:, 1])
+    else:
+        total = numpyro.sample("total_sd", dist.LogNormal(0.0, 0.5))
+        frac = numpyro.sample("ou_fraction", dist.Beta(2.0, 2.0))
+        sd0, noise0 = total * jnp.sqrt(frac), total * jnp.sqrt(1.0 - frac)
+        noise = noise0[None]
+        if n_dev > 1:
+            with numpyro.plate("extra_device", n_dev - 1):
+                ratio = numpyro.sample("noise_ratio", dist.LogNormal(0.0, 0.5))
+            noise = jnp.concatenate([noise, noise0 * ratio])
+        numpyro.deterministic("noise", noise)
+        numpyro.deterministic("mu_log_sd", jnp.log(sd0))
+        rate, sd = jnp.exp(mu_lr) + zero, sd0 + zero
+    for name, value in (("cos", cos), ("sin", sin), ("rate", rate), ("sd", sd)):
         numpyro.deterministic(name, value)
-    p = OUParams(*params, noise=jnp.broadcast_to(noise, (t.shape[0], noise.shape[0])))
+    p = OUParams(baseline, cos, sin, rate, sd, noise=jnp.broadcast_to(noise, (k, n_dev)))
     numpyro.factor("loglik", jax.vmap(log_likelihood)(p, t, y, dev, mask).sum())
+
+
+def _checked_sites(s: Structure) -> list[str]:
+    """The sampled population quantities and the per-patient parameters that vary, for the gate."""
+    pop = ["mu_baseline", "sd_baseline", "mu_log_rate", "noise"]
+    pop += [] if s.circadian == "none" else ["mu_cos", "mu_sin"]
+    pop += ["sd_circadian"] if s.circadian == "patient" else []
+    pop += ["sd_log_rate", "mu_log_sd", "sd_log_sd"] if s.ou == "patient" else ["total_sd", "ou_fraction"]
+    patient = ["baseline"] + (["cos", "sin"] if s.circadian == "patient" else [])
+    return pop + patient + (["rate", "sd"] if s.ou == "patient" else [])
 
 
 def _patient_params(z, mu_b, sd_b, mu_c, mu_s, sd_circ, mu_lr, sd_lr, mu_ls, sd_ls):
@@ -188,6 +249,7 @@ class SignalFit:
     draws: dict[str, np.ndarray]
     offsets: dict[str, float]
     wall_time_s: float = 0.0
+    structure: Structure = field(default_factory=lambda: Structure())
 
     @property
     def ok(self) -> bool:
@@ -237,12 +299,16 @@ class SignalFit:
 
 
 def fit_signal(frame: pd.DataFrame, signal: str, *, sampler: SamplerConfig | None = None,
-               gate: ConvergenceGate | None = None, noise_scale: float = 0.5) -> SignalFit:
+               gate: ConvergenceGate | None = None, noise_scale: float = 0.5,
+               structure: Structure | None = None) -> SignalFit:
     """Fit the hierarchical model of `signal` to the usable rows of the canonical stream `frame` with NUTS.
 
-    Returns the fit always; one that fails its convergence gate emits a ``ConvergenceWarning`` naming the
-    signal, what failed and what to try, and ``fit.ok`` is False (``MonitorTwin`` marks every alert from
-    it). `noise_scale` is the HalfNormal scale of each device's noise SD in standardised units.
+    Values are standardised by the cohort median and the within-patient SD (``within_scale``); the
+    `structure` (default: ``choose_structure`` of the data: pooled OU for sparse signals, no circadian term
+    where the hours of day do not cover the circle) is kept on the fit. Returns the fit always; one that
+    fails its convergence gate emits a ``ConvergenceWarning`` naming the signal, what failed and what to
+    try, and ``fit.ok`` is False (``MonitorTwin`` marks every alert from it). `noise_scale` is the
+    HalfNormal scale of each device's noise SD in standardised units (per-patient OU only).
 
     Examples
     --------
@@ -256,28 +322,35 @@ def fit_signal(frame: pd.DataFrame, signal: str, *, sampler: SamplerConfig | Non
     (2, 10)
     """
     sampler = sampler or SamplerConfig.default()
-    data = signal_arrays(frame, signal)
+    data = signal_arrays(frame, signal, scale=within_scale(frame, signal))
+    structure = structure or choose_structure(data)
     args = (jnp.asarray(data.t), jnp.asarray((data.y - data.center) / data.scale), jnp.asarray(data.dev),
             jnp.asarray(data.mask), jnp.full((len(data.devices),), noise_scale))
     start = time.perf_counter()
-    mcmc = run_nuts(monitor_model, args, sampler)
+    mcmc = run_nuts(functools.partial(monitor_model, structure=structure), args, sampler)
     wall = time.perf_counter() - start
-    samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items() if k != "z"}
+    samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items() if not k.startswith("z_")}
     extra = {k: np.asarray(v) for k, v in mcmc.get_extra_fields(group_by_chain=True).items()}
-    dims = {name: ["patient"] for name in PATIENT_SITES} | {"noise": ["device"]}
+    dims = {name: ["patient"] for name in PATIENT_SITES} | {"noise": ["device"], "noise_ratio": ["extra_device"]}
     idata = az.from_dict(posterior=samples, sample_stats={"diverging": extra["diverging"], "energy": extra["energy"]},
-                         coords={"patient": list(data.patients), "device": list(data.devices)}, dims=dims)
+                         coords={"patient": list(data.patients), "device": list(data.devices),
+                                 "extra_device": list(data.devices[1:])},
+                         dims={k: v for k, v in dims.items() if k in samples})
     idata.posterior.attrs.update({"signal": signal, "center": data.center, "scale": data.scale,
-                                  "units": "standardised: (value - center) / scale; rate 1/h"})
-    report = check_convergence(idata, var_names=[*POPULATION_SITES, *PATIENT_SITES], gate=gate)
+                                  "units": "standardised: (value - center) / scale; rate 1/h",
+                                  "structure": repr(structure)})
+    report = check_convergence(idata, var_names=_checked_sites(structure), gate=gate)
     if not report.ok:
-        warnings.warn(f"monitoring model of signal {signal!r} ({len(data.patients)} patients) FAILED its "
-                      f"convergence gate; its alerts are marked as coming from a failed fit:\n{report.format()}",
+        warnings.warn(f"monitoring model of signal {signal!r} ({len(data.patients)} patients, {structure}) FAILED "
+                      f"its convergence gate; its alerts are marked as coming from a failed fit:\n{report.format()}",
                       ConvergenceWarning, stacklevel=2)
     log.info("monitor fit %s: %s (%.1f s)", signal, report.format().splitlines()[0], wall)
     draws = {k: v.reshape(-1, *v.shape[2:]) for k, v in samples.items()}
+    n = draws["mu_baseline"].shape[0]
+    for name in POPULATION_SITES:  # pooled or absent parts: a zero between-patient SD / a zero circadian mean
+        draws.setdefault(name, np.zeros(n))
     return SignalFit(signal, data.patients, data.devices, data.center, data.scale, idata, report, draws,
-                     data.offsets, wall)
+                     data.offsets, wall, structure)
 
 
 def assumed_fit(frame: pd.DataFrame, signal: str, n_draws: int = 16, *, seed: int = 3) -> SignalFit:

@@ -33,6 +33,7 @@ from bayestwin.dynamics.events import bucket_size
 from bayestwin.exceptions import InputError, NotFittedError
 from bayestwin.inference.sampler import SamplerConfig
 from bayestwin.monitor.alerts import Alert, AlertPolicy, advance_alerts, alerts_from_scores
+from bayestwin.monitor.detector import PatientPolicy, patient_alerts
 from bayestwin.monitor.kalman import FilterOutput, FilterState, OUParams, filter_cohort, initial_state
 from bayestwin.monitor.model import SignalFit, circadian_offset, fit_signal, signal_arrays
 from bayestwin.monitor.particle import Measurement, ParticleState, initial_particles, particle_filter_cohort
@@ -339,6 +340,13 @@ class MonitorTwin:
         if self.scores_.empty:
             return pd.DataFrame(columns=["patient", "signal", "kind", "time_h", "probability"])
         return alerts_from_scores(self.scores_, self.policy if policy is None else policy)
+
+    def patient_alerts(self, policy: PatientPolicy) -> pd.DataFrame:
+        """One combined alert stream per patient from all scores so far (``detector.patient_alerts``)."""
+        self._check()
+        if self.scores_.empty:
+            return pd.DataFrame(columns=["patient", "signal", "kind", "time_h", "probability", "level", "drivers"])
+        return patient_alerts(self.scores_, policy)
 
     def alert_records(self, policy: AlertPolicy | dict[str, AlertPolicy] | None = None) -> list[Alert]:
         """The alerts as JSON-serialisable ``Alert`` records with a one-line explanation each."""
