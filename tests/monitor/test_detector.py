@@ -23,9 +23,11 @@ def _scores(rows: list[tuple[str, str, str, float, float]]) -> pd.DataFrame:
 
 def test_combined_probability_is_noisy_or_of_latest_values_and_expires() -> None:
     s = _scores([("A", "hr", "drift", 0.0, 0.2), ("A", "rr", "drift", 1.0, 0.5), ("A", "hr", "drift", 2.0, 0.6),
-                 ("A", "hr", "crossing", 2.0, 0.9), ("A", "hr", "drift", 40.0, 0.1)])
+                 ("A", "hr", "crossing", 2.0, 0.9), ("A", "hr", "drift", 40.0, 0.1),
+                 ("A", "hr", "drift", 41.0, np.nan)])
     c = combined_probability(s, kinds=("drift",), max_age_h=26.0)
-    assert c["combined"].to_numpy() == pytest.approx([0.2, 1 - 0.8 * 0.5, 1 - 0.4 * 0.5, 0.1])  # rr expired at 40
+    # rr expired at 40 h; a NaN (no estimate) keeps the latest value
+    assert c["combined"].to_numpy() == pytest.approx([0.2, 1 - 0.8 * 0.5, 1 - 0.4 * 0.5, 0.1, 0.1])
     assert np.isnan(c.loc[("A", 40.0), "rr drift"])
     both = combined_probability(s, kinds=("drift", "crossing"))
     assert both.loc[("A", 2.0), "combined"] == pytest.approx(1 - 0.4 * 0.5 * 0.1)
@@ -102,3 +104,19 @@ def test_pooled_fit_reports_its_structure_and_gate() -> None:
     p = fit.params(["P0", "NEW"], 20)
     assert np.all(p.cos == 0.0) and np.all(p.sd[0] == p.sd[1])  # no rhythm; the pooled OU SD for everyone
     assert abs(np.median(p.baseline[0]) - _weight_frame().query("patient == 'P0'")["value"].mean()) < 1.0
+
+
+def test_twin_patient_alerts_are_the_detector_on_its_scores() -> None:
+    from bayestwin.monitor.model import assumed_fit
+    from bayestwin.monitor.simulate import simulate_cohort
+    from bayestwin.monitor.twin import MonitorTwin
+
+    frame = simulate_cohort(n_patients=3, days=5.0, seed=11).frame
+    hist = frame[frame["time_h"] < 48.0]
+    twin = MonitorTwin(signals=("spo2",), n_draws=4, n_paths=4, seed=5)
+    twin.fit(hist, fits={"spo2": assumed_fit(hist, "spo2", n_draws=4)})
+    twin.observe(frame[frame["time_h"] >= 48.0])
+    policy = PatientPolicy(0.3, persist_h=0.5, kinds=("drift", "crossing"))
+    got, want = twin.patient_alerts(policy), patient_alerts(twin.scores(), policy)
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), want.reset_index(drop=True))
+    assert set(got["signal"]) <= {"patient"}

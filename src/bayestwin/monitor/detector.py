@@ -96,6 +96,7 @@ def combined_probability(scores: pd.DataFrame, *, kinds: tuple[str, ...] = ("dri
     # one row per (patient, time, series): the last score at that time
     p = rows.pivot_table(index=["patient", "time_h"], columns="series", values="probability", aggfunc="last")
     seen = rows.pivot_table(index=["patient", "time_h"], columns="series", values="seen", aggfunc="last")
+    p = p.reindex(seen.index)  # rows whose probabilities are all NaN (no estimate yet) are dropped by the pivot
     p, seen = p.groupby(level="patient").ffill(), seen.groupby(level="patient").ffill()
     now = p.index.get_level_values("time_h").to_numpy(float)[:, None]
     p = p.where(now - seen.to_numpy(float) <= max_age_h)
