@@ -40,6 +40,7 @@ from bayestwin.exceptions import (
 from bayestwin.forecast.forecast import Forecast
 from bayestwin.inference.arrays import CohortArrays, cohort_arrays
 from bayestwin.inference.fit import PopulationFit
+from bayestwin.inference.fleet_kernel import quadratic_form, sufficient_statistics_apply
 from bayestwin.inference.individual import (
     PopulationPrior,
     build_individual_model,
@@ -51,6 +52,7 @@ from bayestwin.inference.kernels import WarmState, nuts_program
 from bayestwin.inference.latent import to_natural
 from bayestwin.inference.predictive import predictive_draws
 from bayestwin.inference.sampler import SamplerConfig, parallel_chains_ok, run_nuts
+from bayestwin.inference.twin_program import TwinConfig, twin_program, twin_program_applies
 from bayestwin.models.registry import get_model
 from bayestwin.spec import example_spec  # noqa: F401  (doctest namespace)
 from bayestwin.spec.regimen import Regimen
@@ -147,16 +149,20 @@ class Twin:
         center, scale = mixture_scaling(prior)
         args = {k: jnp.asarray(v) for k, v in prior.items()} | {"center": jnp.asarray(center),
                                                                  "scale": jnp.asarray(scale)}
+        if sufficient_statistics_apply(self.spec, arrays.features) and self.spec.bsv_parameters:
+            args["quadratic"] = jnp.asarray(quadratic_form(prior["mu"], prior["chol_inv"]))
         doses = jax.tree_util.tree_map(lambda x: x[0], arrays.doses)
         obs = jax.tree_util.tree_map(lambda x: x[0], arrays.obs)
         start = time.perf_counter()
-        log_theta, diverging, energy = self._sample(model, arrays, args, doses, obs, sampler, warm)
+        log_theta, diverging, energy, comp = self._sample(model, arrays, args, doses, obs, sampler, warm)
         self.wall_time_s_ = time.perf_counter() - start
         # latent values of the BSV parameters (log-parameters on the log scale): (chain, draw, n_bsv)
         chains, draws = log_theta.shape[:2]
         flat = log_theta.reshape(chains * draws, -1)
-        weights = _weights_program(self.spec, model, arrays.features)(args, flat, doses, obs)
-        comp = np.asarray(jax.random.categorical(jax.random.PRNGKey(sampler.seed + 1), weights, axis=-1))
+        if comp is None:  # MCMC.run and the warm program: draw each draw's component from its weights here
+            weights = _weights_program(self.spec, model, arrays.features)(args, flat, doses, obs)
+            comp = np.asarray(jax.random.categorical(jax.random.PRNGKey(sampler.seed + 1), weights, axis=-1))
+        comp = comp.ravel()
         posterior: dict[str, np.ndarray] = {}
         bsv = self.spec.bsv_parameters
         others = [p.name for p in self.spec.parameters if not p.has_bsv]
@@ -277,8 +283,21 @@ class Twin:
         return f"cold (the warm-started fit failed its gate: {failed.splitlines()[0]})"
 
     def _sample(self, model: Any, arrays: CohortArrays, args: PopulationPrior, doses: Doses, obs: Any,
-                sampler: SamplerConfig, warm: WarmState | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """NUTS on the patient's posterior: ``log_theta`` (chain, draw, n_bsv), divergences, energy."""
+                sampler: SamplerConfig, warm: WarmState | None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """NUTS on the patient's posterior: ``log_theta`` (chain, draw, n_bsv), divergences, energy, components.
+
+        A cold fit runs the compiled twin program (``bayestwin.inference.twin_program``: starts, NUTS and
+        the draws' components in one cached program) where it applies, else ``MCMC.run`` (components: None,
+        drawn by the caller); a warm fit runs the cached warm program of ``bayestwin.inference.kernels``.
+        """
+        if warm is None and twin_program_applies(model, arrays.features, sampler):
+            run = twin_program(self.spec, model, arrays.features, self.n_components, TwinConfig.from_sampler(sampler))
+            out = run(np.int64(sampler.seed), args, doses, obs)
+            self.warm_ = WarmState(positions={"z": out.positions}, step_size=out.step_size,
+                                   inverse_mass_matrix=out.inverse_mass_matrix)
+            return (np.asarray(out.latent), np.asarray(out.diverging), np.asarray(out.energy),
+                    np.asarray(out.component))
         fn = build_individual_model(self.spec, model, arrays.features)
         parallel = parallel_chains_ok(model, arrays.features)
         if warm is None:
@@ -291,15 +310,18 @@ class Twin:
             self.warm_ = WarmState(positions=last.z, step_size=last.adapt_state.step_size,
                                    inverse_mass_matrix=next(iter(inv.values())) if isinstance(inv, dict) else inv)
             return (np.asarray(mcmc.get_samples(group_by_chain=True)["log_theta"]), np.asarray(extra["diverging"]),
-                    np.asarray(extra["energy"]))
+                    np.asarray(extra["energy"]), None)
         run = nuts_program(fn, key=("twin", self.spec.digest(), model.name, arrays.features, self.n_components),
                            chains=sampler.chains, warmup=self.update_warmup, draws=sampler.draws,
                            target_accept=sampler.target_accept, max_tree_depth=sampler.max_tree_depth,
                            dense_mass=sampler.dense_mass,
                            parallel=parallel and jax.local_device_count() >= sampler.chains)
+        # host copies: the warm program then sees one input signature whether the state came from the twin
+        # program (one device) or from an earlier update (pmap: one shard per chain), so it compiles once
+        warm = jax.tree_util.tree_map(lambda a: jnp.asarray(np.asarray(a)), warm)
         out = run((args, doses, obs), warm.positions, seed=sampler.seed, warm=warm)
         self.warm_ = out.warm
-        return out.samples["log_theta"], out.diverging, out.energy
+        return out.samples["log_theta"], out.diverging, out.energy, None
 
     # --- forecast -----------------------------------------------------------------------------
     def forecast(self, times: Sequence[float] | np.ndarray, regimen: Regimen | None = None, *,
