@@ -9,7 +9,10 @@ is conditioned on the same population (200 mixture components, as ``Twin``'s def
 
 Measured in one run: ``fit_fleet`` on N = 200 (first call, which compiles, and a second call on another
 simulated cohort of the same padded size, which does not), ``Twin.fit`` (numpyro ``MCMC.run``, which
-compiles on every call) on the first ``LOOP`` patients, scaled to 200 (said so in the output), and
+compiles on every call; ``chain_method="parallel"``, since ``Twin.fit`` now runs its own compiled program by
+default) on the first ``LOOP`` patients, scaled to 200 (said so in the output), the default ``Twin.fit``
+(the compiled twin program, ``bayestwin.inference.twin_program``) on ``LOOP`` patients after one that compiles,
+and
 ``fit_fleet`` on N = 2,000 (peak RSS of the process and wall time). Output: a section of
 ``docs/benchmarks.md``.
 
@@ -20,6 +23,7 @@ Usage: ``python benchmarks/fleet.py [--loop 8] [--big 2000] [--settings 4,500,50
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as _dt
 import importlib.metadata as md
 import os
@@ -103,14 +107,23 @@ def main() -> None:
     res["fleet_second"] = time.perf_counter() - started
     print(f"fleet N={args.n} second cohort: {res['fleet_second']:.1f} s; {second}", flush=True)
     loop_s = []
+    mcmc_run = dataclasses.replace(sampler, chain_method="parallel")  # Twin.fit through numpyro's MCMC.run
     for pid in second.patients[: args.loop]:
         started = time.perf_counter()
-        Twin(spec, population=pop, sampler=sampler).fit(second_cohort.patient(pid))
+        Twin(spec, population=pop, sampler=mcmc_run).fit(second_cohort.patient(pid))
         loop_s.append(time.perf_counter() - started)
-        print(f"  Twin.fit patient {pid}: {loop_s[-1]:.1f} s", flush=True)
+        print(f"  Twin.fit (MCMC.run) patient {pid}: {loop_s[-1]:.1f} s", flush=True)
     res["loop_per_patient"] = float(np.mean(loop_s))
     res["loop_scaled"] = res["loop_per_patient"] * args.n
     print(f"loop: {res['loop_per_patient']:.1f} s per patient -> {res['loop_scaled']:.0f} s for {args.n}", flush=True)
+    twin_s = []
+    for pid in second.patients[: args.loop + 1]:  # the first call compiles the twin program: not counted
+        started = time.perf_counter()
+        Twin(spec, population=pop, sampler=sampler).fit(second_cohort.patient(pid))
+        twin_s.append(time.perf_counter() - started)
+        print(f"  Twin.fit (compiled twin program) patient {pid}: {twin_s[-1]:.1f} s", flush=True)
+    res["twin_first"], twin_s = twin_s[0], twin_s[1:]
+    res["twin_per_patient"] = float(np.mean(twin_s))
     rss_before = peak_rss_mb()
     if args.big:
         big_cohort = table(simulate(pop, args.big, seed=3))
@@ -119,6 +132,13 @@ def main() -> None:
         res["big"] = time.perf_counter() - started
         print(f"fleet N={args.big}: {res['big']:.1f} s, peak RSS {peak_rss_mb():.0f} MB; {big}", flush=True)
     lines = section(args, sampler, pop, first, second, res, loop_s, rss_before, big if args.big else None)
+    lines[-1:-1] = [
+        f"* Twin.fit loop with the compiled twin program (the default since this run; compiles once: first call "
+        f"{res['twin_first']:.1f} s, not counted): mean **{res['twin_per_patient']:.2f} s** per patient over "
+        f"{len(twin_s)} patients (min {min(twin_s):.2f}, max {max(twin_s):.2f}); ratio of that loop (scaled to "
+        f"{args.n}) / fit_fleet: **{res['twin_per_patient'] * args.n / res['fleet_second']:.1f}x**",
+        f"* run as `python benchmarks/fleet.py --settings {args.settings} --loop {args.loop} --n {args.n} --big "
+        f"{args.big}`; load average {os.getloadavg()[0]:.1f} at the end"]
     print("\n".join(lines))
     if not args.no_write:
         from update_vs_refit import write_section
@@ -129,7 +149,8 @@ def main() -> None:
 def section(args, sampler, pop, first, second, res, loop_s, rss_before, big) -> list[str]:
     load = os.getloadavg()[0]
     lines = [
-        "## Fleet of twins: fit_fleet vs a Twin.fit loop (issue 9)", "",
+        f"## Fleet of twins: fit_fleet vs a Twin.fit loop (issue 9, {_dt.datetime.now(_dt.UTC):%Y-%m-%d %H:%M} UTC)",
+        "",
         f"{_dt.datetime.now(_dt.UTC):%Y-%m-%d %H:%M} UTC; {platform.machine()}, {os.cpu_count()} cores (shared "
         f"with other jobs: load average {load:.1f} at the end); Python {platform.python_version()}; "
         + ", ".join(f"{p} {md.version(p)}" for p in ("jax", "numpyro", "arviz")), "",
@@ -142,8 +163,9 @@ def section(args, sampler, pop, first, second, res, loop_s, rss_before, big) -> 
         f"* fit_fleet, N = {args.n}, second cohort of the same padded size (compiles nothing): "
         f"**{res['fleet_second']:.1f} s** ({res['fleet_second'] / args.n:.2f} s per patient); gate failures: "
         f"{len(second.failed)}",
-        f"* Twin.fit loop (numpyro MCMC.run, compiles every call): timed on {len(loop_s)} patients of the second "
-        f"cohort, mean **{res['loop_per_patient']:.1f} s** per patient (min {min(loop_s):.1f}, max {max(loop_s):.1f})"
+        f"* Twin.fit loop through numpyro MCMC.run (`chain_method='parallel'`; compiles every call): timed on "
+        f"{len(loop_s)} patients of the second cohort, mean **{res['loop_per_patient']:.1f} s** per patient (min "
+        f"{min(loop_s):.1f}, max {max(loop_s):.1f})"
         f", scaled to {args.n} patients: **{res['loop_scaled']:.0f} s** (extrapolated, not run)",
         f"* ratio loop / fit_fleet: **{res['loop_scaled'] / res['fleet_second']:.1f}x** (second cohort), "
         f"{res['loop_scaled'] / res['fleet_first']:.1f}x (first call, compilation included); target >= 50x",
