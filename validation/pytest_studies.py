@@ -69,8 +69,9 @@ def run(pytest_args: list[str]) -> int:
         out = case.find("system-out")
         printed = out.text.strip()[-3000:] if out is not None and out.text and out.text.strip() else ""
         failure = next((case.find(t) for t in ("failure", "error") if case.find(t) is not None), None)
-        if failure is not None:
-            printed = (printed + "\n" + (failure.get("message") or "")[:1500]).strip()
+        if failure is not None:  # the message is pytest's one-line summary; the text ends with the full report
+            detail = (failure.text or failure.get("message") or "").strip()[-2500:]
+            printed = (printed + "\n" + detail).strip()
         nodeid = _nodeid(case)
         (FRAGMENTS / f"{_key(nodeid)}.json").write_text(json.dumps(
             {"nodeid": nodeid, "outcome": outcome, "time_s": float(case.get("time", 0)), "printed": printed,
