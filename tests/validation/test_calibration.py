@@ -157,6 +157,7 @@ def test_every_later_observation_is_scored_once_by_a_twin_from_another_populatio
     assert by_weight["patients"].sum() == 12
     # each fold's population, and every twin's parameter medians, are kept for diagnosis
     assert res.populations["train_patients"].tolist() == [8, 8, 8] and res.populations["ok"].all()
+    assert res.populations["held_out"].tolist() == ["4 patients"] * 3
     assert {"tv_cl", "omega_cl", "sigma_add"} <= set(res.populations.columns)
     assert (p.groupby("patient")["twin_cl"].nunique() == 1).all() and (p["twin_cl"] > 0).all()
     cov = res.coverage(n_boot=500)

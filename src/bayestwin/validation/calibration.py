@@ -187,7 +187,8 @@ def fold_assignment(patients: Sequence[Any], n_folds: int, seed: int = 0) -> lis
 class FoldPopulations:
     """Each fold's population fit, fitted to the patients of the other folds (``fit_fold_populations``).
 
-    ``table`` has one row per fold: training patients, the gate's verdict (``ok``), max R-hat, divergences
+    ``table`` has one row per fold: the held-out patients (their ids when at most 3, else their count),
+    training patients, the gate's verdict (``ok``), max R-hat, divergences
     and the posterior median of every population quantity. A fold whose fit failed its gate is still used
     (its twins are scored) and named in ``notes``; ``n_failed`` counts them.
     """
@@ -233,7 +234,8 @@ def fit_fold_populations(
         if not pop.ok:
             notes.append(f"fold {f + 1}: population fit FAILED its gate ({pop.diagnostics.format()})")
         fits.append(pop)
-        rows.append({"fold": f + 1, "train_patients": pop.n_patients, "ok": pop.ok,
+        named = ", ".join(map(str, held)) if len(held) <= 3 else f"{len(held)} patients"
+        rows.append({"fold": f + 1, "held_out": named, "train_patients": pop.n_patients, "ok": pop.ok,
                      "max_rhat": pop.diagnostics.max_rhat, "divergences": pop.diagnostics.divergences}
                     | {k: float(np.median(v)) for k, v in pop.population_draws().items() if np.ndim(v) == 1})
     return FoldPopulations(folds=tuple(folds), fits=tuple(fits), table=pd.DataFrame(rows).set_index("fold"),
