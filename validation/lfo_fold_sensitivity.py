@@ -33,7 +33,8 @@ def main() -> None:
 
     from bayestwin.data import load_dataset
     from bayestwin.inference import SamplerConfig
-    from bayestwin.validation.calibration import fit_fold_populations, leave_future_out
+    from bayestwin.validation.calibration import leave_future_out
+    from bayestwin.validation.folds import fit_fold_populations
 
     title, module, data, _, k, _, _ = run.CALIBRATION_STUDIES[a.study]
     spec = importlib.import_module(f"model_specs.{module}").spec()

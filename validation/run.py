@@ -319,8 +319,9 @@ def calibration_study(key: str) -> dict:
     sys.path.insert(0, str(ROOT))
     from bayestwin.data import load_dataset
     from bayestwin.inference import SamplerConfig
-    from bayestwin.validation.calibration import TARGETS, calibration_by_group, fit_fold_populations
+    from bayestwin.validation.calibration import TARGETS, calibration_by_group
     from bayestwin.validation.conditioning import conditioning_curve
+    from bayestwin.validation.folds import fit_fold_populations
 
     started = time.perf_counter()
     title, module, data, ks, k_target, n_folds, groups = CALIBRATION_STUDIES[key]

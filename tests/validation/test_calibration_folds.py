@@ -14,14 +14,9 @@ import pandas as pd
 import pytest
 
 from bayestwin.data import load_dataset
-from bayestwin.validation.calibration import (
-    LEVELS,
-    CalibrationResult,
-    FoldPopulations,
-    fold_assignment,
-    leave_future_out,
-)
+from bayestwin.validation.calibration import LEVELS, CalibrationResult, leave_future_out
 from bayestwin.validation.conditioning import ConditioningCurve, conditioning_curve
+from bayestwin.validation.folds import FoldPopulations, fold_assignment
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from model_specs.theophylline import spec

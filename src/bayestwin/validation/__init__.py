@@ -4,14 +4,12 @@ from bayestwin.validation.bootstrap import cluster_bootstrap_coverage, cluster_b
 from bayestwin.validation.calibration import (
                                               LEVELS,
                                               CalibrationResult,
-                                              FoldPopulations,
                                               calibration_by_group,
                                               crps_from_draws,
-                                              fit_fold_populations,
-                                              fold_assignment,
                                               leave_future_out,
 )
 from bayestwin.validation.conditioning import ConditioningCurve, conditioning_curve
+from bayestwin.validation.folds import FoldPopulations, fit_fold_populations, fold_assignment
 from bayestwin.validation.sbc import SBCResult, misspecified_prior, run_sbc
 from bayestwin.validation.twin_sbc import run_twin_sbc, scale_bsv, synthetic_population, twin_design
 

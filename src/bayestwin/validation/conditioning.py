@@ -39,13 +39,8 @@ import pandas as pd
 from bayestwin.data import EventTable
 from bayestwin.inference import SamplerConfig
 from bayestwin.spec import TwinSpec
-from bayestwin.validation.calibration import (
-    LEVELS,
-    CalibrationResult,
-    FoldPopulations,
-    fit_fold_populations,
-    leave_future_out,
-)
+from bayestwin.validation.calibration import LEVELS, CalibrationResult, leave_future_out
+from bayestwin.validation.folds import FoldPopulations, fit_fold_populations
 
 __all__ = ["ConditioningCurve", "conditioning_curve"]
 
