@@ -1,15 +1,15 @@
 """The ``bayestwin`` store commands end to end on the bundled theophylline data, driven by typer's CliRunner.
 
-fit-population (subjects 1-11) -> fit (subject 12, first 3 samples) -> update (2 more samples, warm) ->
-forecast -> history -> audit verify -> export, in an encrypted store, and the exit codes: 2 bad input,
-3 failed convergence, 4 store errors. Small fits (2 chains x 150 warm-up + 300 draws, relaxed gate: R-hat
-1.1, ESS 50) check plumbing, not estimates; each runs once per module. (With 150 draws the warm update's
-smallest ESS sat at the gate's 50 and flipped to a cold refit when the bolus kernel's gradient changed in
-the last bits: 300 draws put it well clear, so the test checks the warm path, not a coin toss.) The CLI's
-persistent JAX compilation cache points at a temporary directory (and is switched off again at the end), so
-the deliberately failing refit reuses the compiled programs. Measured 2026-11-26 on 2 cores shared with other jobs: 51-76 s for the module standalone
-(population fit 21-30 s, twin fit 7-12 s, warm update 14-23 s: compilation dominates; ~7 s of it is the
-first import of arviz and numpyro, which the full suite has already paid).
+fit-population (subjects 1-11) -> fit (subject 12, first 3 samples) -> update (2 more samples, warm) -> forecast ->
+history -> audit verify -> export, in an encrypted store, and the exit codes: 2 bad input, 3 failed convergence, 4
+store errors. Small fits (2 chains x 150 warm-up + 300 draws, relaxed gate: R-hat 1.1, ESS 50) check plumbing, not
+estimates; each runs once per module. (With 150 draws the warm update's smallest ESS sat at the gate's 50 and
+flipped to a cold refit when the bolus kernel's gradient changed in the last bits: 300 draws put it well clear, so
+the test checks the warm path, not a coin toss.) The CLI's persistent JAX compilation cache points at a temporary
+directory (and is switched off again at the end), so the deliberately failing refit reuses the compiled programs.
+Measured 2026-11-26 on 2 cores shared with other jobs: 51-76 s for the module standalone (population fit 21-30 s,
+twin fit 7-12 s, warm update 14-23 s: compilation dominates; ~7 s of it is the first import of arviz and numpyro,
+which the full suite has already paid).
 """
 
 from __future__ import annotations
