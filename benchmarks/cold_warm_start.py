@@ -51,7 +51,8 @@ pop = PopulationFit(spec=spec, idata=idata, diagnostics=check_convergence(idata,
                     arrays=None, data_digest="sha256:benchmark", fit_id="fit-benchmark", wall_time_s=0.0,
                     sampler=SamplerConfig())
 loaded, c_loaded = time.perf_counter() - start, time.process_time() - cpu0
-twin = Twin(spec, population=pop, sampler=SamplerConfig(chains=4, warmup=1000, draws=1000)).fit(
+twin = Twin(spec, population=pop, sampler=SamplerConfig(chains=4, warmup=1000, draws=1000,
+                                                     chain_method="vectorized")).fit(
     load_dataset("theo_sd").patient(1))
 fitted, c_fitted = time.perf_counter() - start, time.process_time() - cpu0
 forecast = twin.forecast(np.arange(0.0, 73.0))

@@ -23,7 +23,7 @@ from test_twin_program import fit_draws, small  # noqa: F401 (fixture)
 @pytest.mark.skipif(importlib.util.find_spec("flatbuffers") is None, reason="jax.export serialization needs it")
 def test_saved_and_loaded_programs_give_the_traced_programs_draws(small, tmp_path, monkeypatch) -> None:  # noqa: F811
     spec, pop, events = small
-    sampler = SamplerConfig(chains=2, warmup=150, draws=150, seed=11)
+    sampler = SamplerConfig(chains=2, warmup=150, draws=150, seed=11, chain_method="vectorized")
     monkeypatch.setattr(tp, "_program_directory", lambda: None)
     monkeypatch.setattr(tp, "_PROGRAMS", {})
     plain = fit_draws(spec, pop, events, sampler)

@@ -106,7 +106,8 @@ def small():
 
 def test_a_second_fit_traces_nothing(small, monkeypatch) -> None:
     spec, pop, events = small
-    sampler = SamplerConfig(chains=2, warmup=150, draws=150, seed=11, init="prior")  # no climb: less to compile
+    # no climb: less to compile; "vectorized" selects the compiled twin program (opt-in)
+    sampler = SamplerConfig(chains=2, warmup=150, draws=150, seed=11, init="prior", chain_method="vectorized")
     assert tp.twin_program_applies(get_model(spec.model), frozenset(), sampler)
     monkeypatch.setattr(tp, "_program_directory", lambda: None)
     before = tp.twin_trace_count()
@@ -120,7 +121,8 @@ def test_the_traced_program_is_saved_once_and_loaded_without_tracing(small, tmp_
     """Saving and loading only (no run: compiling costs ~10 s); validation/test_twin_program_export.py runs them."""
     spec, pop, events = small
     model = get_model(spec.model)
-    config = tp.TwinConfig.from_sampler(SamplerConfig(chains=2, warmup=150, draws=150, init="prior"))
+    config = tp.TwinConfig.from_sampler(SamplerConfig(chains=2, warmup=150, draws=150, init="prior",
+                                                      chain_method="vectorized"))
     monkeypatch.setattr(tp, "_program_directory", lambda: tmp_path)
     monkeypatch.setattr(tp, "_PROGRAMS", {})
     run = tp.twin_program(spec, model, frozenset(), 50, config)
