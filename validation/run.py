@@ -19,7 +19,6 @@ every study.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import importlib.metadata as md
 import json
@@ -27,7 +26,6 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -317,6 +315,7 @@ def calibration_study(key: str) -> dict:
     import warnings
 
     sys.path.insert(0, str(ROOT))
+    from bayestwin.cli.jaxcache import scoped_compilation_cache
     from bayestwin.data import load_dataset
     from bayestwin.inference import SamplerConfig
     from bayestwin.validation.calibration import TARGETS, calibration_by_group
@@ -332,7 +331,7 @@ def calibration_study(key: str) -> dict:
         table = table.exclude((table.frame["SD"] != 1).to_numpy(), reason="multiple-dose part of the study")
         sampler = SamplerConfig(chains=4, warmup=500, draws=300, dense_mass=True)
     folds = n_folds or len(table.patients)
-    with warnings.catch_warnings(), _jax_compilation_cache():
+    with warnings.catch_warnings(), scoped_compilation_cache():
         warnings.simplefilter("ignore")  # gate verdicts are in the notes, reported below
         pops = fit_fold_populations(spec, table, n_folds=folds, population_sampler=sampler)
         curve = conditioning_curve(spec, table, ks, populations=pops, dataset=title)
@@ -375,30 +374,6 @@ def calibration_study(key: str) -> dict:
                              "common": curve.table(common=True).reset_index().to_dict("records")}}
                   if len(ks) > 1 else {})
     return {"ok": bool(passed), "lines": lines, "date": _now(), "wall_s": time.perf_counter() - started} | curve_data
-
-
-@contextlib.contextmanager
-def _jax_compilation_cache() -> Iterator[None]:
-    """JAX's persistent compilation cache in a temporary folder for the block: the fold fits (same programs,
-    data of the same padded size, new closures) load what the first fold compiled."""
-    import tempfile
-
-    import jax
-    from jax._src import compilation_cache
-
-    keys = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
-            "jax_persistent_cache_min_entry_size_bytes")
-    before = {k: getattr(jax.config, k) for k in keys}
-    with tempfile.TemporaryDirectory(prefix="bayestwin-jax-") as folder:
-        for k, v in zip(keys, (folder, 0.0, 0), strict=True):
-            jax.config.update(k, v)
-        compilation_cache.reset_cache()  # JAX decides once whether a cache is used: decide again
-        try:
-            yield
-        finally:
-            for k, v in before.items():
-                jax.config.update(k, v)
-            compilation_cache.reset_cache()
 
 
 def calibration_wall_s() -> float:

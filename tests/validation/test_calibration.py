@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import sys
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +20,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from bayestwin.cli.jaxcache import scoped_compilation_cache
 from bayestwin.data import load_dataset
 from bayestwin.validation.calibration import (
     LEVELS,
@@ -98,35 +97,10 @@ def test_numeric_covariates_are_banded_and_missing_values_are_refused() -> None:
         calibration_by_group(p, "AGE")
 
 
-@contextmanager
-def _compilation_cache(directory: Path) -> Iterator[None]:
-    """JAX's persistent compilation cache in `directory` for the duration of the block, then off again.
-
-    The folds' population fits (and their batched twin fits) are the same programs on data of the same
-    padded size, but each fit builds its own closures, so JAX's in-memory cache misses: with this cache
-    folds 2 and 3 load the programs fold 1 compiled (measured: 137 -> 103 CPU-s for this file).
-    """
-    import jax
-    from jax._src import compilation_cache
-
-    keys = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
-            "jax_persistent_cache_min_entry_size_bytes")
-    before = {k: getattr(jax.config, k) for k in keys}
-    for k, v in zip(keys, (str(directory), 0.0, 0), strict=True):
-        jax.config.update(k, v)
-    compilation_cache.reset_cache()  # JAX decides once whether a cache is used: decide again
-    try:
-        yield
-    finally:
-        for k, v in before.items():
-            jax.config.update(k, v)
-        compilation_cache.reset_cache()
-
-
 @pytest.fixture(scope="module")
 def study(tmp_path_factory: pytest.TempPathFactory):
     theo = load_dataset("theo_sd")
-    with warnings.catch_warnings(), _compilation_cache(tmp_path_factory.mktemp("jax-cache")):
+    with warnings.catch_warnings(), scoped_compilation_cache(tmp_path_factory.mktemp("jax-cache")):
         warnings.simplefilter("ignore")  # a fold's gate verdict is kept in result.notes, checked below
         # default population sampler (4 x (1000 + 1000), target 0.95): with 500 warm-up iterations fold 1's
         # omega_v R-hat sat at the 1.01 gate (1.011 in CI) -- see leave_future_out's docstring

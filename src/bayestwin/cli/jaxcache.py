@@ -25,13 +25,18 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["ENV", "cache_directory", "enable_compilation_cache"]
+__all__ = ["ENV", "cache_directory", "enable_compilation_cache", "scoped_compilation_cache"]
 
 ENV = "BAYESTWIN_JAX_CACHE"
+_KEYS = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
+         "jax_persistent_cache_min_entry_size_bytes")
 _OFF = {"0", "off", "none", "false", "no"}
 
 
@@ -67,3 +72,42 @@ def enable_compilation_cache() -> Path | None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     return directory
+
+
+@contextlib.contextmanager
+def scoped_compilation_cache(directory: str | Path | None = None) -> Iterator[Path]:
+    """JAX's persistent compilation cache in `directory` for the block only, then JAX's settings as before.
+
+    For batch jobs that fit the same programs many times with new closures (cross-validation folds,
+    validation studies): JAX's in-memory cache misses on a new closure, the persistent cache does not, so
+    every fit after the first loads what the first compiled. ``directory=None`` uses a temporary folder,
+    removed at the end. Every program is cached (no minimum compile time or size), as in
+    :func:`enable_compilation_cache`.
+
+    Examples
+    --------
+    >>> import jax
+    >>> before = jax.config.jax_compilation_cache_dir
+    >>> with scoped_compilation_cache() as folder:
+    ...     jax.config.jax_compilation_cache_dir == str(folder)
+    True
+    >>> jax.config.jax_compilation_cache_dir == before
+    True
+    """
+    import jax
+    from jax._src import compilation_cache
+
+    with contextlib.ExitStack() as stack:
+        if directory is None:
+            directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="bayestwin-jax-"))
+        folder = Path(directory)
+        before = {k: getattr(jax.config, k) for k in _KEYS}
+        for k, v in zip(_KEYS, (str(folder), 0.0, 0), strict=True):
+            jax.config.update(k, v)
+        compilation_cache.reset_cache()  # JAX decides once per process whether a cache is used: decide again
+        try:
+            yield folder
+        finally:
+            for k, v in before.items():
+                jax.config.update(k, v)
+            compilation_cache.reset_cache()
