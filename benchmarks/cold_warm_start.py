@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import importlib.metadata as md
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import machine_line, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -129,8 +130,7 @@ def main() -> None:
         runs += run_pair(current, posterior, Path(tmp) / "cache-current", None)
     lines = [
         f"## Cold vs warm start, compiled twin program (issue 9, {_dt.datetime.now(_dt.UTC):%Y-%m-%d %H:%M} UTC)", "",
-        f"{platform.machine()}, {os.cpu_count()} cores (shared with other jobs: load average in the table); Python "
-        f"{platform.python_version()}; " + ", ".join(f"{p} {md.version(p)}" for p in ("jax", "numpyro", "arviz")), "",
+        machine_line(("jax", "numpyro", "arviz"), "shared with other jobs: load average in the table"), "",
         "`python benchmarks/cold_warm_start.py" + (f" --baseline {args.baseline}" if args.baseline else "") + "`: "
         "for each version, two fresh processes one after the other with the same JAX persistent compilation "
         "cache (empty before the first): import bayestwin, read the theophylline population posterior (NetCDF), "
@@ -154,8 +154,6 @@ def main() -> None:
     lines += ["", f"Target <= 5 s warm (import to first forecast): {met} on this shared machine.", ""]
     print("\n".join(lines))
     if not args.no_write:
-        sys.path.insert(0, str(ROOT / "benchmarks"))
-        from update_vs_refit import write_section
 
         write_section(ROOT / "docs" / "benchmarks.md", lines)
 

@@ -25,15 +25,16 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import importlib.metadata as md
 import os
-import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import machine_line, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -163,9 +164,8 @@ def main() -> None:
     ours = results["bayestwin cohort_predictive_draws"]
     lines = [
         "## Posterior predictive kernel: 200 patients x 4,000 draws x 100 times (issue 9)", "",
-        f"{_dt.datetime.now(_dt.UTC):%Y-%m-%d %H:%M} UTC; {platform.machine()}, {os.cpu_count()} cores (shared "
-        f"with other jobs: load average {os.getloadavg()[0]:.1f} at the end); Python {platform.python_version()}; "
-        + ", ".join(f"{p} {md.version(p)}" for p in ("jax", "numpyro")), "",
+        f"{_dt.datetime.now(_dt.UTC):%Y-%m-%d %H:%M} UTC; " + machine_line(
+            ("jax", "numpyro"), f"shared with other jobs: load average {os.getloadavg()[0]:.1f} at the end"), "",
         f"{n} patients, each with its own {s} posterior draws of (ka, CL, V, sigma_add) (theophylline spec, one "
         f"oral dose of 250-400 mg), predictions and new observations at {nt} times, float64; one process, the "
         "same draws for every path. Warm: the median of 3 calls after a first call that compiles (the "
@@ -186,8 +186,6 @@ def main() -> None:
               f"{ratio['hand-jitted vmap']:.2f}x.", ""]
     print("\n".join(lines))
     if not args.no_write:
-        sys.path.insert(0, str(ROOT / "benchmarks"))
-        from update_vs_refit import write_section
 
         write_section(ROOT / "docs" / "benchmarks.md", lines)
 

@@ -33,6 +33,9 @@ from bayestwin.dynamics.events import bucket_size  # noqa: E402
 from bayestwin.inference import SamplerConfig, fit_population  # noqa: E402
 from bayestwin.twin import Twin  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import _cores, write_section  # noqa: E402  (re-exported: other scripts import them from here)
+
 SAMPLER = SamplerConfig(chains=4, warmup=500, draws=1000, seed=0)
 
 
@@ -95,21 +98,6 @@ def main() -> None:
     write_section(ROOT / "docs" / "benchmarks.md", lines)
     print("\n".join(lines))
     print(t.to_string())
-
-
-def write_section(page: Path, lines: list[str]) -> None:
-    """Replace (or add) the section that starts with ``lines[0]`` in `page`; other sections are kept."""
-    text = page.read_text() if page.exists() else "# Benchmarks\n\nWritten by `make bench` (benchmarks/*.py).\n\n"
-    head, sep, tail = text.partition(lines[0] + "\n")
-    rest = tail[tail.find("\n## "):] if sep and "\n## " in tail else ""
-    body = head.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n"
-    page.write_text(body + ("\n" + rest.lstrip("\n") if rest else ""))
-
-
-def _cores() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 0
 
 
 if __name__ == "__main__":
