@@ -1,29 +1,28 @@
 """``make validate``: every built-in model through every ``check_model`` check but ``sbc``, recovery included.
 
-Recovery: 16 simulated patients (``simulate_cohort``), 4 chains x (1000 + 1000), dense mass matrix; the
-gate (R-hat < 1.01, bulk and tail ESS >= 400, no divergences) must pass and at most ``binom.ppf(0.99, P, 0.05)``
-typical values may miss their 95 % interval. ``check_model``'s own default is 4 x (500 + 500): the first
-recorded run at that length (2026-11-27) failed the gate for ``oncology.claret_tgi`` (R-hat up to 1.051,
-4 divergences), ``oncology.stein`` and ``cardio.stenosis_ffr`` (the bulk ESS of one BSV SD at 291 and 232 <
-400) with every typical value inside its interval, and for ``pk.two_cmt_oral`` (detail not kept), so the
-study samples twice as long; the gate itself is unchanged.
+Recovery: 16 simulated patients (``simulate_cohort``), ``check_model``'s own sampler
+``RECOVERY_SAMPLER``: 4 chains x (1000 + 1000), DIAGONAL mass matrix; the gate (R-hat < 1.01, bulk and tail
+ESS >= 400, no divergences) must pass and at most ``binom.ppf(0.99, P, 0.05)`` typical values may miss their
+95 % interval. History (2026-11-27): with a DENSE mass matrix, at 4 x (500 + 500) and again at
+4 x (1000 + 1000), 8 closed-form models failed the gate on a BSV SD (their typical values passed: at most
+the allowed number outside their intervals) -- oncology.claret_tgi (R-hat 1.015, ESS 291, 3 divergences),
+oncology.stein (R-hat 1.014), cardio.stenosis_ffr (ESS 387, 1 divergence), pk.two_cmt_oral (R-hat 1.011,
+ESS 316), pd.one_cmt_oral_emax (ESS 354), pd.one_cmt_oral_ke0_emax (ESS 386), pd.one_cmt_oral_sigmoid_emax
+(ESS 290, 5 divergences), cardio.windkessel_emax (13 divergences). Cause: the dense mass matrix, not the
+design or the gate (see ``bayestwin.testing.harness``); the gate is unchanged.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from bayestwin.inference import SamplerConfig
 from bayestwin.models import model_names
 from bayestwin.testing import ALL_CHECKS, check_model
-
-#: chains, warm-up and draws of the recovery fits (see the module docstring for why not check_model's default)
-RECOVERY = SamplerConfig(chains=4, warmup=1000, draws=1000, dense_mass=True, seed=0)
 
 
 @pytest.mark.parametrize("name", [n for n in model_names() if not n.startswith("test.")])
 def test_every_check(name: str) -> None:
     # the "sbc" check's 30 replications are left to validation/run.py, which runs 200 per model
-    report = check_model(name, checks=tuple(c for c in ALL_CHECKS if c != "sbc"), recovery_sampler=RECOVERY)
+    report = check_model(name, checks=tuple(c for c in ALL_CHECKS if c != "sbc"))
     print(report.format())
     report.raise_if_failed()

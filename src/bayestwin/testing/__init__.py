@@ -1,8 +1,8 @@
 """Conformance checks for structural models (``check_model``, its simulated designs) and reference posteriors."""
 
 from bayestwin.testing.design import DEFAULT_TIMES, default_spec, simulate_cohort
-from bayestwin.testing.harness import ALL_CHECKS, CheckReport, CheckResult, check_model
+from bayestwin.testing.harness import ALL_CHECKS, RECOVERY_SAMPLER, CheckReport, CheckResult, check_model
 from bayestwin.testing.reference import compare_to_reference
 
-__all__ = ["ALL_CHECKS", "DEFAULT_TIMES", "CheckReport", "CheckResult", "check_model", "compare_to_reference",
-           "default_spec", "simulate_cohort"]
+__all__ = ["ALL_CHECKS", "DEFAULT_TIMES", "RECOVERY_SAMPLER", "CheckReport", "CheckResult", "check_model",
+           "compare_to_reference", "default_spec", "simulate_cohort"]
