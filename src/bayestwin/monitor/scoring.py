@@ -5,7 +5,9 @@ evaluation read. Input is one signal's padded arrays (patient, obs), the static 
 (patient, draw) and the filter outputs (patient, draw, obs); output is one row per (observation, kind)
 with ``patient``, ``signal``, ``kind``, ``time_h``, ``probability``, ``lower``, ``upper`` (90 % over
 posterior draws), ``baseline`` and ``now`` (expected value without deviation vs filtered latent value,
-posterior means), ``value``, ``tail_prob``, ``log_score``, ``horizon_h``, ``window_start_h``.
+posterior means), ``value``, ``tail_prob``, ``log_score``, ``pred_mean``, ``pred_lower``, ``pred_upper``
+(the one-step predictive of the reading before it was seen: mixture mean and 90 % interval over draws),
+``horizon_h``, ``window_start_h``.
 
 Kinds:
 
@@ -39,7 +41,7 @@ import pandas as pd
 from bayestwin.dynamics.events import bucket_size
 from bayestwin.monitor.kalman import FilterOutput, OUParams, seasonal
 from bayestwin.monitor.rules import THRESHOLDS
-from bayestwin.monitor.signals import level_change_probability, surprise
+from bayestwin.monitor.signals import level_change_probability, mixture_quantile, surprise
 
 __all__ = ["DEFAULT_CROSSINGS", "DEFAULT_DRIFTS", "Crossing", "Drift", "crossing_grid", "score_arrays"]
 
@@ -139,13 +141,17 @@ def crossing_grid(p: OUParams, out: FilterOutput, t: jax.Array, key: jax.Array, 
 
 @jax.jit
 def _surprise_and_expected(p: OUParams, out: FilterOutput, y: jax.Array, t: jax.Array) -> tuple[jax.Array, ...]:
-    """Tail probability, log score (patient, obs) and expected value without deviation (patient, draw, obs).
+    """Tail probability, log score, expected value without deviation (per draw), predictive mean and interval.
 
-    One compiled call per padded shape (the eager version compiled each primitive for every new shape).
+    The last three are the one-step predictive of the reading before it was seen: mixture mean and 90 %
+    interval over draws (patient, obs). One compiled call per padded shape (the eager version compiled each
+    primitive for every new shape).
     """
-    tail, log_score = surprise(y, jnp.moveaxis(out.pred_mean, 1, -1), jnp.moveaxis(out.pred_var, 1, -1))
+    pm, pv = jnp.moveaxis(out.pred_mean, 1, -1), jnp.moveaxis(out.pred_var, 1, -1)
+    tail, log_score = surprise(y, pm, pv)
     expected = seasonal(OUParams(*(v[..., None] for v in p[:5]), noise=p.noise), t[:, None, :])
-    return tail, log_score, expected
+    band = [mixture_quantile(q, pm, pv) for q in (0.05, 0.95)]  # the reading's 90 % predictive interval
+    return tail, log_score, expected, pm.mean(axis=-1), *band
 
 
 @functools.partial(jax.jit, static_argnames=("delta",))
@@ -216,9 +222,10 @@ def score_arrays(signal: str, patients: Sequence[str], p: OUParams, out: FilterO
     t_sub = np.take_along_axis(t, idx, axis=1)
     fi, fk = np.nonzero(filled)
     emit_i, emit_k = fi, idx[fi, fk]  # the emitted rows, row-major (as np.nonzero(emit))
-    tail, log_score, expected = (np.asarray(a)[fi, ..., fk] for a in _surprise_and_expected(
-        OUParams(*(jnp.asarray(v) for v in p)), FilterOutput(*(jnp.asarray(a) for a in sub)),
-        jnp.asarray(np.take_along_axis(y, idx, axis=1)), jnp.asarray(t_sub)))
+    tail, log_score, expected, pred_mean, pred_lo, pred_hi = (
+        np.asarray(a)[fi, ..., fk] for a in _surprise_and_expected(
+            OUParams(*(jnp.asarray(v) for v in p)), FilterOutput(*(jnp.asarray(a) for a in sub)),
+            jnp.asarray(np.take_along_axis(y, idx, axis=1)), jnp.asarray(t_sub)))
     base_now = expected.mean(axis=-1)  # (emitted row,)
     now = (expected + sub.filt_mean[fi, :, fk]).mean(axis=-1)
     fm, fv = np.asarray(out.filt_mean), np.asarray(out.filt_var)  # (patient, draw, obs)
@@ -230,7 +237,8 @@ def score_arrays(signal: str, patients: Sequence[str], p: OUParams, out: FilterO
         return pd.DataFrame({"patient": np.asarray(patients, dtype=object)[i], "signal": signal, "kind": kind,
                              "time_h": time_h[i, k], "probability": prob, "lower": lo, "upper": hi,
                              "baseline": base_now, "now": now, "value": y[i, k], "tail_prob": tail,
-                             "log_score": log_score, "horizon_h": horizon, "window_start_h": start})
+                             "log_score": log_score, "pred_mean": pred_mean, "pred_lower": pred_lo,
+                             "pred_upper": pred_hi, "horizon_h": horizon, "window_start_h": start})
 
     first = np.where(mask.any(axis=1), time_h[:, 0], np.nan)[emit_i]
     wanted = [c for c in crossings if c.signal == signal]
