@@ -1,7 +1,8 @@
 """Entry point of the ``bayestwin`` command (typer + rich); see ``docs/cli.md``.
 
 Commands: ``demo``, ``demo-data``, ``validate``, ``rules`` (data and demos), and on a twin store
-``fit-population``, ``fit``, ``update``, ``forecast``, ``history``, ``audit verify``, ``export``.
+``fit-population``, ``fit``, ``update``, ``forecast``, ``history``, ``audit verify``, ``export``; and
+``monitor replay`` (a vital-sign stream through a monitoring twin).
 Exit codes: 0 ok, 1 unexpected, 2 bad input, 3 failed convergence, 4 store error
 (:mod:`bayestwin.cli.errors`). Tests drive it with ``typer.testing.CliRunner(app)`` or :func:`main`.
 """
@@ -16,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from bayestwin.cli import fitting, records, serve
+from bayestwin.cli import fitting, monitor, records, serve
 from bayestwin.cli.errors import EXIT_CODES_HELP, INTERRUPTED, USAGE_ERRORS, guarded
 from bayestwin.cli.inputs import EvidCoding, parse_units
 from bayestwin.cli.output import Output
@@ -119,6 +120,7 @@ def rules_cmd(json_out: Annotated[bool, typer.Option("--json", help="Print the r
 
 
 fitting.register(app)
+monitor.register(app)
 records.register(app)
 serve.register(app)
 
