@@ -45,3 +45,22 @@ def test_band_covers_ninety_percent_of_readings_under_the_true_model() -> None:
     # patient are conditionally independent given the past, so the count is a martingale sum)
     assert abs(inside.mean() - 0.9) < 4 * np.sqrt(0.09 / n)
     assert (table["pred_lower"] < table["pred_mean"]).all() and (table["pred_mean"] < table["pred_upper"]).all()
+
+
+def test_two_crossings_of_one_signal_are_two_alert_series() -> None:
+    # glucose < 70 and > 250: interleaved rows at the same times must not share hysteresis or de-duplication
+    import pandas as pd
+
+    from bayestwin.monitor.alerts import AlertPolicy, advance_alerts, alerts_from_scores
+    from bayestwin.monitor.detector import combined_probability
+
+    t = [0.0, 0.0, 1.0, 1.0, 2.0, 2.0]
+    s = pd.DataFrame({"patient": "A", "signal": "glucose", "kind": "crossing", "time_h": t,
+                      "threshold": [70.0, 250.0] * 3, "probability": [0.9, 0.1, 0.1, 0.9, 0.9, 0.1]})
+    a = alerts_from_scores(s, AlertPolicy(0.8, 0.4, dedup_h=0.0))
+    assert list(zip(a["threshold"], a["time_h"], strict=True)) == [(70.0, 0.0), (250.0, 1.0), (70.0, 2.0)]
+    state: dict = {}
+    b = pd.concat([advance_alerts(s.iloc[:2], AlertPolicy(0.8, 0.4, 0.0), state),
+                   advance_alerts(s.iloc[2:], AlertPolicy(0.8, 0.4, 0.0), state)], ignore_index=True)
+    pd.testing.assert_frame_equal(b[a.columns], a)
+    assert set(combined_probability(s).columns) == {"combined", "glucose crossing 70", "glucose crossing 250"}

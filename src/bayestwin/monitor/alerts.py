@@ -30,7 +30,7 @@ import pandas as pd
 from bayestwin.exceptions import InputError
 
 __all__ = ["ALERT_SCHEMA", "Alert", "AlertPolicy", "AlertSink", "advance_alerts", "alert_table", "alerts_from_scores",
-           "raised_indices", "record_alerts"]
+           "raised_indices", "record_alerts", "series_label"]
 
 ALERT_SCHEMA = "bayestwin.monitor.alert/1"
 ALERT_COLUMNS = ["patient", "signal", "kind", "time_h", "probability", "lower", "upper", "level", "baseline", "now",
@@ -145,6 +145,23 @@ def alert_table(alerts: Sequence[Alert]) -> pd.DataFrame:
     return table.sort_values(["patient", "signal", "time_h"], kind="stable").reset_index(drop=True)
 
 
+def series_label(scores: pd.DataFrame) -> np.ndarray:
+    """Which alert series each score row belongs to within its (patient, signal): kind, and a crossing's threshold.
+
+    ``"crossing 70"``: two crossings of one signal (glucose < 70 and > 250) keep separate hysteresis and
+    de-duplication. Tables without a ``threshold`` column: the kind.
+
+    >>> s = pd.DataFrame({"kind": ["crossing", "crossing", "drift"], "threshold": [70.0, 250.0, float("nan")]})
+    >>> series_label(s).tolist()
+    ['crossing 70', 'crossing 250', 'drift']
+    """
+    kind = scores["kind"].astype(str).to_numpy(object)
+    if "threshold" not in scores.columns:
+        return kind
+    thr = scores["threshold"].to_numpy(float)
+    return np.array([k if np.isnan(v) else f"{k} {v:g}" for k, v in zip(kind, thr, strict=True)], dtype=object)
+
+
 def alerts_from_scores(scores: pd.DataFrame, policy: AlertPolicy | dict[str, AlertPolicy]) -> pd.DataFrame:
     """Alert table from a long score table (one row per patient, signal, kind and time, with ``probability``).
 
@@ -159,9 +176,11 @@ def alerts_from_scores(scores: pd.DataFrame, policy: AlertPolicy | dict[str, Ale
     missing = {"patient", "signal", "kind", "time_h", "probability"} - set(scores.columns)
     if missing:
         raise InputError(f"alerts_from_scores: the score table lacks columns {sorted(missing)}")
-    ordered = scores.sort_values(["patient", "signal", "kind", "time_h"], kind="stable")
+    ordered = scores.assign(_series=series_label(scores)).sort_values(["patient", "signal", "_series", "time_h"],
+                                                                        kind="stable")
     picked: list[np.ndarray] = []
-    for (_, _, kind), g in ordered.groupby(["patient", "signal", "kind"], sort=False):
+    for _, g in ordered.groupby(["patient", "signal", "_series"], sort=False):
+        kind = g["kind"].iloc[0]
         pol = policy.get(kind) if isinstance(policy, dict) else policy
         if pol is None:
             continue
@@ -169,7 +188,7 @@ def alerts_from_scores(scores: pd.DataFrame, policy: AlertPolicy | dict[str, Ale
                              clear_level=pol.clear_level, dedup_h=pol.dedup_h)
         picked.append(g.index.to_numpy()[idx])
     index = np.concatenate(picked) if picked else np.array([], int)
-    out = ordered.loc[index]
+    out = ordered.loc[index].drop(columns="_series")
     if isinstance(policy, AlertPolicy):
         out = out.assign(level=policy.raise_level)
     return out.sort_values(["patient", "signal", "time_h"], kind="stable").reset_index(drop=True)
@@ -179,7 +198,8 @@ def advance_alerts(scores: pd.DataFrame, policy: AlertPolicy | dict[str, AlertPo
                    state: dict[tuple[str, str, str], tuple[bool, float]]) -> pd.DataFrame:
     """Alerts raised by new score rows, continuing each series' hysteresis from `state` (updated in place).
 
-    `state` maps (patient, signal, kind) to (active, time of the last alert); a series not in it starts
+    `state` maps (patient, signal, series) to (active, time of the last alert) (series: ``series_label``, the
+    kind, with the threshold for a crossing); a series not in it starts
     inactive with no alert. Feeding a score table in consecutive time batches gives the alerts of
     ``alerts_from_scores`` on the whole table (rows of a batch must be later than the series' earlier
     rows). A series whose new probabilities cannot change its state (inactive and all below the raise
@@ -195,8 +215,11 @@ def advance_alerts(scores: pd.DataFrame, policy: AlertPolicy | dict[str, AlertPo
     """
     if scores.empty:
         return scores.iloc[:0].assign(level=np.nan) if isinstance(policy, AlertPolicy) else scores.iloc[:0]
-    ordered = scores.sort_values(["patient", "signal", "kind", "time_h"], kind="stable")
-    cols = [ordered[c].astype(str).to_numpy(object) for c in ("patient", "signal", "kind")]
+    ordered = scores.assign(_series=series_label(scores)).sort_values(["patient", "signal", "_series", "time_h"],
+                                                                        kind="stable")
+    cols = [ordered[c].astype(str).to_numpy(object) for c in ("patient", "signal", "_series")]
+    kinds = ordered["kind"].astype(str).to_numpy(object)
+    ordered = ordered.drop(columns="_series")
     change = np.zeros(len(ordered), bool)
     change[0] = True
     for c in cols:
@@ -211,7 +234,7 @@ def advance_alerts(scores: pd.DataFrame, policy: AlertPolicy | dict[str, AlertPo
     picked: list[int] = []
     for g, (a, b) in enumerate(zip(starts, ends, strict=True)):
         key = (cols[0][a], cols[1][a], cols[2][a])
-        pol = policy.get(key[2]) if isinstance(policy, dict) else policy
+        pol = policy.get(kinds[a]) if isinstance(policy, dict) else policy
         if pol is None:
             continue
         active, last = state.get(key, (False, -np.inf))

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from bayestwin.exceptions import InputError
-from bayestwin.monitor.alerts import raised_indices
+from bayestwin.monitor.alerts import raised_indices, series_label
 
 __all__ = ["PatientPolicy", "combined_probability", "patient_alerts"]
 
@@ -91,7 +91,7 @@ def combined_probability(scores: pd.DataFrame, *, kinds: tuple[str, ...] = ("dri
     if missing:
         raise InputError(f"combined_probability: the score table lacks columns {sorted(missing)}")
     rows = scores[scores["kind"].isin(kinds)]
-    rows = rows.assign(series=rows["signal"].astype(str) + " " + rows["kind"].astype(str),
+    rows = rows.assign(series=rows["signal"].astype(str) + " " + series_label(rows),
                        patient=rows["patient"].astype(str), seen=rows["time_h"])
     # one row per (patient, time, series): the last score at that time
     p = rows.pivot_table(index=["patient", "time_h"], columns="series", values="probability", aggfunc="last")

@@ -7,7 +7,8 @@ with ``patient``, ``signal``, ``kind``, ``time_h``, ``probability``, ``lower``, 
 posterior draws), ``baseline`` and ``now`` (expected value without deviation vs filtered latent value,
 posterior means), ``value``, ``tail_prob``, ``log_score``, ``pred_mean``, ``pred_lower``, ``pred_upper``
 (the one-step predictive of the reading before it was seen: mixture mean and 90 % interval over draws),
-``horizon_h``, ``window_start_h``.
+``horizon_h``, ``window_start_h`` and ``threshold`` (a crossing's threshold, NaN for other kinds: two
+crossings of one signal are two alert series).
 
 Kinds:
 
@@ -232,13 +233,14 @@ def score_arrays(signal: str, patients: Sequence[str], p: OUParams, out: FilterO
     rows = []
 
     def table(kind: str, prob: np.ndarray, lo: np.ndarray, hi: np.ndarray, horizon: float,
-              start: np.ndarray) -> pd.DataFrame:
+              start: np.ndarray, threshold: float = float("nan")) -> pd.DataFrame:
         i, k = emit_i, emit_k
         return pd.DataFrame({"patient": np.asarray(patients, dtype=object)[i], "signal": signal, "kind": kind,
                              "time_h": time_h[i, k], "probability": prob, "lower": lo, "upper": hi,
                              "baseline": base_now, "now": now, "value": y[i, k], "tail_prob": tail,
                              "log_score": log_score, "pred_mean": pred_mean, "pred_lower": pred_lo,
-                             "pred_upper": pred_hi, "horizon_h": horizon, "window_start_h": start})
+                             "pred_upper": pred_hi, "horizon_h": horizon, "window_start_h": start,
+                             "threshold": threshold})
 
     first = np.where(mask.any(axis=1), time_h[:, 0], np.nan)[emit_i]
     wanted = [c for c in crossings if c.signal == signal]
@@ -254,7 +256,8 @@ def score_arrays(signal: str, patients: Sequence[str], p: OUParams, out: FilterO
         per_live = np.asarray(crossing_grid(p_live, sub_live, t_live, key, threshold=float(c.threshold),
                                             above=c.above, horizon=float(c.horizon_h), step=step_h,
                                             n_paths=n_paths))
-        rows.append(table("crossing", *_interval(per_live[where_live[fi], fk]), c.horizon_h, first))
+        rows.append(table("crossing", *_interval(per_live[where_live[fi], fk]), c.horizon_h, first,
+                          float(c.threshold)))
     emitted_at = [np.flatnonzero(emit[i]) for i in range(t.shape[0])]
     for d in drifts:
         if d.signal != signal:

@@ -217,7 +217,7 @@ class MonitorTwin:
         self._alert_parts = [after]
         if before.empty:
             return after.copy()
-        key = ["patient", "signal", "kind", "time_h"]
+        key = ["patient", "signal", "kind", "time_h", *(["threshold"] if "threshold" in before else [])]
         merged = after.merge(before[key], on=key, how="left", indicator=True)
         return merged[merged["_merge"] == "left_only"].drop(columns="_merge").reset_index(drop=True)
 
@@ -356,7 +356,7 @@ class MonitorTwin:
         for _, r in table.iterrows():
             st = self.states_[r["signal"]]
             unit = units[r["signal"]]
-            what = self._describe(r["signal"], r["kind"], unit)
+            what = self._describe(r["signal"], r["kind"], unit, r.get("threshold", float("nan")))
             gate = "" if st.fit.ok else " [model FAILED its convergence gate]"
             text = (f"{r['signal']}: P({what}) = {r['probability']:.2f} (90 % {r['lower']:.2f}-{r['upper']:.2f}); "
                     f"expected {r['baseline']:.4g} {unit}, now {r['now']:.4g} {unit} (last value {r['value']:.4g})"
@@ -371,7 +371,8 @@ class MonitorTwin:
                                  details={"value": float(r["value"]), "tail_prob": float(r["tail_prob"])}))
         return records
 
-    def _describe(self, signal: str, kind: str, unit: str) -> str:
+    def _describe(self, signal: str, kind: str, unit: str, threshold: float = float("nan")) -> str:
         items: list[Any] = list(self.crossings if kind == "crossing" else self.drifts)
-        match = [c for c in items if c.signal == signal]
+        match = [c for c in items if c.signal == signal
+                 and (kind != "crossing" or np.isnan(threshold) or c.threshold == threshold)]
         return match[0].describe(unit) if match else kind
