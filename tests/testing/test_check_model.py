@@ -62,18 +62,21 @@ def test_harness_catches_a_broken_model(how: str, check: str) -> None:
 
 
 def test_recovery_fits_with_the_documented_sampler(monkeypatch: pytest.MonkeyPatch) -> None:
-    # the recovery check's default sampler is RECOVERY_SAMPLER (diagonal mass: a dense one failed the gate for 8
-    # closed-form models, see bayestwin.testing.harness) with check_model's seed; a given sampler is used as is
+    # the recovery check's default sampler is RECOVERY_SAMPLER at check_model's seed, with a diagonal mass matrix
+    # for a non-centred spec and a dense one for a centred spec (why: bayestwin.testing.harness); a given sampler
+    # is used as is
     seen = []
 
     def fake_fit(spec, table, *, sampler=None, gate=None):  # records the sampler, fits nothing
-        seen.append((sampler, table.n_patients))
+        seen.append((spec.centered, sampler, table.n_patients))
         raise RuntimeError("no fit in this test")
 
     monkeypatch.setattr(bayestwin.inference, "fit_population", fake_fit)
     report = check_model("pk.one_cmt_iv", checks=("recovery",), seed=3)
     assert not report.ok and "no fit in this test" in report.format()
+    check_model("longitudinal.level", checks=("recovery",), seed=3)
     mine = SamplerConfig.fast(seed=5)
     check_model("pk.one_cmt_iv", checks=("recovery",), recovery_sampler=mine)
-    assert seen == [(dataclasses.replace(RECOVERY_SAMPLER, seed=3), 16), (mine, 16)]
+    assert seen == [(False, dataclasses.replace(RECOVERY_SAMPLER, seed=3), 16),
+                    (True, dataclasses.replace(RECOVERY_SAMPLER, seed=3, dense_mass=True), 16), (False, mine, 16)]
     assert not RECOVERY_SAMPLER.dense_mass and (RECOVERY_SAMPLER.warmup, RECOVERY_SAMPLER.draws) == (1000, 1000)

@@ -20,13 +20,17 @@ Checks, each reported with what was measured:
     A fit to data simulated from known typical values passes its gate, and the truth lies in the
     central 95 % interval for all but at most ``binom.ppf(0.99, P, 0.05)`` of the P typical values
     (so a calibrated model fails by chance less than 1 % of the time). Sampler: ``RECOVERY_SAMPLER``,
-    4 chains x (1000 + 1000) with a DIAGONAL mass matrix. Measured 2026-11-27 (16 patients, seed 0): with a
-    dense one, 8 of the 16 closed-form models failed the gate on a BSV SD (bulk ESS 290-390, R-hat
-    1.011-1.015, 1-13 divergences), the diagonal one passed them (e.g. ``oncology.stein`` omega_d bulk ESS
-    545 -> 1020, ``oncology.claret_tgi`` omega_kd 291 -> 848 and no divergences). The posterior of a
-    non-centred hierarchy is a set of nearly independent standard-normal ``eta_z`` curved around each
-    BSV SD: no constant covariance fits it, and a dense estimate of 50-120 dimensions from the 500-draw
-    adaptation window mostly adds noise to the step size (the chains' mean tree sizes differed 33-50).
+    4 chains x (1000 + 1000), with a DIAGONAL mass matrix for a non-centred spec and a DENSE one for a
+    centred spec (``TwinSpec.centered``). Measured 2026-11-27 (16 patients, seed 0): with a dense matrix
+    everywhere, 8 of the 16 closed-form models (all non-centred) failed the gate on a BSV SD (bulk ESS
+    290-390, R-hat 1.011-1.015, 1-13 divergences); diagonal passed 7 of them (e.g. ``oncology.stein``
+    omega_d bulk ESS 545 -> 1020, ``oncology.claret_tgi`` omega_kd 291 -> 848, no divergences). A
+    non-centred hierarchy is a set of nearly independent standard-normal ``eta_z`` curved around each BSV
+    SD: no constant covariance fits it, and a dense estimate of 50-120 dimensions from the 500-draw
+    adaptation window mostly adds noise. In a centred spec each patient's ``eta`` is pinned by the data to
+    ``latent_i - TV``: a LINEAR correlation of every ``eta_i`` with the typical value, which a dense matrix
+    captures and a diagonal one does not (``longitudinal.level`` with diagonal: tv_level bulk ESS 217,
+    R-hat 1.013; with dense it passes).
 ``sbc``
     A short simulation-based calibration (``bayestwin.validation.run_sbc``): ``sbc_replications`` prior
     draws (default 30), 2 chains x (300 + 500) thinned by 10, ranks of every population parameter and of
@@ -69,8 +73,8 @@ __all__ = ["ALL_CHECKS", "RECOVERY_SAMPLER", "CheckReport", "CheckResult", "chec
 
 ALL_CHECKS: tuple[str, ...] = ("spec", "prior_predictive", "gradients", "compile_once", "recovery", "sbc")
 
-#: NUTS settings of the recovery check (its seed replaced by ``check_model``'s): diagonal mass, see the module
-#: docstring for why not dense
+#: NUTS settings of the recovery check; ``check_model`` sets its seed, and a dense mass matrix for a centred spec
+#: (see the module docstring)
 RECOVERY_SAMPLER = SamplerConfig(chains=4, warmup=1000, draws=1000, dense_mass=False)
 
 
@@ -116,8 +120,8 @@ def check_model(
 
     `spec` defaults to ``default_spec(model)`` (the model's ``reference_values`` as prior medians);
     simulated data follow ``simulate_cohort``. `recovery_sampler` is the ``SamplerConfig`` of the
-    recovery fit (default ``RECOVERY_SAMPLER`` with seed `seed`: 4 chains x (1000 + 1000), diagonal mass
-    matrix); `sbc_replications` the number of
+    recovery fit (default ``RECOVERY_SAMPLER`` with seed `seed`: 4 chains x (1000 + 1000), a diagonal mass
+    matrix, dense for a centred spec); `sbc_replications` the number of
     SBC replications.
     """
     model = get_model(model) if isinstance(model, str) else model
@@ -277,7 +281,8 @@ def _check_recovery(model: AbstractStructuralModel, spec: TwinSpec, *, n_patient
     from bayestwin.inference import fit_population
 
     table, truth = simulate_cohort(spec, n_patients=max(n_patients, 16), seed=seed)
-    sampler = sampler or dataclasses.replace(RECOVERY_SAMPLER, seed=seed)
+    # dense mass for a centred spec: linear TV-eta correlations; diagonal for a non-centred one (module docstring)
+    sampler = sampler or dataclasses.replace(RECOVERY_SAMPLER, seed=seed, dense_mass=spec.centered)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the gate's verdict is reported below
         fit = fit_population(spec, table, sampler=sampler)
