@@ -577,8 +577,9 @@ def main() -> None:
         policy = FitPolicy() if not args.quick else default_policy(sampler)
         seen = {int(x) for x in args.reevaluated.split(",") if x}
         for seed in (int(x) for x in args.evaluate.split(",")):
-            note = ("RE-EVALUATION after a fit fix: this seed was evaluated before (two fits had failed their "
-                    "gate); the detector is unchanged." if seed in seen else "New evaluation seed, run once.")
+            note = ("RE-EVALUATION under the fit policy: this seed was evaluated before (see the earlier sections; "
+                    "for 2026 two of its fits had failed their gate); the detector is unchanged." if seed in seen
+                    else "New evaluation seed, run once.")
             lines, summary = policy_eval_run(args.patients, args.days, seed, policy, args.cache, note)
             print("\n".join(lines), flush=True)
             print("SUMMARY", summary, flush=True)
