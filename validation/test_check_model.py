@@ -20,10 +20,12 @@ its weakly informed ones (ka, emax, ec50: BSV SD 5 % quantiles 0.012-0.022) need
 (seed 0, monkeypatched, not in the library): cl, v, r0, compliance centred and the rest non-centred, with a
 diagonal mass matrix: tv_r0 R-hat 1.022, ESS 320 (worse: the centred offsets eta_i are tied linearly to the
 typical value); with a dense one: typical values fine (tv_r0 out of the worst 6), but 10 divergences, at
-omega_emax 0.16-0.54 (posterior mean 0.14, the upper tail of a weakly informed BSV SD). Next: a centred form
-that samples each patient's latent value itself (theta_i ~ N(TV, omega), not TV + eta_i), per parameter,
-which decouples TV from the data-pinned patients under a diagonal matrix (a change to TwinSpec.centered and
-inference/population.py).
+omega_emax 0.16-0.54 (posterior mean 0.14, the upper tail of a weakly informed BSV SD). Also tried: those 4
+centred by sampling each patient's latent value itself (theta_i ~ N(TV, omega), not TV + eta_i), diagonal:
+every typical value mixed (worst R-hat 1.007, min ESS 885) but 12 divergences, and omega_ka moved to 0.31
+(90 % 0.22-0.42) from 0.13 (0.02-0.24) in every other run -- the same script written non-centred reproduced
+0.13, so the latent-centred chains sat elsewhere (a flip-flop mode? not checked). Next: compare the log
+density of the two regions; then per-parameter latent centring in TwinSpec / inference/population.py.
 """
 
 from __future__ import annotations
