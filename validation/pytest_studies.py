@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 import subprocess
 import sys
@@ -55,7 +56,7 @@ def run(pytest_args: list[str]) -> int:
 
     Returns pytest's exit status.
     """
-    xml = ROOT / ".validate-junit.xml"
+    xml = ROOT / f".validate-junit-{os.getpid()}.xml"  # one per process: two studies may run at once
     args = pytest_args or ["validation"]
     cmd = [sys.executable, "-m", "pytest", *args, "-q", "-p", "no:cacheprovider", "-s", f"--junitxml={xml}",
            "-o", "junit_logging=system-out", "-o", "junit_family=xunit1"]
