@@ -106,8 +106,7 @@ def small():
 
 def test_a_second_fit_traces_nothing(small, monkeypatch) -> None:
     spec, pop, events = small
-    # no climb: less to compile; "vectorized" selects the compiled twin program (opt-in)
-    sampler = SamplerConfig(chains=2, warmup=150, draws=150, seed=11, init="prior", chain_method="vectorized")
+    sampler = SamplerConfig(chains=2, warmup=150, draws=150, seed=11, init="prior")  # no climb: less to compile
     assert tp.twin_program_applies(get_model(spec.model), frozenset(), sampler)
     monkeypatch.setattr(tp, "_program_directory", lambda: None)
     before = tp.twin_trace_count()
@@ -121,8 +120,7 @@ def test_the_traced_program_is_saved_once_and_loaded_without_tracing(small, tmp_
     """Saving and loading only (no run: compiling costs ~10 s); validation/test_twin_program_export.py runs them."""
     spec, pop, events = small
     model = get_model(spec.model)
-    config = tp.TwinConfig.from_sampler(SamplerConfig(chains=2, warmup=150, draws=150, init="prior",
-                                                      chain_method="vectorized"))
+    config = tp.TwinConfig.from_sampler(SamplerConfig(chains=2, warmup=150, draws=150, init="prior"))
     monkeypatch.setattr(tp, "_program_directory", lambda: tmp_path)
     monkeypatch.setattr(tp, "_PROGRAMS", {})
     run = tp.twin_program(spec, model, frozenset(), 50, config)
@@ -139,7 +137,8 @@ def test_the_traced_program_is_saved_once_and_loaded_without_tracing(small, tmp_
     loaded = tp._exported_program(run.key, model, run.jitted, tree, leaves)
     assert tp.twin_trace_count() == before + 1, "the saved program was traced again instead of loaded"
     assert loaded.__self__.mlir_module_serialized == saved.__self__.mlir_module_serialized
-    other = tp._exported_program((*run.key[:-1], config._replace(draws=151)), model, run.jitted, tree, leaves)
+    other_key = (*run.key[:-1], dataclasses.replace(config, draws=151))
+    other = tp._exported_program(other_key, model, run.jitted, tree, leaves)
     assert other is not None and len(list(tmp_path.glob("twin-*.jax"))) == 2  # another key: another program
 
 

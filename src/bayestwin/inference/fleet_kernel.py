@@ -30,6 +30,7 @@ Examples
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any, NamedTuple
@@ -45,6 +46,7 @@ from bayestwin.inference.individual import component_log_weights
 from bayestwin.inference.likelihood import _LOG_TINY
 from bayestwin.inference.outputs import output_columns, select_outputs
 from bayestwin.inference.sampler import adam_descent
+from bayestwin.inference.twin_program import TwinConfig
 from bayestwin.spec.structural import AbstractStructuralModel
 from bayestwin.spec.twin_spec import TwinSpec
 
@@ -55,17 +57,17 @@ _TRACES: collections.Counter[Hashable] = collections.Counter()
 _PROGRAMS: dict[Hashable, Callable[..., FleetDraws]] = {}
 
 
-class FleetConfig(NamedTuple):
-    """Static settings of a fleet program (each distinct value builds and compiles another program)."""
+@dataclasses.dataclass(frozen=True)
+class FleetConfig(TwinConfig):
+    """Static settings of a fleet program: ``TwinConfig`` plus ``lanes`` (patients run in lockstep).
 
-    chains: int
-    warmup: int
-    draws: int
-    target_accept: float
-    max_tree_depth: int
-    dense_mass: bool
-    init: str
-    init_steps: int
+    Each distinct value builds and compiles another program.
+
+    >>> from bayestwin.inference.sampler import SamplerConfig
+    >>> FleetConfig.from_sampler(SamplerConfig.fast(), lanes=4).lanes
+    4
+    """
+
     lanes: int
 
 

@@ -37,6 +37,7 @@ Examples
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 import hashlib
 import importlib.metadata as md
@@ -45,7 +46,7 @@ import logging
 import os
 from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Self
 
 import jax
 import jax.numpy as jnp
@@ -67,8 +68,13 @@ _TRACES: collections.Counter[Hashable] = collections.Counter()
 _PROGRAMS: dict[Hashable, Callable[..., TwinDraws]] = {}
 
 
-class TwinConfig(NamedTuple):
-    """Static settings of a twin program (each distinct value builds and compiles another program)."""
+@dataclasses.dataclass(frozen=True)
+class TwinConfig:
+    """Static settings of a twin program (each distinct value builds and compiles another program).
+
+    The fleet program's ``bayestwin.inference.fleet_kernel.FleetConfig`` is this record plus ``lanes``.
+    Frozen (hashable): it is part of the programs' cache keys.
+    """
 
     chains: int
     warmup: int
@@ -80,15 +86,16 @@ class TwinConfig(NamedTuple):
     init_steps: int
 
     @classmethod
-    def from_sampler(cls, sampler: SamplerConfig) -> TwinConfig:
-        """The program settings of `sampler` (``chain_method`` and ``progress_bar`` do not apply).
+    def from_sampler(cls, sampler: SamplerConfig, **extra: Any) -> Self:
+        """The program settings of `sampler` (``chain_method`` and ``progress_bar`` do not apply), plus `extra`.
 
         >>> TwinConfig.from_sampler(SamplerConfig.fast()).chains
         2
         """
         return cls(chains=sampler.chains, warmup=sampler.warmup, draws=sampler.draws,
                    target_accept=float(sampler.target_accept), max_tree_depth=int(sampler.max_tree_depth),
-                   dense_mass=bool(sampler.dense_mass), init=sampler.init, init_steps=int(sampler.init_steps))
+                   dense_mass=bool(sampler.dense_mass), init=sampler.init, init_steps=int(sampler.init_steps),
+                   **extra)
 
 
 class TwinDraws(NamedTuple):
@@ -114,21 +121,24 @@ def twin_program_applies(model: AbstractStructuralModel, features: frozenset[str
     """Whether ``Twin.fit`` may run `model` on data with `features` through :func:`twin_program`.
 
     Not for ODE models and time-varying covariates (reverse mode through a batched diffrax solve fails), nor
-    for ``adaptation="gradient"`` (numpyro's Stan-style warm-up only). Opt-in: only with
-    ``chain_method="vectorized"`` (the chains run in lockstep in the program). The default ``"auto"`` keeps
-    numpyro's ``MCMC.run``: on the eight-schools twin (``tests/validation/test_posteriordb_eight_schools.py``,
-    target acceptance 0.9) this program gave 2-5 divergent transitions on each of 5 seeds where ``MCMC.run``
-    gave 0-1 (2026-11-27; cause not found: the same potential, NUTS kernel and settings), so it is not the
-    default until that is understood.
+    for ``adaptation="gradient"`` (numpyro's Stan-style warm-up only), nor when the sampler asks for
+    ``chain_method="sequential"`` or ``"parallel"`` explicitly (those keep numpyro's ``MCMC.run``).
+
+    The program runs the same NUTS as ``MCMC.run`` (numpyro's functional kernel, each chain adapting its own
+    step size and mass matrix): with ``MCMC.run``'s starts, keys and mass-matrix layout it reproduces its
+    first draws to rounding, after which the trajectories part (NUTS is chaotic). Its divergences and ESS per
+    draw match ``MCMC.run``'s over many seeds (``validation/twin_program_divergences.py``; docs/benchmarks.md,
+    "Twin program vs MCMC.run"); the eight-schools twin, whose 200-component mixture prior has a narrow
+    component for each population draw of tau near 0, diverges on about a quarter of seeds either way.
 
     >>> from bayestwin.models import get_model
-    >>> twin_program_applies(get_model("pk.one_cmt_oral"), frozenset(), SamplerConfig(chain_method="vectorized"))
-    True
     >>> twin_program_applies(get_model("pk.one_cmt_oral"), frozenset(), SamplerConfig())
+    True
+    >>> twin_program_applies(get_model("pk.one_cmt_oral"), frozenset(), SamplerConfig(chain_method="sequential"))
     False
     """
     return (model.kind != "ode" and "time_varying" not in features and sampler.adaptation == "stan"
-            and sampler.chain_method == "vectorized")
+            and sampler.chain_method in ("auto", "vectorized"))
 
 
 def twin_trace_count(key: Hashable | None = None) -> int:
