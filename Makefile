@@ -47,6 +47,8 @@ validate: venv
 	$(BIN)/python validation/monitor_eval.py --patients 24 --days 10  # -> docs/monitoring-evaluation.md
 	$(BIN)/python validation/service_fuzz.py --examples 50  # schemathesis against docs/openapi.json: no 5xx
 	$(BIN)/python validation/adaptation_sbc.py  # reduced SBC of the gradient warm-up
+	$(BIN)/python validation/monitor_sbc.py  # monitoring-model SBC -> docs/validation/fragments/monitor_sbc.md (~50 min on 2 busy cores)
+	$(BIN)/python validation/monitor_recordings.py  # the monitor on real CGM and ECG recordings -> docs/monitoring-recordings.md
 	$(BIN)/python validation/run.py --twin  # SBC of every model (+ twin level), calibration, pytest validation/
 
 bench: venv

@@ -472,12 +472,18 @@ def main() -> int:
                     [f"_Run {f['date']}" + (f", {f['wall_s'] / 60:.1f} min._" if f.get("wall_s") else "._"), "",
                      *f["lines"]] if f
                     else ["## forecast calibration", "", "**NOT RUN**", ""]))
+    monitor = {k: _load(f"monitor_sbc_{k}") for k in ("default", "pooled")}  # validation/monitor_sbc.py
+    section = FRAGMENTS / "monitor_sbc.md"
+    studies.append(("monitoring-model SBC", all(f is not None and f["ok"] for f in monitor.values()),
+                    [*section.read_text().splitlines(), ""] if section.exists()
+                    else ["## Monitoring model SBC (issue 8)", "", "**NOT RUN** (`python validation/monitor_sbc.py`)",
+                          ""]))
     import pytest_studies
 
     pytest_ok, pytest_lines, pytest_s = pytest_studies.report()  # every collected case, NOT RUN where none ran
     studies.append(("pytest studies", pytest_ok, pytest_lines))
-    total = pytest_s + sum(f.get("wall_s") or 0.0 for f in [*sbc.values(), *twin.values(), _load("calibration")]
-                           if f)
+    total = pytest_s + sum(f.get("wall_s") or 0.0 for f in [*sbc.values(), *twin.values(), _load("calibration"),
+                                                           *monitor.values()] if f)
     ok = all(s[1] for s in studies)
     failed = [s[0] for s in studies if not s[1]]
     head = ["# Validation report", "",
