@@ -129,7 +129,7 @@ def twin_program_applies(model: AbstractStructuralModel, features: frozenset[str
     first draws to rounding, after which the trajectories part (NUTS is chaotic). Its divergences and ESS per
     draw do not differ significantly from ``MCMC.run``'s over many seeds (``validation/twin_program_divergences.py``;
     docs/benchmarks.md, "Twin program vs MCMC.run"); the eight-schools twin, whose 200-component mixture prior
-    has a narrow component for each population draw of tau near 0, diverges on 16-25 % of seeds either way.
+    has a narrow component for each population draw of tau near 0, diverges on about a fifth of seeds either way.
 
     >>> from bayestwin.models import get_model
     >>> twin_program_applies(get_model("pk.one_cmt_oral"), frozenset(), SamplerConfig())
