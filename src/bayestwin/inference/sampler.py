@@ -38,9 +38,11 @@ class SamplerConfig:
     CPU devices), else one after another. ``"vectorized"`` batches all chains in
     one program: measured 4.7x slower than parallel for the theophylline
     population model on 2 cores (163 s vs 34 s), as each step waits for the
-    longest trajectory of any chain; for ``Twin.fit`` of a closed-form model it
-    selects the compiled twin program (``bayestwin.inference.twin_program``:
-    nothing traced again in a process, saved with ``jax.export`` for the next).
+    longest trajectory of any chain. For ``Twin.fit`` of a closed-form model,
+    ``"auto"`` and ``"vectorized"`` run the compiled twin program
+    (``bayestwin.inference.twin_program``: nothing traced again in a process,
+    saved with ``jax.export`` for the next); ``"sequential"`` and ``"parallel"``
+    keep numpyro's ``MCMC.run``.
 
     ``adaptation`` chooses the warm-up: ``"stan"`` (default) is NumPyro's Stan-style windowed adaptation
     of the step size and mass matrix (diagonal, or dense with ``dense_mass=True``); ``"gradient"`` adapts a
