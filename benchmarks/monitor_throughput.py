@@ -40,6 +40,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from report import MONITOR_PAGE, write_section  # noqa: E402
 
 from bayestwin.monitor.kalman import OUParams, filter_cohort, initial_state  # noqa: E402
 
@@ -230,13 +233,6 @@ def e2e(patients: int, days: float, passes: int = 2, after_only: bool = False,
     return lines
 
 
-def write_section(page: Path, lines: list[str]) -> None:
-    """Replace (or add) the section that starts with ``lines[0]`` in `page`; other sections are kept."""
-    text = page.read_text() if page.exists() else "# Monitoring: evaluation and throughput\n\n"
-    head, sep, tail = text.partition(lines[0] + "\n")
-    rest = tail[tail.find("\n## "):] if sep and "\n## " in tail else ""
-    body = head.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n"
-    page.write_text(body + ("\n" + rest.lstrip("\n") if rest else ""))
 
 
 if __name__ == "__main__":
@@ -252,9 +248,9 @@ if __name__ == "__main__":
         parser.add_argument("--max-batches", type=int, default=0, help="at most this many 6-h batches (0: all)")
         args = parser.parse_args()
         out = e2e(args.patients, args.days, args.passes, args.after_only, args.max_batches)
-        write_section(ROOT / "docs" / "monitoring-evaluation.md", out)
+        write_section(ROOT / "docs" / "monitoring-evaluation.md", out, new_page=MONITOR_PAGE)
         print("\n".join(out))
         sys.exit(0)
     out = main()
-    write_section(ROOT / "docs" / "monitoring-evaluation.md", out)
+    write_section(ROOT / "docs" / "monitoring-evaluation.md", out, new_page=MONITOR_PAGE)
     print("\n".join(out))

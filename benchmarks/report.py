@@ -10,10 +10,17 @@ import platform
 from importlib import metadata
 from pathlib import Path
 
+#: the start of docs/monitoring-evaluation.md, for scripts that add the first section to it
+MONITOR_PAGE = "# Monitoring: evaluation and throughput\n\n"
 
-def write_section(page: Path, lines: list[str]) -> None:
-    """Replace (or add) the section that starts with ``lines[0]`` in `page`; other sections are kept."""
-    text = page.read_text() if page.exists() else "# Benchmarks\n\nWritten by `make bench` (benchmarks/*.py).\n\n"
+
+def write_section(page: Path, lines: list[str], *,
+                  new_page: str = "# Benchmarks\n\nWritten by `make bench` (benchmarks/*.py).\n\n") -> None:
+    """Replace (or add) the section that starts with ``lines[0]`` in `page`; other sections are kept.
+
+    `new_page` is the text a page that does not exist yet starts with.
+    """
+    text = page.read_text() if page.exists() else new_page
     head, sep, tail = text.partition(lines[0] + "\n")
     rest = tail[tail.find("\n## "):] if sep and "\n## " in tail else ""
     body = head.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n"

@@ -34,6 +34,9 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from report import MONITOR_PAGE, write_section  # noqa: E402
 
 from bayestwin.inference.sampler import SamplerConfig  # noqa: E402
 from bayestwin.monitor.alerts import AlertPolicy, alerts_from_scores  # noqa: E402
@@ -584,7 +587,7 @@ def main() -> None:
             print("\n".join(lines), flush=True)
             print("SUMMARY", summary, flush=True)
             if not args.quick:
-                write_section(ROOT / "docs" / "monitoring-evaluation.md", lines)
+                write_section(ROOT / "docs" / "monitoring-evaluation.md", lines, new_page=MONITOR_PAGE)
         return
     if args.detector:
         lines = detector_run(args.patients, args.days, args.tune_seed if args.tune_seed is not None else 7,
@@ -597,16 +600,9 @@ def main() -> None:
         lines = run(args.patients, args.days, args.seed, sampler, args.drift_scale)
     print("\n".join(lines))
     if not args.quick:
-        write_section(ROOT / "docs" / "monitoring-evaluation.md", lines)
+        write_section(ROOT / "docs" / "monitoring-evaluation.md", lines, new_page=MONITOR_PAGE)
 
 
-def write_section(page: Path, lines: list[str]) -> None:
-    """Replace (or add) the section that starts with ``lines[0]`` in `page`; other sections are kept."""
-    text = page.read_text() if page.exists() else "# Monitoring: evaluation and throughput\n\n"
-    head, sep, tail = text.partition(lines[0] + "\n")
-    rest = tail[tail.find("\n## "):] if sep and "\n## " in tail else ""
-    body = head.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n"
-    page.write_text(body + ("\n" + rest.lstrip("\n") if rest else ""))
 
 
 if __name__ == "__main__":
