@@ -46,8 +46,8 @@ def score_arrays_reference(signal: str, patients: Sequence[str], p: OUParams, ou
                  y: np.ndarray, mask: np.ndarray, offsets: Sequence[float], *, emit: np.ndarray | None = None,
                  time_h: np.ndarray | None = None, crossings: Sequence[Crossing] = (), drifts: Sequence[Drift] = (),
                  key: jax.Array | None = None, step_h: float = 0.5, n_paths: int = 16,
-                 surprise_rows: bool = False) -> pd.DataFrame:
-    """The long score table of one signal (see the module docstring).
+                 surprise_rows: bool = False, bands: bool = False) -> pd.DataFrame:
+    """The long score table of one signal (see the module docstring); `bands` (added later) is ignored.
 
     `t` is the model clock (``time_h`` + the patient's circadian `offsets`); ``time_h`` in the table is
     the stream's (`time_h`, default ``t - offsets``). Rows with `mask` True are the data (history for the

@@ -37,7 +37,11 @@ def test_band_covers_ninety_percent_of_readings_under_the_true_model() -> None:
     mask = np.ones((n_pat, n_obs), bool)
     _, out = filter_cohort(p, t, y, dev, mask, initial_state(p))
     table = score_arrays("heart_rate", [f"P{i}" for i in range(n_pat)], p, out, t, y, mask, [0.0] * n_pat,
+                         surprise_rows=True, bands=True)
+    plain = score_arrays("heart_rate", [f"P{i}" for i in range(n_pat)], p, out, t, y, mask, [0.0] * n_pat,
                          surprise_rows=True)
+    assert plain[["pred_lower", "pred_upper"]].isna().all().all()  # off by default (cost)
+    np.testing.assert_array_equal(plain["pred_mean"], table["pred_mean"])
     inside = (table["value"] >= table["pred_lower"]) & (table["value"] <= table["pred_upper"])
     n = len(table)
     assert n == n_pat * n_obs

@@ -172,7 +172,7 @@ def replay_cmd(
                      f"the model(s) of {failed} failed their gate: their probabilities may be wrong with confident "
                      "intervals; every alert from them is marked.")
         twin = MonitorTwin(signals, crossings=DEFAULT_CROSSINGS + extra,
-                           policy=AlertPolicy(level, level / 2, dedup_hours), seed=seed)
+                           policy=AlertPolicy(level, level / 2, dedup_hours), seed=seed, bands=True)
         with out.stage("filtering the fit window"):
             twin.fit(history, fits=fits.fits)
         rest = ok[(ok["time_h"] >= fit_hours) & ok["signal"].isin(signals)]

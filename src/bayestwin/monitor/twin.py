@@ -108,13 +108,18 @@ class MonitorTwin:
         of the Gaussian fit; the scores read the particle filter's predictive and filtered mean and
         variance (surprise and crossing then use their Gaussian moments: an approximation of the
         particle posterior, exact in the Gaussian limit).
+    bands : bool
+        Score each reading's 90 % predictive interval too (``pred_lower``, ``pred_upper``; for
+        ``plotting.plot_monitor`` and ``bayestwin monitor replay``). Off by default: the exact mixture
+        quantiles cost more than the rest of the scoring (see ``scoring.score_arrays``).
     """
 
     def __init__(self, signals: Sequence[str] | None = None, *, crossings: Sequence[Crossing] = DEFAULT_CROSSINGS,
                  drifts: Sequence[Drift] = DEFAULT_DRIFTS, policy: AlertPolicy | dict[str, AlertPolicy] | None = None,
                  sampler: SamplerConfig | None = None, gate: ConvergenceGate | None = None, n_draws: int = 32,
                  n_paths: int = 16, step_h: float = 0.5, seed: int = 0, filter: str = "kalman",
-                 measurement: dict[str, Measurement] | None = None, n_particles: int = 128) -> None:
+                 measurement: dict[str, Measurement] | None = None, n_particles: int = 128,
+                 bands: bool = False) -> None:
         if filter not in ("kalman", "particle"):
             raise InputError(f"MonitorTwin: filter={filter!r}; use 'kalman' (exact, Gaussian) or 'particle' "
                              "(Student-t noise, SpO2 censoring)")
@@ -131,6 +136,7 @@ class MonitorTwin:
         self.filter = filter
         self.measurement = {"spo2": Measurement(nu=4.0, upper=100.0)} | dict(measurement or {})
         self.n_particles = n_particles
+        self.bands = bands
 
     @property
     def scores_(self) -> pd.DataFrame:
@@ -285,7 +291,7 @@ class MonitorTwin:
         key = jax.random.fold_in(jax.random.PRNGKey(self.seed), self._n_scores)
         scores = score_arrays(sig, names, st.params, hist_out, hist_t, hist_y, hist_mask, offsets, emit=emit,
                               time_h=hist_time, crossings=self.crossings, drifts=self.drifts, key=key,
-                              step_h=self.step_h, n_paths=self.n_paths)
+                              step_h=self.step_h, n_paths=self.n_paths, bands=self.bands)
         self._score_parts.append(scores)
         self._n_scores += len(scores)
         self._new_scores.append(scores)

@@ -43,6 +43,9 @@ def reading_bands(scores: pd.DataFrame, patient: str) -> pd.DataFrame:
     if missing:
         raise InputError(f"reading_bands: the score table lacks columns {missing}; pass MonitorTwin.scores() "
                          "(its scores carry each reading's predictive band)")
+    if scores[["pred_lower", "pred_upper"]].isna().all().all() and len(scores):
+        raise InputError("reading_bands: the scores have no predictive band (pred_lower/pred_upper are NaN); "
+                         "score with MonitorTwin(bands=True)")
     rows = scores[scores["patient"].astype(str) == str(patient)]
     return (rows.drop_duplicates(["signal", "time_h"])[needed[1:]]
             .sort_values(["signal", "time_h"], kind="stable").reset_index(drop=True))
@@ -64,7 +67,7 @@ def plot_monitor(
     Parameters
     ----------
     scores : pandas.DataFrame
-        ``MonitorTwin.scores()`` (one row per reading and kind, with ``pred_lower``/``pred_upper``: the
+        ``MonitorTwin(bands=True).scores()`` (one row per reading and kind, with ``pred_lower``/``pred_upper``: the
         reading's one-step predictive 90 % interval before it was seen, and ``now``: the filtered level).
     patient : str
         Patient id.
