@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from monitor_eval import _thin  # noqa: E402  (the evaluation's thinning of the fit rows, same rule)
 from report import machine_line  # noqa: E402
 
 from bayestwin.data.datasets import dataset_path  # noqa: E402
@@ -58,12 +59,6 @@ NSRDB_FIT_H = 0.5
 PAGE = ROOT / "docs" / "monitoring-recordings.md"
 ECG_HEAD = "## Ambulatory ECG heart rate"
 READING_HEAD = "## Reading"
-
-
-def _thin(frame: pd.DataFrame, rows: int) -> pd.DataFrame:
-    """At most `rows` evenly spaced usable rows per (patient, signal), for the NUTS fit only."""
-    parts = [g.iloc[:: max(1, int(np.ceil(len(g) / rows)))] for _, g in usable(frame).groupby(["patient", "signal"])]
-    return pd.concat(parts).sort_values(["patient", "signal", "time_h"], kind="stable")
 
 
 def _cgm(path: Path, name: str) -> pd.DataFrame:
