@@ -189,6 +189,37 @@ def _online(frame: pd.DataFrame, fits: dict, drift_scale: float, days: float) ->
     return scores, online_s, int((rest["status"] == "ok").sum())
 
 
+def _policy_key(policy: FitPolicy) -> str:
+    f, r = policy.first, policy.retry
+    return f"{f.chains}x{f.warmup}+{f.draws}_r{FIT_ROWS}_" + (
+        f"refit{r.chains}x{r.warmup}+{r.draws}" if r is not None else "norefit")
+
+
+def fit_cached(patients: int, days: float, seed: int, policy: FitPolicy,
+               cache: Path | None = None) -> dict:  # type: ignore[type-arg]
+    """Simulate cohort `seed` and fit every signal under `policy` (detector-free); cached in `cache`.
+
+    Returns {"frame", "truth", "cf" (CohortFits), "fit_lines", "fit_s"}. Nothing here scores or alerts, so the
+    fits of evaluation seeds can run before a detector is declared.
+    """
+    import pickle
+
+    key = f"fits_seed{seed}_p{patients}_d{days:g}_{_policy_key(policy)}.pkl"
+    if cache is not None and (cache / key).exists():
+        with open(cache / key, "rb") as fh:
+            return pickle.load(fh)  # our own file, written below
+    cohort = simulate_cohort(n_patients=patients, days=days, seed=seed)
+    t0 = time.perf_counter()
+    cf, fit_lines = _fit_all(cohort.frame[cohort.frame["time_h"] < FIT_H], policy.first, policy)
+    out = {"frame": cohort.frame, "truth": cohort.truth, "cf": cf, "fit_lines": fit_lines,
+           "fit_s": time.perf_counter() - t0}
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+        with open(cache / key, "wb") as fh:
+            pickle.dump(out, fh)
+    return out
+
+
 def score_cohort(patients: int, days: float, seed: int, sampler: SamplerConfig, scales: tuple[float, ...],
                  cache: Path | None = None, policy: FitPolicy | None = None) -> dict:  # type: ignore[type-arg]
     """Simulate cohort `seed`, fit every signal, score the monitoring period once per drift scale.
@@ -208,17 +239,15 @@ def score_cohort(patients: int, days: float, seed: int, sampler: SamplerConfig, 
     if cache is not None and (cache / key).exists():
         with open(cache / key, "rb") as fh:
             return pickle.load(fh)  # our own file, written below
-    cohort = simulate_cohort(n_patients=patients, days=days, seed=seed)
-    t0 = time.perf_counter()
-    cf, fit_lines = _fit_all(cohort.frame[cohort.frame["time_h"] < FIT_H], policy.first, policy)
+    fitted = fit_cached(patients, days, seed, policy, cache)
+    cohort_frame, cf, fit_lines, fit_s = fitted["frame"], fitted["cf"], fitted["fit_lines"], fitted["fit_s"]
     fits = cf.fits
-    fit_s = time.perf_counter() - t0
-    out = {"frame": cohort.frame, "truth": cohort.truth, "fit_lines": fit_lines, "fit_s": fit_s, "scores": {},
+    out = {"frame": cohort_frame, "truth": fitted["truth"], "fit_lines": fit_lines, "fit_s": fit_s, "scores": {},
            "online_s": {}, "structures": {s: repr(f.structure) for s, f in fits.items()},
            "gates": {s: f.ok for s, f in fits.items()}, "valid": cf.valid, "failed": cf.failed,
            "attempts": cf.table(), "policy": cf.policy.describe()}
     for scale in scales:
-        out["scores"][scale], out["online_s"][scale], out["n_obs"] = _online(cohort.frame, fits, scale, days)
+        out["scores"][scale], out["online_s"][scale], out["n_obs"] = _online(cohort_frame, fits, scale, days)
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
         with open(cache / key, "wb") as fh:
@@ -570,12 +599,29 @@ def main() -> None:
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--warmup", type=int, default=250)
     parser.add_argument("--draws", type=int, default=250)
+    parser.add_argument("--fit-only", default=None,
+                        help="comma-separated seeds: only simulate and fit under the fit policy (into --cache); "
+                             "no scoring, no alerts")
+    parser.add_argument("--fit-sampler", default=None,
+                        help="with --fit-only: CHAINSxWARMUP+DRAWS, no refit (training seeds only)")
     args = parser.parse_args()
     if args.quick:
         args.patients, args.days = 8, 6.0
         sampler = SamplerConfig(chains=2, warmup=150, draws=150, seed=0, init="prior")
     else:
         sampler = SamplerConfig(chains=args.chains, warmup=args.warmup, draws=args.draws, seed=0, init="prior")
+    if args.fit_only:
+        policy = FitPolicy()
+        if args.fit_sampler:
+            ch, rest = args.fit_sampler.split("x")
+            wu, dr = rest.split("+")
+            policy = FitPolicy(first=SamplerConfig(chains=int(ch), warmup=int(wu), draws=int(dr), seed=0,
+                                                   init="prior"), retry=None)
+        for seed in (int(x) for x in args.fit_only.split(",")):
+            fitted = fit_cached(args.patients, args.days, seed, policy, args.cache)
+            print(f"FITTED seed {seed}: valid {fitted['cf'].valid}, failed {fitted['cf'].failed}, "
+                  f"{fitted['fit_s']:.0f} s", flush=True)
+        return
     if args.evaluate:
         policy = FitPolicy() if not args.quick else default_policy(sampler)
         seen = {int(x) for x in args.reevaluated.split(",") if x}
