@@ -20,10 +20,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import arviz as az
-import numpy as np
 import pandas as pd
+
+from bayestwin.diagnostics.rank_stats import bfmi as _bfmi
+from bayestwin.diagnostics.rank_stats import ess_bulk, ess_tail, rhat_rank
+
+if TYPE_CHECKING:  # pragma: no cover - only its .posterior and .sample_stats are read (arviz loads slowly)
+    import arviz as az
 
 __all__ = ["ConvergenceGate", "ConvergenceReport", "check_convergence"]
 
@@ -94,20 +99,20 @@ def check_convergence(
     gate = gate or ConvergenceGate()
     post = idata.posterior
     names = list(var_names) if var_names is not None else list(post.data_vars)
-    subset = post[names]
-    rhat_ds, bulk_ds, tail_ds = az.rhat(subset), az.ess(subset, method="bulk"), az.ess(subset, method="tail")
     rows = []
     for name in names:
-        rhat = np.ravel(rhat_ds[name].to_numpy())
-        ess_b, ess_t = np.ravel(bulk_ds[name].to_numpy()), np.ravel(tail_ds[name].to_numpy())
-        for i in range(rhat.size):
-            label = name if rhat.size == 1 else f"{name}[{i}]"
-            rows.append((label, float(rhat[i]), float(ess_b[i]), float(ess_t[i])))
+        values = post[name].transpose("chain", "draw", ...).to_numpy()
+        flat = values.reshape(*values.shape[:2], -1)
+        for i in range(flat.shape[2]):
+            label = name if flat.shape[2] == 1 else f"{name}[{i}]"
+            x = flat[:, :, i]
+            rows.append((label, rhat_rank(x), ess_bulk(x), ess_tail(x)))
     table = pd.DataFrame(rows, columns=["quantity", "r_hat", "ess_bulk", "ess_tail"]).set_index("quantity")
     n_chains = post.sizes["chain"]
     stats = idata.sample_stats
     divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
-    bfmi = tuple(float(b) for b in az.bfmi(idata)) if "energy" in stats else ()
+    bfmi = (tuple(float(b) for b in _bfmi(stats["energy"].transpose("chain", "draw").to_numpy()))
+            if "energy" in stats else ())
     failures: list[str] = []
     advice: list[str] = []
     if n_chains < 2:
