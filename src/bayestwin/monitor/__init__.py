@@ -9,7 +9,8 @@ state-space twin: ``kalman`` (exact filter of an Ornstein-Uhlenbeck deviation ar
 ``particle`` (particle filter of the same model with Student-t noise and censoring at a bound, e.g. SpO2 at
 100 %), ``model`` (hierarchical fit by NUTS), ``fit_policy`` (one refit of a failing fit, else the cohort is not
 valid), ``signals`` and ``scoring`` (surprise, drift, threshold crossing), ``alerts`` (hysteresis, de-duplication,
-JSON records), ``detector`` (one combined alert stream per patient) and ``twin`` (``MonitorTwin``). See
+JSON records), ``detector`` (one combined alert stream per patient), ``changepoint`` (a per-patient Bayesian
+changepoint posterior over all signals) and ``twin`` (``MonitorTwin``). See
 ``docs/monitoring.md``.
 
 Examples
@@ -21,6 +22,7 @@ Examples
 """
 
 from bayestwin.monitor.alerts import Alert, AlertPolicy, advance_alerts, alert_table, alerts_from_scores, record_alerts
+from bayestwin.monitor.changepoint import ChangepointPolicy, changepoint_alerts, changepoint_probability
 from bayestwin.monitor.detector import PatientPolicy, combined_probability, patient_alerts
 from bayestwin.monitor.evaluate import (
     AlertEvaluation,
@@ -44,10 +46,10 @@ from bayestwin.monitor.structure import Structure, choose_structure
 from bayestwin.monitor.twin import MonitorTwin
 
 __all__ = [
-    "STREAM_COLUMNS", "Alert", "AlertEvaluation", "AlertPolicy", "CohortConfig", "CohortFits", "Crossing", "Drift",
-    "FitPolicy", "Measurement",
-    "MonitorTwin", "OUParams", "ParticleState", "PatientPolicy", "SignalFit", "SimulatedCohort", "Structure",
-    "advance_alerts", "alert_table", "alerts_from_scores", "append_observations", "assumed_fit", "choose_structure",
+    "STREAM_COLUMNS", "Alert", "AlertEvaluation", "AlertPolicy", "ChangepointPolicy", "CohortConfig", "CohortFits",
+    "Crossing", "Drift", "FitPolicy", "Measurement", "MonitorTwin", "OUParams", "ParticleState", "PatientPolicy",
+    "SignalFit", "SimulatedCohort", "Structure", "advance_alerts", "alert_table", "alerts_from_scores",
+    "append_observations", "assumed_fit", "changepoint_alerts", "changepoint_probability", "choose_structure",
     "combined_probability", "crossing_probability", "deduplicate", "evaluate_alerts", "filter_cohort",
     "filter_series", "fit_cohort", "fit_signal", "flag_report", "level_change_probability", "load_nsrdb_heart_rate",
     "matched_reduction", "news2_scores", "operating_curve", "particle_filter", "particle_filter_cohort",
