@@ -31,7 +31,8 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from typing import Any, NamedTuple
 
 import jax
@@ -45,7 +46,11 @@ from bayestwin.exceptions import InputError
 from bayestwin.inference.adaptation import init_gradient_adaptation, update_gradient_adaptation, warmup_schedule
 from bayestwin.inference.sampler import init_near_prior_median
 
-__all__ = ["BatchDraws", "run_batched_nuts"]
+__all__ = ["BatchDraws", "batched_trace_count", "run_batched_nuts"]
+
+_RUNNERS: OrderedDict[Hashable, Callable[..., Any]] = OrderedDict()  # cache_key + settings + shapes -> program
+_MAX_RUNNERS = 16  # compiled programs kept (least recently used dropped): each holds its XLA executable
+_TRACES: dict[Hashable, int] = {}
 
 
 class BatchDraws(NamedTuple):
@@ -63,7 +68,7 @@ def run_batched_nuts(
     model: Callable[..., None], args: tuple[Any, ...], *, warmup: int, draws: int, chains: int = 2, thin: int = 1,
     keep: Callable[[dict[str, jax.Array]], Any] | None = None, max_tree_depth: int | tuple[int, int] = 8,
     target_accept: float = 0.8, dense_mass: bool = False, batch: int = 4, parallel_ok: bool = True,
-    seed: int = 0, batch_method: str | None = None, adaptation: str = "stan",
+    seed: int = 0, batch_method: str | None = None, adaptation: str = "stan", cache_key: Hashable | None = None,
 ) -> BatchDraws:
     """NUTS on ``model(*args_b)`` for every data set b; each leaf of `args` has a leading data-set axis B.
 
@@ -94,6 +99,11 @@ def run_batched_nuts(
     adaptation : {"stan", "gradient"}
         Warm-up: NumPyro's windowed adaptation, or the diagonal mass from draws and gradients of
         ``bayestwin.inference.adaptation`` (needs ``dense_mass=False``), as ``SamplerConfig.adaptation``.
+    cache_key : hashable, optional
+        Identifies `model` and `keep` (two different models or keep functions must not share a key). With
+        it, the compiled program is kept (the 16 most recently used) and a later call with the same key,
+        settings and argument shapes compiles nothing: e.g. an SBC's good and broken fits, or a calibration
+        study's conditioning sizes. Without it every call traces and compiles anew.
 
     Notes
     -----
@@ -121,8 +131,18 @@ def run_batched_nuts(
     post_gen = info.postprocess_fn
     keep = keep or (lambda s: {k: s[k] for k in z0})
     n_kept = draws // thin
+    n_fit = n_sets * chains
+    n_dev = jax.local_device_count() if parallel_ok else 1
+    method = batch_method or ("map" if jax.default_backend() == "cpu" else "vmap")
+    if method not in ("map", "vmap"):
+        raise ValueError(f"batch_method must be 'map' or 'vmap', got {batch_method!r}")
+    shapes = jax.tree_util.tree_structure((first, z0)), tuple(
+        (jnp.shape(a), jnp.result_type(a)) for a in jax.tree_util.tree_leaves((first, z0)))
+    config = (cache_key, warmup, draws, thin, chains, max_tree_depth, float(target_accept), bool(dense_mass),
+              int(batch), n_dev, method, adaptation, frozenset(fixed), shapes)
 
-    def one(key: jax.Array, data: tuple[Any, ...]) -> tuple[Any, jax.Array, jax.Array]:
+    def one(key: jax.Array, data: tuple[Any, ...], z0: dict[str, jax.Array]) -> tuple[Any, jax.Array, jax.Array]:
+        _TRACES[cache_key] = _TRACES.get(cache_key, 0) + 1  # runs while tracing only
         k_jit, k_run = jax.random.split(key)
         start = {k: v if k in fixed else v + jax.random.uniform(jax.random.fold_in(k_jit, i), jnp.shape(v),
                                                                  minval=-0.5, maxval=0.5)
@@ -151,16 +171,23 @@ def run_batched_nuts(
         (_, div, steps), out = jax.lax.scan(kept, (state, jnp.int32(0), jnp.int32(0)), None, length=n_kept)
         return out, div, steps
 
-    n_fit = n_sets * chains
     keys = jax.random.split(key_fit, n_fit)
     which = np.repeat(np.arange(n_sets), chains)  # fit i is data set which[i]
-    n_dev = jax.local_device_count() if parallel_ok else 1
     per_call = n_dev * batch
-    method = batch_method or ("map" if jax.default_backend() == "cpu" else "vmap")
-    if method not in ("map", "vmap"):
-        raise ValueError(f"batch_method must be 'map' or 'vmap', got {batch_method!r}")
-    mapped = jax.vmap(one) if method == "vmap" else lambda k, d: jax.lax.map(lambda kd: one(*kd), (k, d))
-    runner = jax.pmap(mapped) if n_dev > 1 else jax.jit(mapped)
+    runner = _RUNNERS.get(config) if cache_key is not None else None
+    if runner is None:
+        if method == "vmap":
+            mapped = jax.vmap(one, in_axes=(0, 0, None))
+        else:
+            def mapped(k: jax.Array, d: Any, z: Any) -> Any:
+                return jax.lax.map(lambda kd: one(*kd, z), (k, d))
+        runner = jax.pmap(mapped, in_axes=(0, 0, None)) if n_dev > 1 else jax.jit(mapped)
+        if cache_key is not None:
+            _RUNNERS[config] = runner
+            while len(_RUNNERS) > _MAX_RUNNERS:
+                _RUNNERS.popitem(last=False)
+    else:
+        _RUNNERS.move_to_end(config)
     pieces: list[Any] = []
     for start in range(0, n_fit, per_call):
         idx = np.minimum(np.arange(start, start + per_call), n_fit - 1)  # the last call is padded by repeats
@@ -168,7 +195,7 @@ def run_batched_nuts(
         d_c = jax.tree_util.tree_map(lambda a, i=which[idx]: a[i], args)
         if n_dev > 1:
             k_c, d_c = jax.tree_util.tree_map(lambda a: a.reshape(n_dev, batch, *a.shape[1:]), (k_c, d_c))
-        res = runner(k_c, d_c)
+        res = runner(k_c, d_c, z0)
         if n_dev > 1:
             res = jax.tree_util.tree_map(lambda a: a.reshape(per_call, *a.shape[2:]), res)
         take = min(per_call, n_fit - start)
@@ -178,3 +205,17 @@ def run_batched_nuts(
     shape = lambda a: a.reshape(n_sets, chains, *a.shape[1:])  # noqa: E731
     return BatchDraws(draws=jax.tree_util.tree_map(shape, out), divergences=shape(div),
                       mean_steps=shape(steps) / max(1, n_kept * thin))
+
+
+def batched_trace_count(cache_key: Hashable) -> int:
+    """How often the program of ``run_batched_nuts(..., cache_key=cache_key)`` was traced in this process.
+
+    Each trace is followed by a compilation; tests use it to prove that a second call with the same key,
+    settings and shapes compiles nothing.
+
+    Examples
+    --------
+    >>> batched_trace_count(("never", "used"))
+    0
+    """
+    return _TRACES.get(cache_key, 0)

@@ -218,6 +218,11 @@ def leave_future_out(
                              populations=pops.table)
 
 
+def _log_theta(site: dict[str, jax.Array]) -> jax.Array:
+    """What the twin fits keep: the patient's latent parameters."""
+    return site["log_theta"]
+
+
 def _score(spec: TwinSpec, model: Any, pops: FoldPopulations, fold_of: dict[Any, int], test: EventTable, *,
            n_conditioning: int, score_after: int, warmup: int, draws: int, chains: int, n_components: int,
            seed: int) -> tuple[pd.DataFrame, int]:
@@ -243,7 +248,8 @@ def _score(spec: TwinSpec, model: Any, pops: FoldPopulations, fold_of: dict[Any,
     cond_obs = obs._replace(mask=jnp.asarray(condition))
     fn = build_individual_model(spec, model, arrays.features)
     out = run_batched_nuts(fn, (prior, arrays.doses, cond_obs), warmup=warmup, draws=draws, chains=chains,
-                           keep=lambda s: s["log_theta"], seed=seed, batch=2)
+                           keep=_log_theta, seed=seed, batch=2,
+                           cache_key=("calibration", spec.digest(), model.name, arrays.features))
     u = jnp.asarray(out.draws.reshape(arrays.n_patients, -1, out.draws.shape[-1]))  # (patient, draw, n_bsv)
     key_comp = jax.random.PRNGKey(seed)
     columns = output_columns(spec, model)
