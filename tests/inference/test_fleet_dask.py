@@ -104,9 +104,7 @@ def test_every_task_survives_dask_serialisation(fleet_inputs, local_fleet) -> No
     spec = fleet_inputs[0]
     arrays = local_fleet.arrays
     s = SAMPLER
-    config = FleetConfig(chains=s.chains, warmup=s.warmup, draws=s.draws, target_accept=float(s.target_accept),
-                         max_tree_depth=int(s.max_tree_depth), dense_mass=bool(s.dense_mass), init=s.init,
-                         init_steps=int(s.init_steps), lanes=2)
+    config = FleetConfig.from_sampler(s, lanes=2)
     task = (fleet_dask.run_chunk, spec, get_model(spec.model), arrays.features, 100, config, s.seed)
     back = deserialize(*serialize(task, serializers=["pickle"]))
     assert back[0] is fleet_dask.run_chunk  # by reference: a worker imports bayestwin (float64 on import)
