@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,7 +23,7 @@ from bayestwin.monitor.changepoint import (
 
 def _brute(u: np.ndarray, has: np.ndarray, dirs: np.ndarray, window: int, min_bins: int, hazard: float,
            sigma: float, q: float) -> np.ndarray:
-    """Enumerate every candidate change bin; integrate each signal's shift against its prior numerically."""
+    """Enumerate every candidate change bin and every subset of affected signals; integrate each shift numerically."""
     n_p, n_s, n_b = u.shape
     out = np.zeros((n_p, n_b))
     for p in range(n_p):
@@ -28,26 +31,29 @@ def _brute(u: np.ndarray, has: np.ndarray, dirs: np.ndarray, window: int, min_bi
             taus = [t - k for k in range(min_bins - 1, window)]
             num = 0.0
             for tau in taus:
-                lik = 1.0
+                bf = []
                 for s in range(n_s):
-                    xs = np.array([u[p, s, b] for b in range(max(tau, 0), t + 1) if has[p, s, b]])
+                    xs = [u[p, s, b] for b in range(max(tau, 0), t + 1) if has[p, s, b]]
+                    tot, n = float(np.sum(xs)), len(xs)
                     lo, hi = {1: (0.0, np.inf), -1: (-np.inf, 0.0), 0: (-np.inf, np.inf)}[int(dirs[s])]
-                    w = 1.0 if dirs[s] == 0 else 2.0
+                    w = (1.0 if dirs[s] == 0 else 2.0) / (sigma * math.sqrt(2 * math.pi))
 
-                    def f(m: float, xs: np.ndarray = xs, w: float = w) -> float:
-                        return w * stats.norm.pdf(m, 0, sigma) * np.prod(stats.norm.pdf(xs - m) / stats.norm.pdf(xs))
+                    def f(m: float, tot: float = tot, n: int = n, w: float = w) -> float:
+                        # prior density x prod_i N(x_i - m) / N(x_i)
+                        return w * math.exp(-m * m / (2 * sigma**2) + m * tot - n * m * m / 2)
 
-                    bf = integrate.quad(f, lo, hi, epsabs=0, epsrel=1e-12)[0]
-                    lik *= (1 - q) + q * bf
-                num += hazard * lik
+                    bf.append(integrate.quad(f, lo, hi, epsabs=0, epsrel=1e-12)[0])
+                for affected in itertools.product((False, True), repeat=n_s):
+                    weight = np.prod([q if a else 1 - q for a in affected])
+                    num += hazard * weight * np.prod([b for b, a in zip(bf, affected, strict=True) if a])
             out[p, t] = num / (1 - hazard * len(taus) + num)
     return out
 
 
 def test_posterior_matches_brute_force_enumeration() -> None:
     rng = np.random.default_rng(0)
-    u = rng.normal(size=(1, 3, 5))
-    u[0, 0, 2:] += 2.0
+    u = rng.normal(size=(2, 3, 7))
+    u[0, 0, 3:] += 2.0
     has = rng.uniform(size=u.shape) > 0.25
     dirs = np.array([1, -1, 0])
     got = changepoint_posterior(u, has, dirs, window=4, min_bins=2, hazard=0.05, sigma=0.8, p_affected=0.6)
