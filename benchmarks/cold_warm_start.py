@@ -8,9 +8,13 @@ beforehand, saved as NetCDF), fits the twin of theo_sd subject 1 (``Twin.fit``, 
 Output: a section of ``docs/benchmarks.md`` (unless ``--no-write``).
 
 ``--baseline COMMIT`` times that commit's bayestwin too (a temporary git worktree, its own empty cache), in the
-same run, first. The section title carries the date, so a new run adds a section instead of replacing one.
+same run, first. The current version is HEAD, also from a temporary worktree (other work in this checkout
+cannot change the sources between the cold and the warm process: the saved twin program is keyed by a digest
+of bayestwin's sources); ``--working-tree`` times the checkout as it is instead (where git is not at hand).
+Each child also reports which heavy optional modules it had imported (arviz, matplotlib, numba, diffrax,
+pymc, xarray, dask). The section title carries the date, so a new run adds a section instead of replacing one.
 
-Usage: ``python benchmarks/cold_warm_start.py [--no-write] [--baseline COMMIT]`` (about 3-5 minutes).
+Usage: ``python benchmarks/cold_warm_start.py [--no-write] [--baseline COMMIT] [--working-tree]`` (3-5 min).
 """
 
 from __future__ import annotations
@@ -35,22 +39,26 @@ import time
 start, cpu0 = time.perf_counter(), time.process_time()
 import json, sys, warnings
 sys.path.insert(0, {root!r})
-import numpy as np, arviz as az
+import numpy as np
 import bayestwin
 from bayestwin.cli.jaxcache import enable_compilation_cache
 cache = enable_compilation_cache()
 imported, c_imported = time.perf_counter() - start, time.process_time() - cpu0
 from model_specs.theophylline import spec as theophylline_spec
 from bayestwin.data import load_dataset
-from bayestwin.diagnostics.convergence import check_convergence
 from bayestwin.inference import PopulationFit, SamplerConfig
-from bayestwin.inference.fit import checked_quantities
 from bayestwin.twin import Twin
 spec = theophylline_spec()
-idata = az.from_netcdf({posterior!r})
-pop = PopulationFit(spec=spec, idata=idata, diagnostics=check_convergence(idata, checked_quantities(spec, idata)),
-                    arrays=None, data_digest="sha256:benchmark", fit_id="fit-benchmark", wall_time_s=0.0,
-                    sampler=SamplerConfig())
+if hasattr(PopulationFit, "from_netcdf"):  # read without arviz
+    pop = PopulationFit.from_netcdf({posterior!r}, spec)
+else:  # an older bayestwin (--baseline): arviz, as it was read then
+    import arviz as az
+    from bayestwin.diagnostics.convergence import check_convergence
+    from bayestwin.inference.fit import checked_quantities
+    idata = az.from_netcdf({posterior!r})
+    pop = PopulationFit(spec=spec, idata=idata, diagnostics=check_convergence(idata, checked_quantities(spec, idata)),
+                        arrays=None, data_digest="sha256:benchmark", fit_id="fit-benchmark", wall_time_s=0.0,
+                        sampler=SamplerConfig())
 loaded, c_loaded = time.perf_counter() - start, time.process_time() - cpu0
 twin = Twin(spec, population=pop, sampler=SamplerConfig(chains=4, warmup=1000, draws=1000,
                                                      chain_method="vectorized")).fit(
@@ -63,9 +71,10 @@ try:
     traced = twin_trace_count()
 except ImportError:  # the baseline commit has no twin program
     traced = None
+heavy = [m for m in ("arviz", "matplotlib", "numba", "diffrax", "pymc", "xarray", "dask") if m in sys.modules]
 print(json.dumps({{"import_s": imported, "population_s": loaded, "fit_s": fitted, "forecast_s": done,
                   "import_cpu": c_imported, "population_cpu": c_loaded, "fit_cpu": c_fitted, "forecast_cpu": c_done,
-                  "traced": traced, "cache": str(cache), "gate": twin.diagnostics_.ok}}))
+                  "traced": traced, "cache": str(cache), "gate": twin.diagnostics_.ok, "loaded": heavy}}))
 '''
 
 
@@ -95,6 +104,7 @@ def main() -> None:
     parser.add_argument("--baseline", metavar="COMMIT", help="also time bayestwin at COMMIT (a temporary git "
                         "worktree) in the same run, before the current tree")
     parser.add_argument("--baseline-src", metavar="DIR", help="as --baseline, with an older bayestwin's src folder")
+    parser.add_argument("--working-tree", action="store_true", help="time this checkout's src as it is, not HEAD")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     import warnings
@@ -127,7 +137,16 @@ def main() -> None:
                 runs += run_pair(f"baseline {args.baseline}", posterior, Path(tmp) / "cache-baseline", tree / "src")
             finally:
                 subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
-        runs += run_pair(current, posterior, Path(tmp) / "cache-current", None)
+        if args.working_tree or not head:
+            runs += run_pair(current, posterior, Path(tmp) / "cache-current", None)
+        else:
+            tree = Path(tmp) / "head"
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), "HEAD"], check=True,
+                           capture_output=True)
+            try:
+                runs += run_pair(head, posterior, Path(tmp) / "cache-current", tree / "src")
+            finally:
+                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
     lines = [
         f"## Cold vs warm start, compiled twin program (issue 9, {_dt.datetime.now(_dt.UTC):%Y-%m-%d %H:%M} UTC)", "",
         machine_line(("jax", "numpyro", "arviz"), "shared with other jobs: load average in the table"), "",
@@ -139,15 +158,16 @@ def main() -> None:
         "loaded machine CPU time is the better guide to an idle machine's wall time); 'process' includes the "
         "interpreter's start-up; 'traced' counts twin programs traced in the process.", "",
         "| version | start | import | + population | + twin fit | + forecast (total) | process | traced | "
-        "cache files | load |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "cache files | load | heavy modules loaded |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         traced = r["traced"] if r["traced"] is not None else "-"
         lines.append(
             f"| {r['label']} | {r['start']} | {r['import_s']:.1f} ({r['import_cpu']:.1f}) s | {r['population_s']:.1f} "
             f"({r['population_cpu']:.1f}) s | {r['fit_s']:.1f} ({r['fit_cpu']:.1f}) s | **{r['forecast_s']:.1f} "
-            f"({r['forecast_cpu']:.1f}) s** | {r['process_s']:.1f} s | {traced} | {r['files']} | {r['load']:.1f} |")
+            f"({r['forecast_cpu']:.1f}) s** | {r['process_s']:.1f} s | {traced} | {r['files']} | {r['load']:.1f} | "
+            f"{', '.join(r.get('loaded') or ['-'])} |")
     warm = runs[-1]
     met = "met" if warm["forecast_s"] <= 5.0 else ("NOT met in wall time" + (
         f" (CPU time {warm['forecast_cpu']:.1f} s)" if warm["forecast_cpu"] <= 5.0 else ""))

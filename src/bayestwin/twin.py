@@ -15,6 +15,7 @@ Twin(spec='example.one_cmt_oral') — not fitted; call .fit(events)
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata as md
 import time
 import warnings
@@ -28,6 +29,7 @@ import numpy as np
 from bayestwin.data.append import append_events
 from bayestwin.data.event_table import EventTable
 from bayestwin.diagnostics.convergence import ConvergenceGate, ConvergenceReport, check_convergence
+from bayestwin.diagnostics.groups import InferenceGroups, group_draws
 from bayestwin.dynamics.events import Doses, bucket_size
 from bayestwin.exceptions import (
     ConvergenceError,
@@ -59,7 +61,9 @@ from bayestwin.spec.regimen import Regimen
 from bayestwin.spec.twin_spec import TwinSpec
 from bayestwin.units import conversion_factor
 
-if TYPE_CHECKING:  # pragma: no cover - the store is only passed in
+if TYPE_CHECKING:  # pragma: no cover - the store is only passed in; arviz is imported when idata_ is first read
+    import arviz as az
+
     from bayestwin.store import TwinStore
 
 __all__ = ["Twin", "append_events"]
@@ -113,7 +117,25 @@ class Twin:
     @property
     def fitted(self) -> bool:
         """Whether ``fit`` has run."""
-        return hasattr(self, "idata_")
+        return "_idata" in self.__dict__ or "_draws" in self.__dict__
+
+    @property
+    def idata_(self) -> az.InferenceData:
+        """The patient's posterior (``chain, draw``) and sample stats, an ``arviz.InferenceData``.
+
+        ``fit`` keeps the draws as arrays (the gate and ``forecast`` read those); this InferenceData, and
+        arviz's import, are made the first time it is read.
+        """
+        if "_idata" not in self.__dict__:
+            if "_draws" not in self.__dict__:
+                raise AttributeError("idata_: this Twin is not fitted; call twin.fit(events)")
+            self.__dict__["_idata"] = self.__dict__["_draws"].to_inference_data()
+        return self.__dict__["_idata"]
+
+    @idata_.setter
+    def idata_(self, value: az.InferenceData) -> None:
+        self.__dict__["_idata"] = value
+        self.__dict__.pop("_draws", None)
 
     def __repr__(self) -> str:
         if not self.fitted:
@@ -147,12 +169,14 @@ class Twin:
         covs = {k: (np.asarray(v[0]) if np.ndim(v) == 2 else float(v[0])) for k, v in arrays.covariates.items()}
         prior = population_prior(self.spec, self.population.population_draws(self.n_components), covs)
         center, scale = mixture_scaling(prior)
-        args = {k: jnp.asarray(v) for k, v in prior.items()} | {"center": jnp.asarray(center),
-                                                                 "scale": jnp.asarray(scale)}
+        # host (numpy) arrays: the compiled programs take them as they are, where jnp.asarray and indexing a
+        # jax array would each dispatch (trace, lower, look up in the compilation cache) one small program
+        args = {k: np.asarray(v) for k, v in prior.items()} | {"center": np.asarray(center),
+                                                                "scale": np.asarray(scale)}
         if sufficient_statistics_apply(self.spec, arrays.features) and self.spec.bsv_parameters:
-            args["quadratic"] = jnp.asarray(quadratic_form(prior["mu"], prior["chol_inv"]))
-        doses = jax.tree_util.tree_map(lambda x: x[0], arrays.doses)
-        obs = jax.tree_util.tree_map(lambda x: x[0], arrays.obs)
+            args["quadratic"] = np.asarray(quadratic_form(prior["mu"], prior["chol_inv"]))
+        doses = jax.tree_util.tree_map(lambda x: np.asarray(x)[0], arrays.doses)
+        obs = jax.tree_util.tree_map(lambda x: np.asarray(x)[0], arrays.obs)
         start = time.perf_counter()
         log_theta, diverging, energy, comp = self._sample(model, arrays, args, doses, obs, sampler, warm)
         self.wall_time_s_ = time.perf_counter() - start
@@ -184,15 +208,15 @@ class Twin:
         for s in self.spec.sigma_names:
             posterior[s] = prior[s][comp].reshape(chains, draws)
         posterior["component"] = comp.reshape(chains, draws)
-        import arviz as az
-
-        self.idata_ = az.from_dict(posterior=posterior, dims=dims, sample_stats={
-            "diverging": diverging, "energy": energy})
-        if "starts" in prior:
-            self.idata_.posterior.coords["segment_start"] = ("segment", np.asarray(prior["starts"]))
-        for p in self.spec.parameters:
-            self.idata_.posterior[p.name].attrs["unit"] = p.unit
-        self.diagnostics_: ConvergenceReport = check_convergence(self.idata_, var_names=list(bsv), gate=self.gate)
+        stats = {"diverging": np.asarray(diverging), "energy": np.asarray(energy)}
+        starts = np.asarray(prior["starts"]) if "starts" in prior else None
+        units = {p.name: p.unit for p in self.spec.parameters}
+        draws_ = InferenceGroups({"posterior": posterior, "sample_stats": stats}, build=functools.partial(
+            _twin_inference_data, posterior, dims, stats, starts, units))
+        self.__dict__.pop("_idata", None)
+        self.__dict__["_draws"] = draws_
+        self.__dict__["_segment_starts"] = starts
+        self.diagnostics_: ConvergenceReport = check_convergence(draws_, var_names=list(bsv), gate=self.gate)
         self.events_ = events
         self.arrays_: CohortArrays = arrays
         pid = events.patients[0]
@@ -340,12 +364,16 @@ class Twin:
                 "override_convergence=True to forecast anyway (recorded in the forecast).")
         model = get_model(self.spec.model)
         doses = self._doses_with(regimen, model)
-        post = self.idata_.posterior
-        chains = post.sizes["chain"]
-        n = chains * post.sizes["draw"]
-        theta = {p: post[p].to_numpy().reshape(n, *post[p].shape[2:]) for p in self.spec.parameter_names}
-        starts = post["segment_start"].to_numpy() if "segment_start" in post.coords else None
-        sigmas = {s: post[s].to_numpy().ravel() for s in self.spec.sigma_names}
+        if "_draws" in self.__dict__:  # the arrays of this process's fit: no InferenceData needed
+            post, starts = self.__dict__["_draws"].posterior, self.__dict__["_segment_starts"]
+        else:  # a twin loaded from a store or a fleet
+            post = self.idata_.posterior
+            starts = post["segment_start"].to_numpy() if "segment_start" in post.coords else None
+        values = {p: group_draws(post, p) for p in (*self.spec.parameter_names, *self.spec.sigma_names)}
+        chains = values[self.spec.parameter_names[0]].shape[0]
+        n = chains * values[self.spec.parameter_names[0]].shape[1]
+        theta = {p: values[p].reshape(n, *values[p].shape[2:]) for p in self.spec.parameter_names}
+        sigmas = {s: values[s].ravel() for s in self.spec.sigma_names}
         times = np.asarray(times, dtype=float)
         ipred, pred = predictive_draws(self.spec, model, theta, sigmas, doses, times, seed=seed, starts=starts)
         outputs = list(self.spec.observed_outputs)
@@ -375,7 +403,7 @@ class Twin:
             raise NotFittedError(f"this Twin is not fitted yet; call twin.fit(events) before .{what}()")
 
     def _doses_with(self, regimen: Regimen | None, model: Any) -> Doses:
-        past = jax.tree_util.tree_map(lambda x: np.asarray(x[0]), self.arrays_.doses)
+        past = jax.tree_util.tree_map(lambda x: np.asarray(x)[0], self.arrays_.doses)
         keep = past.mask
         fields = {k: getattr(past, k)[keep] for k in Doses._fields}
         if regimen is not None:
@@ -390,8 +418,20 @@ class Twin:
         n = len(fields["time"])
         size = bucket_size(n)
         pad = {"time": np.inf, "amt": 0.0, "rate": 0.0, "cmt": 0, "ii": 0.0, "ss": 0, "reset": False, "mask": False}
-        return Doses(**{k: jnp.asarray(np.concatenate([v, np.full(size - n, pad[k], dtype=v.dtype)]))
-                        for k, v in fields.items()})
+        return Doses(**{k: np.concatenate([v, np.full(size - n, pad[k], dtype=v.dtype)]) for k, v in fields.items()})
+
+
+def _twin_inference_data(posterior: dict[str, np.ndarray], dims: dict[str, list[str]], stats: dict[str, np.ndarray],
+                         starts: np.ndarray | None, units: dict[str, str]) -> az.InferenceData:
+    """``Twin.idata_`` from the fit's arrays (module level, so a twin's deferred InferenceData pickles)."""
+    import arviz as az
+
+    idata = az.from_dict(posterior=posterior, dims=dims, sample_stats=stats)
+    if starts is not None:
+        idata.posterior.coords["segment_start"] = ("segment", starts)
+    for name, unit in units.items():
+        idata.posterior[name].attrs["unit"] = unit
+    return idata
 
 
 _WEIGHTS: dict[tuple[Any, ...], Any] = {}

@@ -94,7 +94,7 @@ def test_store_round_trip_is_exact(store, old, new) -> None:
 
 def test_loaded_population_refuses_altered_rows(store, new, monkeypatch) -> None:
     stored = store.load_population(new.version)
-    monkeypatch.setattr(store, "load_population", lambda v=None: dataclasses.replace(stored, parent=None))
+    monkeypatch.setattr(store, "load_population", lambda v=None, **_: dataclasses.replace(stored, parent=None))
     with pytest.raises(StoreError, match=r"loads as pop-.*differ from what was committed"):
         PopulationFit.from_store(store, new.version)
 

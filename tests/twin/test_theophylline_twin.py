@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import itertools
 import json
+import sys
 import time
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from bayestwin.data import load_dataset
+from bayestwin.diagnostics.convergence import check_convergence
 from bayestwin.dynamics.events import bucket_size
-from bayestwin.exceptions import ConvergenceError, ConvergenceWarning, InputError, NotFittedError
+from bayestwin.exceptions import ConvergenceError, ConvergenceWarning, InputError, NotFittedError, SpecError
 from bayestwin.forecast import FORECAST_SCHEMA
-from bayestwin.inference import SamplerConfig, fit_population
+from bayestwin.inference import PopulationFit, SamplerConfig, fit_population
 from bayestwin.store import TwinStore
 from bayestwin.twin import Twin
 
@@ -108,6 +111,47 @@ def test_failed_gate_is_loud_and_blocks_forecasts(spec, theo, first_three) -> No
     assert fc.metadata["diagnostics"]["status"] == "failed-overridden"
     assert fc.metadata["diagnostics"]["override_recorded"] is True
     # (same seed, same draws: tests/inference/test_sampler.py)
+
+
+def test_population_read_from_netcdf_without_arviz_is_the_saved_fit(pop_all, spec, tmp_path, monkeypatch) -> None:
+    """PopulationFit.from_netcdf: same version, gate and draws as the fit saved; its idata built only when read."""
+    path = tmp_path / "population.nc"
+    pop_all.idata.to_netcdf(str(path))
+    monkeypatch.setitem(sys.modules, "arviz", None)  # any import of arviz now fails
+    read = PopulationFit.from_netcdf(path, spec)
+    assert read.version == pop_all.version
+    assert read.diagnostics.table.equals(pop_all.diagnostics.table)
+    assert (read.diagnostics.ok, read.diagnostics.bfmi) == (pop_all.diagnostics.ok, pop_all.diagnostics.bfmi)
+    assert read.n_patients == pop_all.n_patients == 12
+    mine, theirs = read.population_draws(200), pop_all.population_draws(200)
+    assert mine.keys() == theirs.keys() and all(np.array_equal(mine[k], theirs[k]) for k in mine)
+    with pytest.raises(ImportError):
+        read.idata  # noqa: B018  (building the InferenceData imports arviz)
+    monkeypatch.undo()
+    assert read.idata.groups() == pop_all.idata.groups()
+    assert all(read.idata[g].identical(pop_all.idata[g]) for g in ("posterior", "sample_stats", "log_likelihood"))
+    assert read.idata is read.idata  # built once
+    with pytest.raises(SpecError, match="fitted with spec"):
+        PopulationFit.from_netcdf(path, replace(spec, name="another"))
+
+
+def test_twin_fit_and_forecast_need_no_arviz(pop_all, spec, first_three, twin12, monkeypatch) -> None:
+    """The twin's gate and forecast read its draws; Twin.idata_ (arviz) is built when first read, same values."""
+    monkeypatch.setitem(sys.modules, "arviz", None)
+    twin = Twin(spec, population=pop_all, sampler=TWIN_SAMPLER).fit(first_three)
+    forecast = twin.forecast(np.arange(0.0, 25.0))
+    assert twin.fitted and twin.diagnostics_.ok and forecast.dataset.sizes["time"] == 25
+    with pytest.raises(ImportError):
+        twin.idata_  # noqa: B018
+    monkeypatch.undo()
+    post = twin.idata_.posterior
+    assert post["cl"].dims == ("chain", "draw") and post["cl"].attrs["unit"] == spec.parameter("cl").unit
+    assert twin.diagnostics_.table.equals(check_convergence(twin.idata_, list(spec.bsv_parameters)).table)
+    again = twin.forecast(np.arange(0.0, 25.0))  # the same draws through the InferenceData path
+    np.testing.assert_array_equal(again.dataset["pred"].values, forecast.dataset["pred"].values)
+    del twin.__dict__["_draws"]  # as a twin loaded from a store: only idata_
+    np.testing.assert_array_equal(twin.forecast(np.arange(0.0, 25.0)).dataset["pred"].values,
+                                  forecast.dataset["pred"].values)
 
 
 def test_forecast_before_fit_raises(spec) -> None:

@@ -22,13 +22,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
+from bayestwin.diagnostics.groups import group_draws
 from bayestwin.diagnostics.rank_stats import bfmi as _bfmi
 from bayestwin.diagnostics.rank_stats import ess_bulk, ess_tail, rhat_rank
 
 if TYPE_CHECKING:  # pragma: no cover - only its .posterior and .sample_stats are read (arviz loads slowly)
     import arviz as az
+
+    from bayestwin.diagnostics.groups import InferenceGroups
 
 __all__ = ["ConvergenceGate", "ConvergenceReport", "check_convergence"]
 
@@ -83,14 +87,16 @@ class ConvergenceReport:
 
 
 def check_convergence(
-    idata: az.InferenceData, var_names: Sequence[str] | None = None, gate: ConvergenceGate | None = None
+    idata: az.InferenceData | InferenceGroups, var_names: Sequence[str] | None = None,
+    gate: ConvergenceGate | None = None
 ) -> ConvergenceReport:
     """Apply the convergence gate to the posterior in `idata`.
 
     Parameters
     ----------
-    idata : arviz.InferenceData
-        With ``posterior`` and ``sample_stats`` (``diverging``, ``energy``).
+    idata : arviz.InferenceData or InferenceGroups
+        With ``posterior`` and ``sample_stats`` (``diverging``, ``energy``); an ``InferenceGroups`` (draws read
+        or built without arviz, ``bayestwin.diagnostics.groups``) is gated without importing arviz.
     var_names : sequence of str, optional
         Quantities to check (default: every posterior variable).
     gate : ConvergenceGate, optional
@@ -98,21 +104,20 @@ def check_convergence(
     """
     gate = gate or ConvergenceGate()
     post = idata.posterior
-    names = list(var_names) if var_names is not None else list(post.data_vars)
+    names = list(var_names) if var_names is not None else list(getattr(post, "data_vars", post))
     rows = []
     for name in names:
-        values = post[name].transpose("chain", "draw", ...).to_numpy()
+        values = group_draws(post, name)
         flat = values.reshape(*values.shape[:2], -1)
         for i in range(flat.shape[2]):
             label = name if flat.shape[2] == 1 else f"{name}[{i}]"
             x = flat[:, :, i]
             rows.append((label, rhat_rank(x), ess_bulk(x), ess_tail(x)))
     table = pd.DataFrame(rows, columns=["quantity", "r_hat", "ess_bulk", "ess_tail"]).set_index("quantity")
-    n_chains = post.sizes["chain"]
+    n_chains = post.sizes["chain"] if hasattr(post, "sizes") else next(iter(post.values())).shape[0]
     stats = idata.sample_stats
-    divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
-    bfmi = (tuple(float(b) for b in _bfmi(stats["energy"].transpose("chain", "draw").to_numpy()))
-            if "energy" in stats else ())
+    divergences = int(np.sum(group_draws(stats, "diverging"))) if "diverging" in stats else 0
+    bfmi = tuple(float(b) for b in _bfmi(group_draws(stats, "energy"))) if "energy" in stats else ()
     failures: list[str] = []
     advice: list[str] = []
     if n_chains < 2:

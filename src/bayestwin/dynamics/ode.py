@@ -83,25 +83,43 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import diffrax
 import jax
 import jax.numpy as jnp
 from jax import Array, lax
 
 from bayestwin.dynamics.events import Doses
 from bayestwin.dynamics.linear import propagate_linear
-from bayestwin.dynamics.ode_steps import Rhs, _Config, _first_failure, _integrate, _steady_states
 from bayestwin.dynamics.sensitivity import forward_jacobian_vjp
 from bayestwin.dynamics.solve_status import SolveStatus, status_messages
 from bayestwin.exceptions import SpecError
 
+if TYPE_CHECKING:  # pragma: no cover
+    import diffrax
+
+    from bayestwin.dynamics.ode_steps import _Config
+
 __all__ = ["SENSITIVITIES", "SOLVERS", "Rhs", "SolveStatus", "solve_amounts", "status_messages"]
+
+# diffrax (and ``ode_steps``, which imports it) load on the first solve, not at import: every model module is
+# imported by the registry, and importing diffrax costs a closed-form model's twin ~1 s of start-up for nothing.
+Rhs = Callable[[Array, Array, Any, Array], Array]
+"""``rhs(t, a, theta, rate) -> da/dt``: time, amounts ``(n_cmt,)``, parameters, infusion rates ``(n_cmt,)``
+(the alias of ``bayestwin.dynamics.ode_steps``)."""
+
+
+def _diffrax_solver(name: str) -> Callable[[], diffrax.AbstractSolver]:
+    def make() -> diffrax.AbstractSolver:
+        import diffrax
+
+        return getattr(diffrax, name)()
+
+    return make
 
 
 SOLVERS: dict[str, Callable[[], diffrax.AbstractSolver | str]] = {
-    "tsit5": diffrax.Tsit5, "kvaerno5": diffrax.Kvaerno5, "dopri5": lambda: "dopri5"}
+    "tsit5": _diffrax_solver("Tsit5"), "kvaerno5": _diffrax_solver("Kvaerno5"), "dopri5": lambda: "dopri5"}
 """Solver names accepted by ``solve_amounts``: explicit ``tsit5``, stiff (implicit) ``kvaerno5`` (both diffrax), and
 ``dopri5``, the lean explicit solver of ``bayestwin.dynamics.rk`` (forward sensitivities only)."""
 
@@ -188,6 +206,10 @@ def solve_amounts(rhs: Rhs, theta: Any, doses: Doses, times: Array, *, n_cmt: in
     if solver == "dopri5" and sensitivity != "forward":
         raise SpecError("solver 'dopri5' is differentiable in forward mode only: pass sensitivity='forward', or use "
                         "solver='tsit5' for reverse-mode gradients (to lag times or dose amounts)")
+    import diffrax
+
+    from bayestwin.dynamics.ode_steps import _Config
+
     dtype = jnp.result_type(float)
     adjoint = diffrax.ForwardMode() if sensitivity == "forward" else diffrax.RecursiveCheckpointAdjoint()
     cfg = _Config(SOLVERS[solver](), float(rtol), float(atol), int(max_steps), adjoint)
@@ -213,6 +235,8 @@ def _solve(rhs: Rhs, cfg: _Config, n_cmt: int, ss_iterations: int, matrix: Calla
            theta: Any, doses: Doses, times: Array, t_ok: Array, predose: Array, y0: Array,
            theta_times: Array | None) -> tuple[Array, Array]:
     """The body of ``solve_amounts`` once its arguments are checked and normalised."""
+    from bayestwin.dynamics.ode_steps import _first_failure, _integrate, _steady_states
+
     dtype = jnp.result_type(float)
     nd, nt = doses.time.shape[0], times.shape[0]
     t_eval = jnp.where(t_ok, times, jnp.inf)

@@ -18,26 +18,28 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
-import arviz as az
 import numpy as np
 import pandas as pd
 
 from bayestwin.data.event_table import EventTable
 from bayestwin.diagnostics.convergence import ConvergenceGate, ConvergenceReport, check_convergence
-from bayestwin.exceptions import ConvergenceError, ConvergenceWarning, StoreIntegrityError
+from bayestwin.diagnostics.groups import InferenceGroups
+from bayestwin.exceptions import ConvergenceError, ConvergenceWarning, SpecError, StoreIntegrityError
 from bayestwin.inference.arrays import CohortArrays, cohort_arrays
-from bayestwin.inference.labels import population_inference_data
 from bayestwin.inference.population import build_population_model
 from bayestwin.inference.sampler import SamplerConfig, parallel_chains_ok, run_nuts
 from bayestwin.models.registry import get_model
 from bayestwin.spec.twin_spec import TwinSpec
 
-if TYPE_CHECKING:  # pragma: no cover - the store sits above inference; it is only passed in
+if TYPE_CHECKING:  # pragma: no cover - the store sits above inference; it is only passed in; arviz loads slowly
+    import arviz as az
+
     from bayestwin.store import TwinStore
 
 __all__ = ["PopulationFit", "fit_population", "load_population", "population_quantities", "population_version"]
@@ -82,11 +84,33 @@ def population_version(spec_digest: str, data_digest: str, parent: str | None, p
     return VERSION_PREFIX + h.hexdigest()[:16]
 
 
-def checked_quantities(spec: TwinSpec, idata: az.InferenceData) -> list[str]:
+def checked_quantities(spec: TwinSpec, idata: az.InferenceData | InferenceGroups) -> list[str]:
     """Posterior variables the convergence gate checks: population quantities and varying per-patient ones."""
     # a fixed value without BSV or covariates is a constant: no R-hat
     names = population_quantities(spec) + [p.name for p in spec.parameters if p.estimated or p.has_bsv or p.covariates]
     return [n for n in names if n in idata.posterior]
+
+
+class _InferenceDataField:
+    """The ``idata`` field of ``PopulationFit``: an ``InferenceGroups`` given to it becomes the InferenceData when read.
+
+    A population read without arviz (``PopulationFit.from_netcdf``) keeps its groups; ``fit.idata`` builds the
+    ``arviz.InferenceData`` (importing arviz) on first access and keeps it. The fit's own methods read the groups.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = f"_{name}_value"
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:  # dataclasses: the field has no default
+            raise AttributeError(self.slot)
+        value = obj.__dict__[self.slot]
+        if isinstance(value, InferenceGroups):
+            value = obj.__dict__[self.slot] = value.to_inference_data()
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self.slot] = value
 
 
 @dataclass(frozen=True)
@@ -99,7 +123,8 @@ class PopulationFit:
         The model specification that was fitted.
     idata : arviz.InferenceData
         Labelled posterior (dims ``chain, draw, patient``), log-likelihood and
-        observed data (dim ``observation``), sample stats; units in ``attrs``.
+        observed data (dim ``observation``), sample stats; units in ``attrs``. May be given as an
+        ``InferenceGroups`` (read without arviz): it becomes the InferenceData when first read.
     diagnostics : ConvergenceReport
         The gate's verdict on every population and per-patient quantity.
     arrays : CohortArrays or None
@@ -122,7 +147,7 @@ class PopulationFit:
     """
 
     spec: TwinSpec
-    idata: az.InferenceData
+    idata: az.InferenceData = _InferenceDataField()  # type: ignore[assignment]
     diagnostics: ConvergenceReport
     arrays: CohortArrays | None
     data_digest: str
@@ -135,14 +160,18 @@ class PopulationFit:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "version", population_version(self.spec.digest(), self.data_digest, self.parent,
-                                                               self.idata.posterior))
+                                                               self._groups().posterior))
+
+    def _groups(self) -> Any:
+        """The posterior's groups as given (InferenceData or InferenceGroups): read without building arviz's."""
+        return self.__dict__["_idata_value"]
 
     @property
     def n_patients(self) -> int:
         """Number of patients in the fitted cohort."""
         if self.arrays is not None:
             return self.arrays.n_patients
-        return int(self.idata.posterior.sizes.get("patient", 0))
+        return int(self._groups().posterior.sizes.get("patient", 0))
 
     @property
     def ok(self) -> bool:
@@ -159,6 +188,8 @@ class PopulationFit:
 
     def summary(self) -> pd.DataFrame:
         """Posterior summary of the population quantities, with a unit column."""
+        import arviz as az
+
         names = population_quantities(self.spec)
         table = az.summary(self.idata, var_names=names, hdi_prob=0.95, round_to="none")
         table.insert(0, "unit", [self.idata.posterior[n].attrs.get("unit", "") for n in table.index])
@@ -170,7 +201,7 @@ class PopulationFit:
         Includes typical values (fixed ones repeated), covariate coefficients,
         omegas, the correlation Cholesky factor (if any) and residual SDs.
         """
-        post = self.idata.posterior
+        post = self._groups().posterior
         n = post.sizes["chain"] * post.sizes["draw"]
         idx = np.arange(n) if k is None or k >= n else np.linspace(0, n - 1, k).round().astype(int)
         out: dict[str, np.ndarray] = {}
@@ -212,6 +243,57 @@ class PopulationFit:
         new = fit_population(self.spec, cohort, sampler=replace(self.sampler, **changes),
                              gate=gate or self.diagnostics.gate)
         return replace(new, parent=self.version)
+
+    @classmethod
+    def from_netcdf(cls, path: str | os.PathLike[str], spec: TwinSpec, *, gate: ConvergenceGate | None = None,
+                    sampler: SamplerConfig | None = None) -> PopulationFit:
+        """The population fit saved in `path` by ``fit.idata.to_netcdf(path)``, read without importing arviz.
+
+        Every group is read (xarray, h5netcdf engine) as ``arviz.from_netcdf`` reads it; the convergence gate
+        runs on the draws, and ``idata`` becomes the ``arviz.InferenceData`` (arviz imported then) when first
+        read. ``fit_id`` and ``data_digest`` come from the posterior's attributes (written by
+        ``fit_population``); ``arrays`` is ``None``. Same draws, same version as the fit that was saved.
+
+        Raises
+        ------
+        SpecError
+            If the posterior records another spec digest than `spec`'s.
+
+        Examples
+        --------
+        >>> fit.idata.to_netcdf("population.nc")  # doctest: +SKIP
+        >>> pop = PopulationFit.from_netcdf("population.nc", spec)  # doctest: +SKIP
+        >>> pop.version == fit.version  # doctest: +SKIP
+        True
+        """
+        import h5netcdf
+        import xarray as xr
+
+        with h5netcdf.File(path, "r") as f:
+            names, root = list(f.groups), dict(f.attrs)
+        datasets = {}
+        for name in names:
+            with xr.open_dataset(path, group=name, engine="h5netcdf", cache=False) as ds:
+                datasets[name] = ds.load()
+
+        def build() -> az.InferenceData:
+            import arviz as az
+
+            with warnings.catch_warnings():  # arviz warns about groups outside its schema; kept as written
+                warnings.simplefilter("ignore", UserWarning)
+                return az.InferenceData(attrs=root, **datasets)
+
+        groups = InferenceGroups(datasets, build=build)
+        attrs = datasets["posterior"].attrs
+        recorded = attrs.get("spec_digest")
+        if recorded is not None and recorded != spec.digest():
+            raise SpecError(f"the population in {os.fspath(path)!r} was fitted with spec {recorded[:19]}, not "
+                            f"{spec.name!r} ({spec.digest()[:19]}); pass the spec it was fitted with")
+        gate = gate or ConvergenceGate()
+        return cls(spec=spec, idata=groups, diagnostics=check_convergence(groups, checked_quantities(spec, groups),
+                                                                          gate=gate),
+                   arrays=None, data_digest=str(attrs.get("data_digest", "")), fit_id=str(attrs.get("fit_id", "")),
+                   wall_time_s=0.0, sampler=sampler or SamplerConfig())
 
     @classmethod
     def from_store(cls, store: TwinStore, version: str | None = None) -> PopulationFit:
@@ -260,6 +342,8 @@ def fit_population(
         Always returned; check ``.ok``. A failed fit also emits a
         ``ConvergenceWarning`` with what failed and what to try.
     """
+    from bayestwin.inference.labels import population_inference_data  # imports arviz
+
     sampler = sampler or SamplerConfig.default()
     model = get_model(spec.model)
     arrays = cohort_arrays(table, spec, model)
@@ -311,7 +395,7 @@ def load_population(store: TwinStore, version: str | None = None) -> PopulationF
     >>> pop = load_population(store, "pop-0123456789abcdef")  # doctest: +SKIP
     >>> twin = Twin(pop.spec, population=pop).fit(events)  # doctest: +SKIP
     """
-    stored = store.load_population(version)
+    stored = store.load_population(version, lazy=True)  # the posterior's groups, without arviz (fit.idata: lazily)
     spec = TwinSpec.from_dict(stored.spec)
     if spec.digest() != stored.spec_hash:
         raise StoreIntegrityError(f"population {stored.version} in {store.path}: its stored spec hashes to "

@@ -17,10 +17,11 @@ True
 from __future__ import annotations
 
 import io
-import warnings
 from typing import Any
 
-__all__ = ["idata_from_bytes", "idata_to_bytes"]
+from bayestwin.diagnostics.groups import InferenceGroups
+
+__all__ = ["groups_from_bytes", "idata_from_bytes", "idata_to_bytes"]
 
 
 def idata_to_bytes(idata: Any) -> bytes:
@@ -52,7 +53,25 @@ def idata_from_bytes(data: bytes) -> Any:
     >>> idata_from_bytes(idata_to_bytes(idata)).posterior["v"].values.tolist()
     [[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]]
     """
-    import arviz as az
+    return groups_from_bytes(data).to_inference_data()
+
+
+def groups_from_bytes(data: bytes) -> InferenceGroups:
+    """The groups in bytes written by :func:`idata_to_bytes`, read without importing arviz.
+
+    Each group is an xarray Dataset (as in :func:`idata_from_bytes`); ``.to_inference_data()`` builds the
+    ``arviz.InferenceData`` of :func:`idata_from_bytes` when it is needed.
+
+    Examples
+    --------
+    >>> import numpy as np, arviz as az
+    >>> idata = az.InferenceData(posterior=az.dict_to_dataset({"v": np.arange(4.0).reshape(2, 2)}, attrs={}))
+    >>> groups = groups_from_bytes(idata_to_bytes(idata))
+    >>> groups.groups(), groups.posterior["v"].values.tolist()
+    (['posterior'], [[0.0, 1.0], [2.0, 3.0]])
+    >>> groups.to_inference_data().posterior.identical(idata.posterior)
+    True
+    """
     import h5netcdf
     import xarray as xr
 
@@ -62,6 +81,4 @@ def idata_from_bytes(data: bytes) -> Any:
     for group in groups:
         with xr.open_dataset(io.BytesIO(data), group=group, engine="h5netcdf", cache=False) as ds:
             datasets[group] = ds.load()
-    with warnings.catch_warnings():  # arviz warns about groups outside its schema; we keep them as written
-        warnings.simplefilter("ignore", UserWarning)
-        return az.InferenceData(**datasets)
+    return InferenceGroups(datasets)  # its InferenceData: arviz.InferenceData(**datasets), schema warnings off

@@ -49,7 +49,7 @@ import pandas as pd
 
 from bayestwin.exceptions import StoreError
 from bayestwin.store.audit import software_label
-from bayestwin.store.netcdf import idata_from_bytes, idata_to_bytes
+from bayestwin.store.netcdf import groups_from_bytes, idata_from_bytes, idata_to_bytes
 from bayestwin.store.scrub import check_no_identifier, to_json
 
 if TYPE_CHECKING:  # pragma: no cover - types only
@@ -227,8 +227,12 @@ def population_history(store: TwinStore) -> pd.DataFrame:
     return frame
 
 
-def load_population(store: TwinStore, version: str | None = None) -> StoredPopulation:
+def load_population(store: TwinStore, version: str | None = None, *, lazy: bool = False) -> StoredPopulation:
     """Load population `version` (default: the latest committed), posterior exactly as committed, hash checked.
+
+    With `lazy` the posterior is an ``InferenceGroups`` (``bayestwin.diagnostics.groups``: the groups as xarray
+    Datasets, read without importing arviz; ``.to_inference_data()`` gives the InferenceData), else an
+    ``arviz.InferenceData``.
 
     Examples
     --------
@@ -252,7 +256,8 @@ def load_population(store: TwinStore, version: str | None = None) -> StoredPopul
         version=row["version"], parent=row["parent"], created_utc=row["created_utc"], actor=row["actor"],
         name=row["name"], spec=json.loads(row["spec"]), spec_hash=row["spec_hash"], data_hash=row["data_hash"],
         n_patients=int(row["n_patients"]), posterior_hash=row["posterior_hash"],
-        diagnostics=json.loads(row["diagnostics"]), fit=json.loads(row["fit"]), posterior=idata_from_bytes(data))
+        diagnostics=json.loads(row["diagnostics"]), fit=json.loads(row["fit"]),
+        posterior=groups_from_bytes(data) if lazy else idata_from_bytes(data))
 
 
 def _has_table(store: TwinStore) -> bool:

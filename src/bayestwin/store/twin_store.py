@@ -394,6 +394,9 @@ class TwinStore:
         """Every stored population version, oldest first (:func:`.populations.population_history`)."""
         return populations.population_history(self)
 
-    def load_population(self, version: str | None = None) -> populations.StoredPopulation:
-        """A stored population, default the latest (``PopulationFit.from_store`` rebuilds the fit from it)."""
-        return populations.load_population(self, version)
+    def load_population(self, version: str | None = None, *, lazy: bool = False) -> populations.StoredPopulation:
+        """A stored population, default the latest (``PopulationFit.from_store`` rebuilds the fit from it).
+
+        `lazy`: the posterior read without arviz (:func:`.populations.load_population`).
+        """
+        return populations.load_population(self, version, lazy=lazy)
