@@ -148,15 +148,18 @@ def main() -> None:
             finally:
                 subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
     lines = [
-        f"## Cold vs warm start, compiled twin program (issue 9, {_dt.datetime.now(_dt.UTC):%Y-%m-%d %H:%M} UTC)", "",
+        f"## Cold vs warm start, import to first forecast (issue 9, {_dt.datetime.now(_dt.UTC):%Y-%m-%d %H:%M} UTC)",
+        "",
         machine_line(("jax", "numpyro", "arviz"), "shared with other jobs: load average in the table"), "",
         "`python benchmarks/cold_warm_start.py" + (f" --baseline {args.baseline}" if args.baseline else "") + "`: "
         "for each version, two fresh processes one after the other with the same JAX persistent compilation "
-        "cache (empty before the first): import bayestwin, read the theophylline population posterior (NetCDF), "
+        "cache (empty before the first): import bayestwin, read the theophylline population posterior (NetCDF: "
+        "`PopulationFit.from_netcdf` where it exists, else `az.from_netcdf`), "
         "Twin.fit of theo_sd subject 1 (4 chains x 1000 warm-up + 1000 draws), forecast 0-72 h. Cumulative times "
         "from the start of the script in the child, wall (process CPU time of all threads in brackets; on a "
         "loaded machine CPU time is the better guide to an idle machine's wall time); 'process' includes the "
-        "interpreter's start-up; 'traced' counts twin programs traced in the process.", "",
+        "interpreter's start-up; 'traced' counts twin programs traced in the process; the last column lists the "
+        "heavy optional modules the process had imported by the end.", "",
         "| version | start | import | + population | + twin fit | + forecast (total) | process | traced | "
         "cache files | load | heavy modules loaded |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
