@@ -85,7 +85,7 @@ def population_inference_data(
     posterior: dict[str, Any] = {}
     dims: dict[str, list[str]] = {}
     for name, value in samples.items():
-        if name == "eta_z":
+        if name in ("eta_z", "latent_c"):  # sampler coordinates; eta and the parameters say the same
             continue
         posterior[name] = np.asarray(value)
         if name in spec.parameter_names:

@@ -6,7 +6,10 @@ log for ``scale="log"``, the value itself for ``scale="identity"``):
     z_ij = latent(TV_j) + sum_k effect_jk(cov_ik) + eta_ij,    theta_ij = natural(z_ij)
     eta_i ~ MVN(0, diag(omega) R diag(omega))     (R = I unless an LKJ prior is given)
 
-non-centred by default (``eta = z @ (diag(omega) L).T``, ``z ~ N(0, I)``). Each
+non-centred by default (``eta = z @ (diag(omega) L).T``, ``z ~ N(0, I)``); ``centered=True`` samples ``eta``
+itself; ``centered=(names...)`` samples those parameters' latent values ``z_ij ~ N(mu_ij, omega_j)`` (site
+``latent_c``, ``mu_ij`` the typical value plus covariate effects, at the first segment), the rest
+non-centred, and records ``eta = z - mu`` as a deterministic. Each
 patient's predictions come from one ``vmap`` of the structural model over the
 padded patient axis; the likelihood sums over real observations only.
 
@@ -92,7 +95,7 @@ def build_population_model(
                 value = value + covariate_latent_effect(p, eff, covariates[eff.covariate], beta)
             latent[p.name] = value
         if bsv:
-            eta = _random_effects(spec, n)
+            eta = _random_effects(spec, n, latent)
             for j, name in enumerate(bsv):
                 latent[name] = latent[name] + (eta[:, j] if starts is None else eta[:, j, None])
         theta = {p.name: numpyro.deterministic(p.name, to_natural(p, latent[p.name])) for p in params}
@@ -106,11 +109,13 @@ def build_population_model(
     return population_model
 
 
-def _random_effects(spec: TwinSpec, n: int) -> Array:
+def _random_effects(spec: TwinSpec, n: int, latent: Mapping[str, Array]) -> Array:
     bsv = spec.bsv_parameters
     k = len(bsv)
     omega = jnp.stack([numpyro.sample(f"omega_{name}", to_numpyro(spec.parameter(name).bsv, site=f"omega_{name}"))
                        for name in bsv])
+    if not isinstance(spec.centered, bool):
+        return _partly_centred(spec, n, latent, omega)
     scale_tril: Any = None
     if spec.correlation is not None:
         chol = numpyro.sample("corr_chol", dist.LKJCholesky(k, spec.correlation.param("eta")))
@@ -123,3 +128,19 @@ def _random_effects(spec: TwinSpec, n: int) -> Array:
         z = numpyro.sample("eta_z", dist.Normal(jnp.zeros(k), 1.0).to_event(1))
     eta = z @ scale_tril.T if scale_tril is not None else z * omega
     return numpyro.deterministic("eta", eta)
+
+
+def _partly_centred(spec: TwinSpec, n: int, latent: Mapping[str, Array], omega: Array) -> Array:
+    """``eta`` with the latent values of ``spec.centered`` sampled directly and the other BSV non-centred."""
+    bsv = spec.bsv_parameters
+    centred = [j for j, b in enumerate(bsv) if b in spec.centered]
+    rest = [j for j, b in enumerate(bsv) if b not in spec.centered]
+    mu = jnp.stack([latent[bsv[j]] if latent[bsv[j]].ndim == 1 else latent[bsv[j]][:, 0] for j in centred], axis=1)
+    columns: dict[int, Array] = {}
+    with numpyro.plate("patient", n):
+        z = numpyro.sample("latent_c", dist.Normal(mu, omega[jnp.asarray(centred)]).to_event(1))
+        columns |= {j: z[:, c] - mu[:, c] for c, j in enumerate(centred)}
+        if rest:
+            u = numpyro.sample("eta_z", dist.Normal(jnp.zeros(len(rest)), 1.0).to_event(1))
+            columns |= {j: u[:, c] * omega[j] for c, j in enumerate(rest)}
+    return numpyro.deterministic("eta", jnp.stack([columns[j] for j in range(len(bsv))], axis=1))

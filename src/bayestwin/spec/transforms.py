@@ -167,6 +167,9 @@ def set_correlation(spec: TwinSpec, prior: Prior | None) -> TwinSpec:
     return replace(spec, correlation=prior)
 
 
-def set_parametrization(spec: TwinSpec, *, centered: bool) -> TwinSpec:
-    """Return a copy of `spec` with centred (True) or non-centred (False) random effects."""
+def set_parametrization(spec: TwinSpec, *, centered: bool | tuple[str, ...]) -> TwinSpec:
+    """Return a copy of `spec` with centred (True), non-centred (False) or per-parameter centred random effects.
+
+    A tuple names the parameters whose latent values are sampled directly (``TwinSpec.centered``).
+    """
     return replace(spec, centered=centered)

@@ -55,8 +55,14 @@ class TwinSpec:
         One residual error model per observed output.
     correlation : Prior, optional
         ``Prior("LKJ", eta=...)`` for correlated BSV; None: independent.
-    centered : bool
-        Centred parametrisation of the random effects (default non-centred).
+    centered : bool or tuple of str
+        Parametrisation of the random effects. False (default): non-centred, ``eta = omega z`` with
+        ``z ~ N(0, 1)``. True: centred offsets, ``eta ~ N(0, omega)`` sampled directly. A tuple of BSV
+        parameter names: those parameters' latent values are sampled directly,
+        ``z_i ~ N(latent(TV) + covariate effects, omega)`` (centred on the typical value too, so a
+        well-informed patient value no longer ties its offset to the typical value), the others
+        non-centred; for data that pin some patient values and leave others to the prior. Not with
+        ``correlation``.
     units : tuple of (name, unit)
         Units of ``time``, ``amt`` and each output in which data are given to
         the model (the data are converted to them).
@@ -69,7 +75,7 @@ class TwinSpec:
     parameters: tuple[Parameter, ...]
     error: tuple[ErrorModel, ...] = (ErrorModel("additive"),)
     correlation: Prior | None = None
-    centered: bool = False
+    centered: bool | tuple[str, ...] = False
     units: tuple[tuple[str, str], ...] = _DEFAULT_UNITS
     description: str = field(default="", compare=False)
 
@@ -90,10 +96,24 @@ class TwinSpec:
                 raise SpecError(f"correlation prior must be LKJ, got {self.correlation.family}")
             if len(self.bsv_parameters) < 2:
                 raise SpecError("correlated BSV needs at least two parameters with BSV")
+        if not isinstance(self.centered, bool):
+            self._check_centred_names()
         units = dict(self.units)
         for need in ("time", "amt"):
             if need not in units:
                 raise SpecError(f"spec {self.name!r} must give the unit of {need!r} in units=")
+
+    def _check_centred_names(self) -> None:
+        centred = tuple(str(c) for c in self.centered)  # type: ignore[union-attr]
+        unknown = [c for c in centred if c not in self.bsv_parameters]
+        if unknown:
+            raise SpecError(f"spec {self.name!r}: centered= names {unknown}, which are not parameters with BSV "
+                            f"({list(self.bsv_parameters)}); name only those, or pass True/False")
+        if self.correlation is not None:
+            raise SpecError(f"spec {self.name!r}: per-parameter centring (centered={list(centred)}) cannot be "
+                            "combined with correlated BSV; use centered=True or False with the LKJ prior")
+        kept = tuple(b for b in self.bsv_parameters if b in centred)  # spec order; () is non-centred
+        object.__setattr__(self, "centered", kept or False)
 
     # --- queries ------------------------------------------------------------------------
     @property
@@ -170,7 +190,8 @@ class TwinSpec:
             "schema_version": SPEC_SCHEMA_VERSION, "name": self.name, "model": self.model,
             "parameters": [p.to_dict() for p in self.parameters], "error": [e.to_dict() for e in self.error],
             "correlation": None if self.correlation is None else self.correlation.to_dict(),
-            "centered": self.centered, "units": dict(self.units), "description": self.description,
+            "centered": self.centered if isinstance(self.centered, bool) else list(self.centered),
+            "units": dict(self.units), "description": self.description,
         }
 
     @classmethod
@@ -186,7 +207,7 @@ class TwinSpec:
                        parameters=tuple(Parameter.from_dict(p) for p in data["parameters"]),
                        error=tuple(ErrorModel.from_dict(e) for e in data.get("error", [{"kind": "additive"}])),
                        correlation=None if corr is None else Prior.from_dict(corr),
-                       centered=bool(data.get("centered", False)),
+                       centered=_centred_from_dict(data.get("centered", False)),
                        units=tuple(dict(data.get("units", dict(_DEFAULT_UNITS))).items()),
                        description=data.get("description", ""))
         except KeyError as err:
@@ -225,3 +246,8 @@ class TwinSpec:
         payload.pop("description", None)
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _centred_from_dict(value: Any) -> bool | tuple[str, ...]:
+    """``centered`` as written by ``to_dict``: a bool, or a list of parameter names."""
+    return tuple(value) if isinstance(value, list | tuple) else bool(value)
