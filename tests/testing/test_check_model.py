@@ -6,6 +6,14 @@ on ODE models (their other checks take minutes: a diffrax solve per patient and 
 gradients); ``make validate`` (validation/test_check_model.py) runs every check, recovery included,
 on every model. The harness's own power: a model whose gradient is wrong, and one that returns NaN,
 must fail it.
+
+Gradient power (2026-11-27): the check reported exactly 0.0e+00 for ``cardio.windkessel_emax``,
+``oncology.stein`` and ``pk.one_cmt_iv``: not a flat density nor a swamping floor. It reports the error NET
+of 100 times the rounding floor ``eps |E| / h``, and the true errors lie below it (energies 2e2-3e6 at
+prior draws: floors 5e-9-7e-5 absolute against gradients of 1e2-6e7; at the simulated truth, now also
+checked, E ~ 3e1-1e3 and floors 1e-9-3e-8). A wrong derivative is caught: a Windkessel whose resistance
+derivative is 0.1 % too large (a custom JVP) failed with relative error 1.3e-3 (1.3e-4 at 0.01 %; the
+check before the truth points: 1.0e-3 and 1.0e-4); ``how="jvp"`` below pins this on the IV model.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from bayestwin.dynamics import closed_form as cf
 from bayestwin.inference import SamplerConfig
 from bayestwin.models import get_model, model_names
 from bayestwin.spec.structural import AbstractStructuralModel
-from bayestwin.testing import RECOVERY_SAMPLER, check_model
+from bayestwin.testing import RECOVERY_SAMPLER, check_model, default_spec
 
 BUILT_IN = [n for n in model_names() if not n.startswith("test.")]
 
@@ -32,6 +40,14 @@ BUILT_IN = [n for n in model_names() if not n.startswith("test.")]
 def test_cheap_checks(name: str) -> None:
     cheap = ("spec",) if get_model(name).kind == "ode" else ("spec", "prior_predictive", "gradients", "compile_once")
     check_model(name, checks=cheap).raise_if_failed()
+
+
+@jax.custom_jvp
+def _off_by_a_tenth_of_a_percent(x: jax.Array) -> jax.Array:  # the identity, with derivative 1.001
+    return x
+
+
+_off_by_a_tenth_of_a_percent.defjvp(lambda primals, tangents: (primals[0], 1.001 * tangents[0]))
 
 
 class _Broken(AbstractStructuralModel):
@@ -47,18 +63,25 @@ class _Broken(AbstractStructuralModel):
         cl = theta["cl"]
         if self.how == "gradient":  # right values, gradient in CL missing (a dropped term)
             cl = jax.lax.stop_gradient(cl)
+        if self.how == "jvp":  # right values, derivative in CL 0.1 % too large (a custom JVP off by a factor)
+            cl = _off_by_a_tenth_of_a_percent(cl)
         conc = cf.one_cmt_iv(times, doses, cl, theta["v"], features=features)
         if self.how == "nan":  # NaN for large clearances
             conc = jnp.where(theta["cl"] > 2.5, jnp.nan, conc)
         return conc[:, None]
 
 
-@pytest.mark.parametrize(("how", "check"), [("gradient", "gradients"), ("nan", "prior_predictive")])
+@pytest.mark.parametrize(("how", "check"), [("gradient", "gradients"), ("jvp", "gradients"),
+                                            ("nan", "prior_predictive")])
 def test_harness_catches_a_broken_model(how: str, check: str) -> None:
     broken = type(f"Broken_{how}", (_Broken,), {"how": how})()
-    report = check_model(broken, checks=(check,))
+    # data simulated by the registered model (simulate_cohort looks the spec's model up): without this spec the
+    # check crashed on the unregistered "test.broken" and "failed" whatever the gradient (until 2026-11-27)
+    report = check_model(broken, spec=default_spec(get_model("pk.one_cmt_iv")), checks=(check,))
     assert not report.ok, report.format()
-    assert "FAILED" in report.format()
+    assert "FAILED" in report.format() and "raised" not in report.format(), report.format()
+    if how == "jvp":  # the 0.1 % itself (~1e-3), not noise
+        assert "worst relative error 1." in report.format()
 
 
 def test_recovery_fits_with_the_documented_sampler(monkeypatch: pytest.MonkeyPatch) -> None:

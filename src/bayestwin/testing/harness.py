@@ -9,11 +9,14 @@ Checks, each reported with what was measured:
     ``n_prior_draws`` draws of the population prior give predictions of shape (draw, patient, time,
     output), all finite, with parseable units for every output.
 ``gradients``
-    The log-density gradient at prior draws is finite and matches central finite differences
-    (Richardson-extrapolated central differences, less their rounding floor ``100 eps |E| / h``
-    at a draw of energy E; relative tolerance 1e-5 for closed forms, 2e-3 for
+    The log-density gradient is finite and matches central finite differences at three prior draws,
+    at the simulated truth and at two points around it (energies of the data's order, where the
+    sampler works: rounding floors ~1e-8), up to 12 coordinates each (Richardson-extrapolated central
+    differences; the error is reported net of 100 times their rounding floor ``eps |E| / h`` at energy
+    E, with that floor; relative tolerance 1e-5 for closed forms, 2e-3 for
     ODE models, whose solutions are known to about rtol 1e-8, which a difference step of 1e-3 turns
-    into ~1e-5 relative noise).
+    into ~1e-5 relative noise). A reported 0.0 means below the floor: a derivative 0.1 % off fails
+    (tests/testing/test_check_model.py).
 ``compile_once``
     One jit compilation of the log density serves two simulated data sets of the same padded size.
 ``recovery``
@@ -21,7 +24,8 @@ Checks, each reported with what was measured:
     central 95 % interval for all but at most ``binom.ppf(0.99, P, 0.05)`` of the P typical values
     (so a calibrated model fails by chance less than 1 % of the time). Sampler: ``RECOVERY_SAMPLER``,
     4 chains x (1000 + 1000), with a DIAGONAL mass matrix for a non-centred spec and a DENSE one for a
-    centred spec (``TwinSpec.centered``). Measured 2026-11-27 (16 patients, seed 0): with a dense matrix
+    centred spec (``TwinSpec.centered``; the rule is ``bayestwin.testing.centring.dense_mass_for``, shared
+    with ``run_sbc`` and ``run_twin_sbc``). Measured 2026-11-27 (16 patients, seed 0): with a dense matrix
     everywhere, 8 of the 16 closed-form models (all non-centred) failed the gate on a BSV SD (bulk ESS
     290-390, R-hat 1.011-1.015, 1-13 divergences); diagonal passed 7 of them (e.g. ``oncology.stein``
     omega_d bulk ESS 545 -> 1020, ``oncology.claret_tgi`` omega_kd 291 -> 848, no divergences). A
@@ -31,12 +35,13 @@ Checks, each reported with what was measured:
     ``latent_i - TV``: a LINEAR correlation of every ``eta_i`` with the typical value, which a dense matrix
     captures and a diagonal one does not (``longitudinal.level`` with diagonal: tv_level bulk ESS 217,
     R-hat 1.013; with dense it passes). 15 of the 16 closed-form models pass so; ``cardio.windkessel_emax``
-    does not (tv_r0 R-hat 1.011, ESS 493: see ``validation/test_check_model.py``).
+    does not (tv_r0 R-hat 1.011, ESS 493; centring its data-rich cl, v, r0 cures that but uncovers 8
+    divergences in the weakly informed Emax random effects: ``bayestwin.testing.centring``).
 ``sbc``
     A short simulation-based calibration (``bayestwin.validation.run_sbc``): ``sbc_replications`` prior
     draws (default 30), 2 chains x (300 + 500) thinned by 10, ranks of every population parameter and of
-    the first patient's parameters tested for uniformity (chi-square, Bonferroni at 1 %), dense mass
-    matrix.
+    the first patient's parameters tested for uniformity (chi-square, Bonferroni at 1 %), the mass
+    matrix of ``dense_mass_for`` (diagonal for a non-centred spec; dense for all until 2026-11-27).
 
 Examples
 --------
@@ -57,7 +62,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
-from numpyro.infer import Predictive, init_to_sample
+from numpyro.infer import Predictive, init_to_sample, init_to_value
 from numpyro.infer.util import initialize_model, potential_energy
 
 from bayestwin.exceptions import SpecError
@@ -67,6 +72,7 @@ from bayestwin.inference.sampler import SamplerConfig
 from bayestwin.models.registry import get_model, validate_spec
 from bayestwin.spec.structural import AbstractStructuralModel
 from bayestwin.spec.twin_spec import TwinSpec
+from bayestwin.testing.centring import dense_mass_for
 from bayestwin.testing.design import default_spec, simulate_cohort
 from bayestwin.units import parse_unit
 
@@ -191,6 +197,13 @@ class _Context:
         """Prior draw `k` flattened, as a numpy array (the argument type every call of `value_and_grad` uses)."""
         return np.asarray(ravel_pytree(self.prior_draw(k).param_info.z)[0])
 
+    def truth_point(self) -> np.ndarray:
+        """The simulated truth in the sampler's unconstrained coordinates, flattened (``_truth_values``)."""
+        values = _truth_values(self.spec, self.data[2], self.data[0])
+        init = initialize_model(jax.random.PRNGKey(self.seed), self.fn, model_args=self.data[1],
+                                init_strategy=init_to_value(values=values))
+        return np.asarray(ravel_pytree(init.param_info.z)[0])
+
     @cached_property
     def unravel(self) -> object:
         return ravel_pytree(self.prior_draw(0).param_info.z)[1]
@@ -200,6 +213,47 @@ class _Context:
         """``(flat unconstrained parameters, data args) -> (energy, gradient)``, jitted."""
         fn, unravel = self.fn, self.unravel
         return jax.jit(jax.value_and_grad(lambda x, a: potential_energy(fn, a, {}, unravel(x))))
+
+
+def _truth_values(spec: TwinSpec, truth: dict, arrays: object) -> dict[str, jax.Array]:
+    """Sample-site values of `spec`'s population model at the ``simulate_cohort`` truth.
+
+    Typical values and each patient's random effects as simulated, BSV SDs 0.2 (``simulate_cohort``'s
+    omega, times |truth| on the identity scale), residual SDs 0.1 (proportional) or 0.1 x the output's
+    mean |value| (additive). Sites it does not know (covariate coefficients) start uniformly in (-2, 2).
+    """
+    from bayestwin.inference.latent import to_latent
+
+    bsv = spec.bsv_parameters
+    values: dict[str, jax.Array] = {}
+    omega = {}
+    for p in spec.parameters:
+        if p.fixed is None:
+            values[f"tv_{p.name}"] = jnp.asarray(truth[p.name], dtype=float)
+        if p.has_bsv:
+            omega[p.name] = 0.2 * ((abs(truth[p.name]) or 1.0) if p.scale == "identity" else 1.0)
+            values[f"omega_{p.name}"] = jnp.asarray(omega[p.name])
+    if bsv:
+        tv = {b: to_latent(spec.parameter(b), truth[b]) for b in bsv}
+        z = {b: jnp.asarray([to_latent(spec.parameter(b), pat[b]) for pat in truth["patients"]]) for b in bsv}
+        eta = jnp.stack([z[b] - tv[b] for b in bsv], axis=1)
+        if spec.centered is True:
+            values["eta"] = eta
+        else:
+            centred = () if spec.centered is False else spec.centered
+            rest = [j for j, b in enumerate(bsv) if b not in centred]
+            if centred:
+                values["latent_c"] = jnp.stack([z[b] for b in centred], axis=1)
+            if rest:
+                values["eta_z"] = jnp.stack([eta[:, j] / omega[bsv[j]] for j in rest], axis=1)
+    obs = arrays.obs  # type: ignore[attr-defined]
+    for site, j, _ in spec.sigma_sites:
+        if spec.error[j].kind == "proportional":
+            values[site] = jnp.asarray(0.1)
+        else:
+            real = np.asarray(obs.mask) & (np.asarray(obs.output) == j)
+            values[site] = jnp.asarray(0.1 * float(np.abs(np.asarray(obs.value)[real]).mean()))
+    return values
 
 
 def _check_prior_predictive(model: AbstractStructuralModel, spec: TwinSpec, *, n_prior_draws: int,
@@ -235,16 +289,21 @@ def _check_gradients(model: AbstractStructuralModel, spec: TwinSpec, *, seed: in
     def energy(x: np.ndarray) -> float:
         return float(ctx.value_and_grad(x, args)[0])
 
-    worst = 0.0
-    for k in range(3):  # three draws from the prior, in the sampler's unconstrained coordinates
-        flat = ctx.flat_draw(k)  # numpy: steps are added without op-by-op dispatch
+    worst, floors = 0.0, []
+    rng = np.random.default_rng(seed)
+    truth = ctx.truth_point()
+    # three prior draws (energies up to ~1e6 far from the data), the simulated truth and two points around it
+    # (energies of the data's order: rounding floors ~1e-8)
+    points = [(f"prior draw {k}", ctx.flat_draw(k)) for k in range(3)]
+    points += [("the truth", truth)] + [("the truth + jitter", truth + 0.2 * rng.normal(size=truth.size))
+                                        for _ in range(2)]
+    for where, flat in points:
         grad = np.asarray(ctx.value_and_grad(flat, args)[1])
         if not np.isfinite(grad).all():
-            return False, f"non-finite gradient at prior draw {k}"
-        # rounding floor of the differences: a prior draw far from the data has a huge energy E, and
-        # E (1 +- eps) differs by eps |E| between evaluations, i.e. ~eps |E| / h in the derivative
+            return False, f"non-finite gradient at {where}"
+        # rounding floor of the differences: E (1 +- eps) differs by eps |E| between evaluations, i.e.
+        # ~eps |E| / h in the derivative; errors are reported net of 100 times it
         e0 = abs(energy(flat))
-        rng = np.random.default_rng(seed + k)
         for i in rng.choice(flat.size, size=min(12, flat.size), replace=False):
             h = 1e-3 * max(1.0, abs(float(flat[i])))
 
@@ -256,8 +315,12 @@ def _check_gradients(model: AbstractStructuralModel, spec: TwinSpec, *, seed: in
 
             fd = (4.0 * central(h / 2) - central(h)) / 3.0  # Richardson: truncation error O(h**4)
             floor = 100.0 * np.finfo(float).eps * e0 / h
-            worst = max(worst, max(0.0, abs(fd - grad[i]) - floor) / max(1.0, abs(grad[i])))
-    return worst < rtol, f"3 prior draws, up to 12 coordinates each: worst relative error {worst:.1e} (tol {rtol:g})"
+            scale = max(1.0, abs(grad[i]))
+            floors.append(floor / scale)
+            worst = max(worst, max(0.0, abs(fd - grad[i]) - floor) / scale)
+    return worst < rtol, (f"3 prior draws, the truth and 2 points around it, up to 12 coordinates each: worst "
+                          f"relative error {worst:.1e} net of the rounding floor (tol {rtol:g}; floor up to "
+                          f"{max(floors):.0e} relative)")
 
 
 def _check_compile_once(model: AbstractStructuralModel, spec: TwinSpec, *, n_patients: int, seed: int,
@@ -282,8 +345,8 @@ def _check_recovery(model: AbstractStructuralModel, spec: TwinSpec, *, n_patient
     from bayestwin.inference import fit_population
 
     table, truth = simulate_cohort(spec, n_patients=max(n_patients, 16), seed=seed)
-    # dense mass for a centred spec: linear TV-eta correlations; diagonal for a non-centred one (module docstring)
-    sampler = sampler or dataclasses.replace(RECOVERY_SAMPLER, seed=seed, dense_mass=spec.centered)
+    # dense mass for centered=True (linear TV-eta ridge), diagonal otherwise (bayestwin.testing.centring)
+    sampler = sampler or dataclasses.replace(RECOVERY_SAMPLER, seed=seed, dense_mass=dense_mass_for(spec))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the gate's verdict is reported below
         fit = fit_population(spec, table, sampler=sampler)
