@@ -1,10 +1,12 @@
 """Simulation-based calibration: the rank statistics and tests, and a reduced real run with its power check.
 
-The reduced run (one-compartment IV model, non-centred, dense mass matrix, 12 patients, 30 replications x 2
-chains) is the default-suite subset of ``make validate``'s SBC (200 replications per built-in model). Its power
-check fits with every prior scale divided by 3; with 30 replications that misspecification must already fail
-(measured: p = 2.7e-10 at 40 replications, centred; 1.2e-11 at 30, non-centred, 2026-11-26: the good run passed
-with smallest p 0.056, 21 of 30 replications had divergent transitions).
+The reduced run (one-compartment IV model, non-centred, so a DIAGONAL mass matrix by ``dense_mass_for``, 12
+patients, 30 replications x 2 chains) is the default-suite subset of ``make validate``'s SBC (200 replications
+per built-in model). Its power check fits with every prior scale divided by 3; with 30 replications that
+misspecification must already fail (measured: p = 2.7e-10 at 40 replications, centred; 1.2e-11 at 30,
+non-centred + dense, 2026-11-26: the good run passed with smallest p 0.056, 21 of 30 replications had
+divergent transitions). With the diagonal matrix (2026-11-27, 105 s at load ~7): good run smallest p 0.22
+(v[1]), divergences in 7 of 30 replications; broken run p 7.9e-12 (omega_v).
 """
 
 from __future__ import annotations

@@ -62,11 +62,12 @@ from bayestwin.inference.population import build_population_model, predict_cohor
 from bayestwin.inference.sampler import parallel_chains_ok
 from bayestwin.models.registry import get_model
 from bayestwin.spec import Prior, TwinSpec
+from bayestwin.testing.centring import dense_mass_for
 from bayestwin.testing.design import DEFAULT_TIMES, simulate_cohort
 
 __all__ = ["SBCResult", "misspecified_prior", "run_sbc"]
 
-_LATENT = ("eta", "eta_z", "corr_chol", "obs_loglik")
+_LATENT = ("eta", "eta_z", "latent_c", "corr_chol", "obs_loglik")
 
 
 @dataclass(frozen=True)
@@ -202,7 +203,7 @@ def run_sbc(
     spec: TwinSpec, *, fit_spec: TwinSpec | None = None, n_replications: int = 200, n_patients: int = 12,
     times: Sequence[float] = DEFAULT_TIMES, dose: float = 100.0, chains: int = 2, warmup: int = 500,
     draws: int = 500, thin: int = 5, max_tree_depth: int | tuple[int, int] = 8, target_accept: float = 0.8,
-    dense_mass: bool = True, batch: int = 4, alpha: float = 0.01, seed: int = 0, parallel_ok: bool | None = None,
+    dense_mass: bool | None = None, batch: int = 4, alpha: float = 0.01, seed: int = 0, parallel_ok: bool | None = None,
     adaptation: str = "stan",
 ) -> SBCResult:
     """Simulation-based calibration of `spec` with `n_replications` prior draws.
@@ -219,7 +220,9 @@ def run_sbc(
     chains, warmup, draws, thin :
         NUTS per replication; ranks are among ``chains * draws // thin`` thinned draws.
     max_tree_depth, target_accept, dense_mass :
-        NUTS settings; the mass matrix is adapted in warm-up, dense by default. ``max_tree_depth=(6, 8)``:
+        NUTS settings; the mass matrix is adapted in warm-up, by default dense for a ``centered=True``
+        `fit_spec` and diagonal otherwise (``bayestwin.testing.centring.dense_mass_for``, the rule of
+        ``check_model``'s recovery fit; dense for every spec until 2026-11-27). ``max_tree_depth=(6, 8)``:
         depth 6 in warm-up, 8 after it (see ``validation/device_sbc.md``: with 1000 warm-up iterations it
         cut the two-compartment oral fits from ~181k to ~79k leapfrog steps). Measured on the one-compartment
         IV model (32 replications, 12 patients): centred + dense 27 leapfrog steps per iteration and 39 s;
@@ -240,6 +243,7 @@ def run_sbc(
     """
     started = _time.perf_counter()
     fit_spec = fit_spec or spec
+    dense_mass = dense_mass_for(fit_spec) if dense_mass is None else dense_mass
     if spec.covariates or fit_spec.covariates:
         raise SpecError("run_sbc simulates a design without covariates; give a spec without covariate effects")
     model = get_model(spec.model)

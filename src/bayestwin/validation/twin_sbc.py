@@ -65,6 +65,7 @@ from bayestwin.inference.priors import to_numpyro
 from bayestwin.models.registry import get_model
 from bayestwin.spec import TwinSpec
 from bayestwin.spec.structural import AbstractStructuralModel
+from bayestwin.testing.centring import dense_mass_for
 from bayestwin.testing.design import DEFAULT_TIMES
 from bayestwin.validation.sbc import SBCResult, _max_rhat
 
@@ -236,8 +237,8 @@ def run_twin_sbc(
     spec: TwinSpec, population: Mapping[str, np.ndarray], *, fit_population: Mapping[str, np.ndarray] | None = None,
     n_replications: int = 200, doses: Sequence[Dose] = ((0.0, 100.0, None),), times: Sequence[float] = DEFAULT_TIMES,
     chains: int = 2, warmup: int = 300, draws: int = 200, thin: int = 4, max_tree_depth: int = 8,
-    target_accept: float = 0.8, dense_mass: bool = True, lanes: int = 8, init: str = "optimize", alpha: float = 0.01,
-    seed: int = 0,
+    target_accept: float = 0.8, dense_mass: bool | None = None, lanes: int = 8, init: str = "optimize",
+    alpha: float = 0.01, seed: int = 0,
 ) -> SBCResult:
     """Twin-level SBC of `spec` given population draws `population`; see the module docstring.
 
@@ -257,7 +258,8 @@ def run_twin_sbc(
         NUTS per replication (as ``fit_fleet``: own adaptation per chain, optimised starts); ranks among
         ``chains * draws // thin`` draws.
     max_tree_depth, target_accept, dense_mass, lanes :
-        NUTS settings, and the replications sampled in lockstep.
+        NUTS settings, and the replications sampled in lockstep; `dense_mass` defaults to
+        ``dense_mass_for(spec, level="twin")`` (dense: a patient's few correlated parameters).
     init : str
         Chain starts: ``"optimize"`` (``fit_fleet``'s default: 100 Adam steps from the jittered mixture
         centre) or ``"prior"`` (the jittered centre itself; compiles faster: the reduced test uses it).
@@ -271,6 +273,7 @@ def run_twin_sbc(
         per-replication sampler health; ``spec`` is ``"twin:" + spec.name``.
     """
     started = _time.perf_counter()
+    dense_mass = dense_mass_for(spec, level="twin") if dense_mass is None else dense_mass
     model = get_model(spec.model)
     design = twin_design(spec, doses, times)
     arrays = cohort_arrays(design, spec, model)
