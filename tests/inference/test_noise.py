@@ -51,7 +51,7 @@ def test_neighbours_are_uncorrelated_along_every_axis(z: np.ndarray) -> None:
     for axis, (a, b) in pairs.items():
         assert abs(corr(a, b)) < 4 / np.sqrt(a.size), axis
     # the first values of every block of one stream against the first of the next: blocks are independent
-    per = max(1, nz._BLOCK_VALUES // 1)  # time x output = 1 in this layout
+    per = nz._BLOCK_VALUES  # draws per block when time x output = 1
     long = observe_numpy(np.zeros((1, 4 * per, 1, 1)), ADD, [{"sigma_add": np.ones((1, 4 * per))}], seed=5)
     blocks = long.reshape(4, per)
     for b in range(3):
