@@ -13,19 +13,27 @@ pd.one_cmt_oral_ke0_emax (ESS 386), pd.one_cmt_oral_sigmoid_emax (ESS 290, 5 div
 cardio.windkessel_emax (13 divergences). With a diagonal matrix for every spec, all 16 but
 cardio.windkessel_emax (tv_r0 R-hat 1.011, bulk ESS 493) and the centred longitudinal.level (tv_level ESS 217)
 passed; the rule above (dense for centred) passes longitudinal.level too: 15 of the 16 closed-form models.
-Why each matrix suits its parametrisation: ``bayestwin.testing.harness``. The gate is unchanged.
+Why each matrix suits its parametrisation: ``bayestwin.testing.centring`` (``dense_mass_for``). The gate is unchanged.
 Still failing: cardio.windkessel_emax. Its slow quantities are TYPICAL values of data-rich parameters (r0, cl,
 v: 3 pressures + a concentration at 8 times per patient, BSV SD posteriors well away from 0), non-centred;
-its weakly informed ones (ka, emax, ec50: BSV SD 5 % quantiles 0.012-0.022) need non-centring. Tried
-(seed 0, monkeypatched, not in the library): cl, v, r0, compliance centred and the rest non-centred, with a
-diagonal mass matrix: tv_r0 R-hat 1.022, ESS 320 (worse: the centred offsets eta_i are tied linearly to the
-typical value); with a dense one: typical values fine (tv_r0 out of the worst 6), but 10 divergences, at
-omega_emax 0.16-0.54 (posterior mean 0.14, the upper tail of a weakly informed BSV SD). Also tried: those 4
-centred by sampling each patient's latent value itself (theta_i ~ N(TV, omega), not TV + eta_i), diagonal:
-every typical value mixed (worst R-hat 1.007, min ESS 885) but 12 divergences, and omega_ka moved to 0.31
-(90 % 0.22-0.42) from 0.13 (0.02-0.24) in every other run -- the same script written non-centred reproduced
-0.13, so the latent-centred chains sat elsewhere (a flip-flop mode? not checked). Next: compare the log
-density of the two regions; then per-parameter latent centring in TwinSpec / inference/population.py.
+its weakly informed ones (ka, emax, ec50: BSV SD 5 % quantiles 0.012-0.022) need non-centring. REC tried
+(seed 0, monkeypatched) centred offsets and latent centring of cl, v, r0, compliance: divergences either way
+(10-12), omega_ka moved in the latent-centred run (its script, not the library). 2026-11-27 (helper WK), in
+the library: ``TwinSpec.centered=(names...)`` samples those parameters' latent values ``z ~ N(TV, omega)``
+(no TV ridge), and ``bayestwin.testing.centring`` measures each parameter's information on this design:
+kappa (share of the BSV prior variance the data leave, at the typical patient) ka 0.31, cl 0.038, v 0.084,
+r0 0.039, compliance 0.23, emax 0.84, ec50 0.99. Rule kappa < 1/2 (ka, cl, v, r0, compliance centred):
+omega_ka R-hat 1.010, ESS 279, 18 divergences. Rule kappa < 1/5 (cl, v, r0): every R-hat <= 1.00, tv_r0 ESS
+1941 (non-centred 493), smallest ESS 804 -- the slow typical value is cured -- but 8 divergent transitions,
+all at the upper tail of omega_emax (0.38-0.60, median 0.12; a patient's emax effect 0.8-1.35); 8 again at
+target acceptance 0.95, 12 with a dense matrix. Not cured by smaller steps: a region of the weakly informed
+Emax random effects that the non-centred fit (0 divergences, seed 0) crossed without diverging. Suspected,
+not measured: each patient's emax and ec50 form a ridge (the data inform the effect, not both). So the harness still fits each spec as given and
+windkessel still fails the unchanged gate. Next: the effect's parametrisation in the model (e.g. emax with
+the slope emax / ec50, both identified at low concentration) or a design that reaches concentrations >>
+ec50 (the model's metadata); then per-parameter centring by kappa for every model, and rerun the 16.
+Gradient check (every case): now also at the simulated truth, with the rounding floor printed (the exact 0.0
+of stein/windkessel was errors below 100x the floor; tests/testing/test_check_model.py).
 """
 
 from __future__ import annotations
