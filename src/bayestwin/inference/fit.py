@@ -22,6 +22,7 @@ import os
 import time
 import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -249,10 +250,11 @@ class PopulationFit:
                     sampler: SamplerConfig | None = None) -> PopulationFit:
         """The population fit saved in `path` by ``fit.idata.to_netcdf(path)``, read without importing arviz.
 
-        Every group is read (xarray, h5netcdf engine) as ``arviz.from_netcdf`` reads it; the convergence gate
-        runs on the draws, and ``idata`` becomes the ``arviz.InferenceData`` (arviz imported then) when first
-        read. ``fit_id`` and ``data_digest`` come from the posterior's attributes (written by
-        ``fit_population``); ``arrays`` is ``None``. Same draws, same version as the fit that was saved.
+        The file is read once; its posterior and sample stats are decoded now (xarray, h5netcdf engine, as
+        ``arviz.from_netcdf`` reads them) and the convergence gate runs on them; ``idata`` becomes the
+        ``arviz.InferenceData`` of every group (arviz imported then) when first read. ``fit_id`` and
+        ``data_digest`` come from the posterior's attributes (written by ``fit_population``); ``arrays`` is
+        ``None``. Same draws, same version as the fit that was saved.
 
         Raises
         ------
@@ -266,22 +268,28 @@ class PopulationFit:
         >>> pop.version == fit.version  # doctest: +SKIP
         True
         """
+        import io
+
         import h5netcdf
         import xarray as xr
 
-        with h5netcdf.File(path, "r") as f:
+        data = Path(path).read_bytes()  # once: the groups read later come from these bytes, not a changed file
+
+        def read(name: str) -> Any:
+            with xr.open_dataset(io.BytesIO(data), group=name, engine="h5netcdf", cache=False) as ds:
+                return ds.load()
+
+        with h5netcdf.File(io.BytesIO(data), "r") as f:
             names, root = list(f.groups), dict(f.attrs)
-        datasets = {}
-        for name in names:
-            with xr.open_dataset(path, group=name, engine="h5netcdf", cache=False) as ds:
-                datasets[name] = ds.load()
+        # the posterior and sample stats now (the gate, the twin's prior); the others when idata is built
+        datasets = {name: read(name) for name in names if name in ("posterior", "sample_stats")}
 
         def build() -> az.InferenceData:
             import arviz as az
 
             with warnings.catch_warnings():  # arviz warns about groups outside its schema; kept as written
                 warnings.simplefilter("ignore", UserWarning)
-                return az.InferenceData(attrs=root, **datasets)
+                return az.InferenceData(attrs=root, **{n: datasets[n] if n in datasets else read(n) for n in names})
 
         groups = InferenceGroups(datasets, build=build)
         attrs = datasets["posterior"].attrs
