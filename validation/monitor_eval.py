@@ -729,7 +729,9 @@ def cp_eval_lines(evs: dict[int, dict], args: argparse.Namespace, policy: FitPol
     pool_lines, primary = cp_section(f"Pooled: seeds {', '.join(map(str, evs))} (the primary comparison)",
                                      pooled(evs), CP_DECLARED)
     met = all(valid.values()) and all(primary.values())
-    verdict = ("NOT VALID (a fit failed its gate after the refit)" if not all(valid.values()) else
+    bad = [f"{sd} ({', '.join(evs[sd]['failed'])})" for sd, v in valid.items() if not v]
+    verdict = ("NOT JUDGED: seed(s) " + ", ".join(bad) + " NOT VALID (fits failed their gate after the refit); "
+               "the tables below are descriptive" if bad else
                "target MET at the primary point (pooled, both de-duplication forms)" if met else
                "target NOT MET at the primary point (" + ", ".join(
                    f"{k}: {'met' if v else 'not met'}" for k, v in primary.items()) + ")")
