@@ -28,10 +28,12 @@ omega_ka R-hat 1.010, ESS 279, 18 divergences. Rule kappa < 1/5 (cl, v, r0): eve
 all at the upper tail of omega_emax (0.38-0.60, median 0.12; a patient's emax effect 0.8-1.35); 8 again at
 target acceptance 0.95, 12 with a dense matrix. Not cured by smaller steps: a region of the weakly informed
 Emax random effects that the non-centred fit (0 divergences, seed 0) crossed without diverging. Suspected,
-not measured: each patient's emax and ec50 form a ridge (the data inform the effect, not both). So the harness still fits each spec as given and
-windkessel still fails the unchanged gate. Next: the effect's parametrisation in the model (e.g. emax with
-the slope emax / ec50, both identified at low concentration) or a design that reaches concentrations >>
-ec50 (the model's metadata); then per-parameter centring by kappa for every model, and rerun the 16.
+not measured: each patient's emax and ec50 form a ridge (the data inform the effect, not both). So the
+harness still fits each spec as given and windkessel still fails the unchanged gate. Next: the effect's
+parametrisation in the model (e.g. emax with the slope emax / ec50, both identified at low concentration)
+or a design that reaches concentrations >> ec50 (the model's metadata); then per-parameter centring by
+kappa for every model, and rerun the 16. SBC: ``run_sbc`` now takes the same mass rule (diagonal for a
+non-centred spec); windkessel's 200 + 60 replications did not finish in 11 min with it (315 s dense).
 Gradient check (every case): now also at the simulated truth, with the rounding floor printed (the exact 0.0
 of stein/windkessel was errors below 100x the floor; tests/testing/test_check_model.py).
 """
