@@ -94,8 +94,8 @@ def shrinkage(
         return model.predict(theta, doses, t)[:, cols]
 
     # float64: importing bayestwin.dynamics (the models do) turns on jax_enable_x64
-    pred = np.asarray(predictions(z0))
-    jac = np.asarray(jax.jacfwd(predictions)(z0))  # (time, output, parameter)
+    pred, jac = jax.jit(lambda z: (predictions(z), jax.jacfwd(predictions)(z)))(z0)  # one compilation, not
+    pred, jac = np.asarray(pred), np.asarray(jac)  # hundreds of op-by-op dispatches; jac (time, output, parameter)
     sd = np.empty_like(pred)
     for k, err in enumerate(spec.error):
         sd[:, k] = sigma * (np.abs(pred[:, k]).mean() if err.kind == "additive" else np.abs(pred[:, k]))
