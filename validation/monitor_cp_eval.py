@@ -164,6 +164,68 @@ def cp_section(title: str, ev: dict, policy: object) -> tuple[list[str], dict[st
 
 
 
+# ---------------------------------------------------------------- MON5: ramp-aware changepoint (issue 8)
+#: MON5 grid (training seeds only): the shape of the change, window h, prior SD of a ramp's slope (units/h; not
+#: used by "step"), hysteresis (clear at this fraction of the level); levels CP5_LEVELS. sigma 1, min 1 h.
+CP5_GRID = {"shape": ("step", "ramp", "either"), "window_h": (24.0, 48.0, 72.0), "slope_sigma": (0.03, 0.1),
+            "clear_fraction": (0.5, 0.9, 1.0)}
+CP5_LEVELS = (0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3)
+
+
+def cp5_tune(evs: dict[int, dict], fa_margin: float = 0.6) -> tuple[object, pd.DataFrame, list[str]]:  # type: ignore
+    """MON5's choice of the changepoint settings on TRAINING cohorts (pooled); returns (policy, grid, lines).
+
+    Rule (fixed before the grid was run): eligible points detect at least as many events as NEWS2 >= 5 (both
+    de-duplication forms, pooled training cohorts) with false alarms <= `fa_margin` x the rule's
+    per-patient-de-duplicated rate (the stricter form; 0.6 leaves a margin to the target's 0.7); among them the
+    smallest SMOOTHED median delay -- the mean of the pooled median delays at the point's level and its
+    neighbouring levels (same other settings), so that one lucky level of a ragged curve is not chosen --, then
+    the fewest false alarms. None eligible: the fewest false alarms at >= the rule's sensitivity.
+    """
+    from bayestwin.monitor.changepoint import changepoint_alerts, changepoint_probability
+
+    pool = pooled(evs)
+    rule, rule_pp = rule_curves(pool["frame"], pool["truth"])
+    r5, r5pp = (c[c["level"] == PRIMARY_RULE_LEVEL].iloc[0] for c in (rule, rule_pp))
+    streams = pool["frame"][pool["frame"]["time_h"] >= FIT_H]
+    grid = []
+    for shape in CP5_GRID["shape"]:
+        for w in CP5_GRID["window_h"]:
+            for ss in CP5_GRID["slope_sigma"] if shape != "step" else (CP5_GRID["slope_sigma"][0],):
+                base = ChangepointPolicy(window_h=w, sigma=1.0, min_h=1.0, dedup_h=DEDUP_H, shape=shape,
+                                         slope_sigma=ss)
+                prob = changepoint_probability(pool["scores"], base, start_h=FIT_H)
+                for cf in CP5_GRID["clear_fraction"]:
+                    pol = dataclasses.replace(base, clear_fraction=cf)
+                    c = operating_curve(lambda L, pol=pol, prob=prob: changepoint_alerts(  # type: ignore[misc]
+                        pool["scores"], dataclasses.replace(pol, level=L), probability=prob), CP5_LEVELS,
+                        pool["truth"], streams, detector="changepoint", tolerance_h=6.0, window_h=WINDOWS)
+                    d = c["median_delay_h"].to_numpy(float)
+                    smooth = [float(pd.Series(d[max(i - 1, 0):i + 2]).mean()) for i in range(d.size)]
+                    grid.append(c.assign(shape=shape, window_h=w, slope_sigma=ss if shape != "step" else float("nan"),
+                                         clear_fraction=cf, smoothed_delay_h=smooth))
+                    print(f"{shape} window {w} slope {ss} clear {cf}:\n" +
+                          c[["level", "n_detected", "median_delay_h", FA]].round(3).to_string(), flush=True)
+    g = pd.concat(grid, ignore_index=True)
+    n_rule = max(r5["n_detected"], r5pp["n_detected"])
+    ok = g[(g["n_detected"] >= n_rule) & (g[FA] <= fa_margin * r5pp[FA])]
+    best = (ok.sort_values(["smoothed_delay_h", FA]) if len(ok) else
+            g[g["n_detected"] >= n_rule].sort_values([FA])).iloc[0]
+    pol = ChangepointPolicy(level=float(best["level"]), window_h=float(best["window_h"]), sigma=1.0, min_h=1.0,
+                            dedup_h=DEDUP_H, shape=str(best["shape"]), clear_fraction=float(best["clear_fraction"]),
+                            slope_sigma=float(best["slope_sigma"]) if best["shape"] != "step" else 0.05)
+    cols = ["shape", "window_h", "slope_sigma", "clear_fraction", "level", "n_detected", "sensitivity",
+            "median_delay_h", "smoothed_delay_h", FA]
+    n_ev = pool["truth"].dropna(subset=["onset_h"])["patient"].nunique()
+    lines = [f"Training cohorts (seeds {', '.join(map(str, evs))}, pooled, {n_ev} "
+             f"events): NEWS2 >= 5 per type {int(r5['n_detected'])} detected / {r5['median_delay_h']:.3g} h / "
+             f"{r5[FA]:.3g} FA; per patient {int(r5pp['n_detected'])} / {r5pp['median_delay_h']:.3g} h / "
+             f"{r5pp[FA]:.3g} FA. Eligible: >= {int(n_rule)} detected, FA <= {fa_margin * r5pp[FA]:.3g}: "
+             f"{len(ok)} of {len(g)} points.", "", *_md(g[cols].sort_values("smoothed_delay_h").head(40)), "",
+             f"Chosen: {pol}", ""]
+    return pol, g, lines
+
+
 def cp_eval_lines(evs: dict[int, dict], args: argparse.Namespace, policy: FitPolicy) -> list[str]:  # type: ignore
     """The --cp-evaluate section: validity, pooled verdict (primary), per-seed tables."""
     t0 = time.perf_counter()

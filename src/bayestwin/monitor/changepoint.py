@@ -83,6 +83,8 @@ class ChangepointPolicy:
     directions: Mapping[str, int] = field(default_factory=lambda: dict(DETERIORATION_DIRECTIONS))
     dedup_h: float = 12.0
     clear_fraction: float = 0.5
+    shape: str = "step"
+    slope_sigma: float = 0.05
 
     def __post_init__(self) -> None:
         bad = []
@@ -99,6 +101,9 @@ class ChangepointPolicy:
             bad.append(f"directions {dict(self.directions)} must be -1, 0 or +1")
         if self.dedup_h < 0 or not 0.0 <= self.clear_fraction <= 1.0:
             bad.append(f"dedup_h {self.dedup_h} must be >= 0 and clear_fraction {self.clear_fraction} in [0, 1]")
+        if self.shape not in ("step", "ramp", "either") or self.slope_sigma <= 0:
+            bad.append(f"shape {self.shape!r} must be 'step', 'ramp' or 'either' and slope_sigma "
+                       f"{self.slope_sigma} > 0 (prior SD of a ramp's slope, units per hour)")
         if bad:
             raise InputError("ChangepointPolicy: " + "; ".join(bad))
 
@@ -176,31 +181,54 @@ def _log_bf(s: np.ndarray, n: np.ndarray, sigma: float, direction: np.ndarray) -
 
 
 def changepoint_posterior(u: np.ndarray, has: np.ndarray, directions: np.ndarray, *, window: int, min_bins: int,
-                          hazard: float, sigma: float, p_affected: float) -> np.ndarray:
+                          hazard: float, sigma: float, p_affected: float, shape: str = "step",
+                          slope_sigma: float = 0.05) -> np.ndarray:
     """P(a change began within the trailing `window` bins), at the end of every bin (patient, bin); float64.
 
     `u` and `has` are (patient, signal, bin) (units, and whether the bin has data); `directions` (signal,).
     Candidate change bins ``tau`` run from ``t - window + 1`` to ``t - min_bins + 1`` (at least `min_bins`
-    bins from the change to now); bins before the first have no data.
+    bins from the change to now); bins before the first have no data. `shape` is the form of an affected
+    signal's mean after the change: ``"step"`` (a shift ``mu``), ``"ramp"`` (``beta x``, ``x`` the bins
+    from the change to the bin's midpoint, ``beta`` with prior SD `slope_sigma` per bin) or ``"either"``
+    (each affected signal a step or a ramp with probability 1/2).
 
     >>> u = np.array([[[0.1, -0.2, 3.0, 3.0, 3.0]]])
     >>> p = changepoint_posterior(u, np.ones_like(u, bool), np.array([1]), window=4, min_bins=1, hazard=0.01,
     ...                           sigma=1.0, p_affected=1.0)
     >>> p.round(3).tolist()
     [[0.03, 0.023, 0.19, 0.857, 0.997]]
+    >>> r = changepoint_posterior(np.array([[[0.0, 0.0, 0.5, 1.0, 1.5]]]), np.ones((1, 1, 5), bool), np.array([1]),
+    ...                           window=4, min_bins=1, hazard=0.01, sigma=1.0, p_affected=1.0, shape="ramp",
+    ...                           slope_sigma=0.5)
+    >>> bool(r[0, -1] > r[0, 1])
+    True
     """
+    if shape not in ("step", "ramp", "either"):
+        raise InputError(f"changepoint_posterior: shape={shape!r}; use 'step', 'ramp' or 'either'")
     u = np.where(has, np.asarray(u, float), 0.0)
     n_b = u.shape[-1]
     lags = np.arange(min_bins - 1, window)  # t - tau
-    # cumulative sums with `window` empty bins in front: C[..., window + t] = sum over bins <= t
+    # cumulative sums with `window` + 1 empty bins in front: C[..., window + 1 + t] = sum over bins <= t
     pad = ((0, 0), (0, 0), (window + 1, 0))
-    cs = np.cumsum(np.pad(u, pad), axis=-1)
-    cn = np.cumsum(np.pad(has.astype(float), pad), axis=-1)
+    up, hp = np.pad(u, pad), np.pad(has.astype(float), pad)
     now = np.arange(n_b) + window + 1  # index of bin t in the padded arrays
     before = now[:, None] - lags[None, :] - 1  # (bin, lag): index of bin tau - 1
-    s = cs[..., now][..., None] - cs[..., before]  # (patient, signal, bin, lag)
-    n = cn[..., now][..., None] - cn[..., before]
-    log_bf = _log_bf(s, n, sigma, np.asarray(directions, float)[None, :, None, None])
+
+    def windowed(x: np.ndarray) -> np.ndarray:  # (patient, signal, bin, lag): sum of x over bins tau..t
+        c = np.cumsum(x, axis=-1)
+        return c[..., now][..., None] - c[..., before]
+
+    d = np.asarray(directions, float)[None, :, None, None]
+    log_bf = step = _log_bf(windowed(up), windowed(hp), sigma, d)
+    if shape != "step":
+        # regressor x = (bin - tau + 1/2) = idx - c with c = index of tau - 1/2; sums via sum idx^k x
+        idx = np.arange(up.shape[-1], dtype=float)
+        c = (before + 0.5)[None, None]
+        s1, n0, n1, n2 = windowed(up * idx), windowed(hp), windowed(hp * idx), windowed(hp * idx**2)
+        s_r = s1 - c * windowed(up)
+        q_r = np.maximum(n2 - 2.0 * c * n1 + c**2 * n0, 0.0)
+        ramp = _log_bf(s_r, q_r, slope_sigma, d)
+        log_bf = ramp if shape == "ramp" else np.logaddexp(step, ramp) - np.log(2.0)
     if p_affected < 1.0:
         log_l = np.logaddexp(np.log1p(-p_affected), np.log(p_affected) + log_bf).sum(axis=1)
     else:
@@ -224,7 +252,8 @@ def changepoint_probability(scores: pd.DataFrame, policy: ChangepointPolicy | No
     window = round(policy.window_h / policy.bin_h)
     prob = changepoint_posterior(u, has, np.array([policy.directions[s] for s in signals]), window=window,
                                  min_bins=round(policy.min_h / policy.bin_h), hazard=policy.hazard,
-                                 sigma=policy.sigma, p_affected=policy.p_affected)
+                                 sigma=policy.sigma, p_affected=policy.p_affected, shape=policy.shape,
+                                 slope_sigma=policy.slope_sigma * policy.bin_h)
     # the signal with the largest windowed |sum u| (sign-aware where a direction is set)
     d = np.array([policy.directions[s] for s in signals], float)[None, :, None]
     cs = np.cumsum(np.pad(u, ((0, 0), (0, 0), (window, 0))), axis=-1)
