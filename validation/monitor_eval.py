@@ -584,6 +584,12 @@ def policy_eval_run(patients: int, days: float, seed: int, policy: FitPolicy, ca
 #: Declared 2026-11-27 17:20 UTC (docs/monitoring-evaluation.md, "Declared before scoring the fresh seeds").
 CP_DECLARED = ChangepointPolicy(level=0.1, window_h=48.0, min_h=1.0, bin_h=1.0, hazard=0.001, sigma=1.0,
                                 p_affected=0.5, z_clip=4.0, u_clip=3.0, dedup_h=DEDUP_H, clear_fraction=0.5)
+#: MON5's ramp-aware changepoint detector, chosen by ``monitor_cp_eval.cp5_tune`` on training seeds 2029, 2030,
+#: 2031, 7, 11 and declared (docs/monitoring-evaluation.md, "Declared before scoring seeds 2032-2034", 2026-11-27)
+#: BEFORE any detector or alert output of the evaluation seeds 2032, 2033, 2034 was computed.
+CP5_DECLARED = ChangepointPolicy(level=0.05, window_h=48.0, min_h=1.0, bin_h=1.0, hazard=0.001, sigma=1.0,
+                                 p_affected=0.5, z_clip=4.0, u_clip=3.0, dedup_h=DEDUP_H, clear_fraction=1.0,
+                                 shape="ramp", slope_sigma=0.05)
 
 
 
@@ -621,6 +627,11 @@ def main() -> None:
                         help="comma-separated seeds: the DECLARED changepoint detector (CP_DECLARED) under the fit "
                              "policy, per seed and pooled; one doc section")
     parser.add_argument("--cp-note", default="", help="sentence opening the --cp-evaluate section")
+    parser.add_argument("--cp5-tune", default=None,
+                        help="comma-separated TRAINING seeds (MON5): tune the ramp-aware changepoint detector")
+    parser.add_argument("--cp5-evaluate", default=None,
+                        help="comma-separated seeds (MON5): the declared CP5_DECLARED, pooled; a signal failing its "
+                             "gate after the refit leaves both detectors; one doc section")
     args = parser.parse_args()
     if args.quick:
         args.patients, args.days = 8, 6.0
@@ -633,17 +644,18 @@ def main() -> None:
         wu, dr = rest.split("+")
         policy = FitPolicy(first=SamplerConfig(chains=int(ch), warmup=int(wu), draws=int(dr), seed=0,
                                                init="prior"), retry=None)
-    if args.cp_tune or args.cp_evaluate:
-        from monitor_cp_eval import cp_eval_lines, cp_tune  # the changepoint study (same folder)
+    if args.cp_tune or args.cp_evaluate or args.cp5_tune or args.cp5_evaluate:
+        from monitor_cp_eval import cp5_tune, cp_eval_lines, cp_tune  # the changepoint study (same folder)
 
-        seeds = [int(x) for x in (args.cp_tune or args.cp_evaluate).split(",")]
+        seeds = [int(x) for x in (args.cp_tune or args.cp_evaluate or args.cp5_tune or args.cp5_evaluate).split(",")]
         evs = {sd: score_cohort(args.patients, args.days, sd, policy.first, (1.0,), args.cache, policy)
                for sd in seeds}
-        if args.cp_tune:
-            print("\n".join(cp_tune(evs)[2]), flush=True)
+        if args.cp_tune or args.cp5_tune:
+            print("\n".join((cp_tune if args.cp_tune else cp5_tune)(evs)[2]), flush=True)
             return
-        write_section(ROOT / "docs" / "monitoring-evaluation.md", cp_eval_lines(evs, args, policy),
-                      new_page=MONITOR_PAGE)
+        mon5 = bool(args.cp5_evaluate)
+        lines = cp_eval_lines(evs, args, policy, declared=CP5_DECLARED if mon5 else CP_DECLARED, mon5=mon5)
+        write_section(ROOT / "docs" / "monitoring-evaluation.md", lines, new_page=MONITOR_PAGE)
         return
     if args.fit_only:
         for seed in (int(x) for x in args.fit_only.split(",")):

@@ -23,6 +23,14 @@ module asks the question directly, with one model per patient:
        BF(S, n) = 2 a^-1/2 exp(sigma^2 S^2 / (2 a)) Phi(d sigma S / sqrt a)  (direction d = +-1)
 
    and the patient's likelihood ratio of "change at tau" is ``prod_s (1 - q + q BF_s)``.
+
+   **Ramps** (``shape="ramp"``): the simulated and clinical deteriorations are mostly ramps (sepsis over
+   ~12 h, a hypertensive crisis over ~48 h, heart failure over ~72 h), so an affected signal's units may
+   instead have mean ``beta x`` with ``x`` the bins from the change to the bin's midpoint and
+   ``beta ~ N(0, slope_sigma^2)`` (half-normal on the side of deterioration): the same closed form with
+   ``S = sum x u`` and ``n = sum x^2``. ``shape="either"`` gives each affected signal a step or a ramp with
+   probability 1/2 (``BF = (BF_step + BF_ramp) / 2``). The sums over every candidate change come from
+   cumulative sums of ``u``, ``i u``, ``1``, ``i``, ``i^2`` (``i`` the bin index), still one vectorised pass.
 3. **Posterior.** Over the candidate change bins of the window with at least ``min_h`` hours of data after
    them, ``P(change) = sum_tau h L(tau) / (1 - K h + sum_tau h L(tau))`` (``K`` candidates), evaluated at
    the end of every bin -- a calibrated probability of the model's own question, in float64 (log space).
