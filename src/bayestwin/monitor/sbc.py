@@ -339,7 +339,7 @@ def run_monitor_sbc(structure: Structure, n_reps: int, *, design: MonitorDesign 
     out = run_batched_nuts(functools.partial(_fit_model, structure=structure), data,
                            warmup=warmup, draws=draws, chains=chains, thin=thin, keep=keep,
                            max_tree_depth=max_tree_depth, target_accept=target_accept, dense_mass=False, batch=batch,
-                           seed=seed + 1)
+                           seed=seed + 1, cache_key=("bayestwin.monitor.run_monitor_sbc", structure, n_dev, k))
     q = len(names)
     true_arr = np.stack([np.asarray(_pick(truth, n)) for n in names], axis=-1)
     settings = {"replications": n_reps, "patients": k, "readings": d.mask.sum(axis=1).tolist(),
