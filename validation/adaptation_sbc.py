@@ -12,7 +12,14 @@ Measured 2026-11-27 05:28 UTC (30 replications, 2-core shared machine, load ~10)
 its misspecified variant failed (p 2.5e-13); stan passed (p 0.22; 111.7 steps per draw; 7 of 30; 1.026;
 145 s), misspecified failed (p 7.9e-12).
 
-Usage: ``python validation/adaptation_sbc.py [--replications 30] [--adaptations gradient,stan] [--no-broken]``.
+``--model NAME`` instead runs that built-in model's SBC exactly as ``validation/run.py`` does (its spec and
+centring from ``run.sbc_setup``, ``SBC_SETTINGS``: 2 chains x (300 warm-up + 500 draws) thinned by 10, seed 0,
+mass by ``dense_mass_for``), with ``adaptation=...``: the Stan-style row is then the committed SBC result of
+``docs/validation.md`` and need not be rerun (``--adaptations gradient``). The misspecified-prior variant runs
+``--broken-replications`` replications (60, as ``validation/run.py``).
+
+Usage: ``python validation/adaptation_sbc.py [--replications 30] [--adaptations gradient,stan] [--no-broken]
+[--model pk.one_cmt_oral] [--broken-replications 60]``.
 """
 
 from __future__ import annotations
@@ -36,10 +43,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replications", type=int, default=30)
     parser.add_argument("--adaptations", default="gradient,stan")
     parser.add_argument("--no-broken", action="store_true", help="skip the misspecified-prior variant")
+    parser.add_argument("--model", default="", help="a built-in model, set up as validation/run.py's SBC")
+    parser.add_argument("--broken-replications", type=int, default=None,
+                        help="replications of the misspecified variant (default: as --replications)")
     args = parser.parse_args(argv)
-    spec = dataclasses.replace(default_spec(get_model("pk.one_cmt_iv")), centered=False)
-    settings = {"n_replications": args.replications, "n_patients": 12, "warmup": 300, "draws": 500, "thin": 10,
-                "seed": 11, "dense_mass": False}
+    if args.model:
+        sys.path.insert(0, str(ROOT / "validation"))
+        from run import sbc_setup
+
+        spec, base = sbc_setup(args.model)
+        settings = {"n_replications": args.replications, **base}
+    else:
+        spec = dataclasses.replace(default_spec(get_model("pk.one_cmt_iv")), centered=False)
+        settings = {"n_replications": args.replications, "n_patients": 12, "warmup": 300, "draws": 500, "thin": 10,
+                    "seed": 11, "dense_mass": False}
+    broken = dict(settings, n_replications=args.broken_replications or args.replications)
     failures = 0
     for adaptation in [a.strip() for a in args.adaptations.split(",") if a.strip()]:
         good = run_sbc(spec, adaptation=adaptation, **settings)
@@ -51,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         print(good.format(), flush=True)
         failures += not good.ok
         if not args.no_broken:
-            bad = run_sbc(spec, fit_spec=misspecified_prior(spec, 1 / 3), adaptation=adaptation, **settings)
+            bad = run_sbc(spec, fit_spec=misspecified_prior(spec, 1 / 3), adaptation=adaptation, **broken)
             print(f"{adaptation} misspecified prior: {'failed, as it must' if not bad.ok else 'PASSED (no power)'} "
                   f"(smallest p {bad.tests()['p_value'].min():.2g}); {bad.wall_s:.0f} s", flush=True)
             failures += bad.ok
