@@ -45,6 +45,7 @@ from model_specs.theophylline import spec as theophylline_spec  # noqa: E402
 from bayestwin.data import load_dataset, read_nonmem  # noqa: E402
 from bayestwin.inference import SamplerConfig, fit_population  # noqa: E402
 from bayestwin.inference.fleet import fit_fleet  # noqa: E402
+from bayestwin.inference.fleet_kernel import available_cores, fleet_devices  # noqa: E402
 from bayestwin.twin import Twin  # noqa: E402
 
 TIMES = np.array([0.25, 0.5, 1.0, 2.0, 3.5, 5.0, 7.0, 9.0, 12.0, 24.0])
@@ -75,6 +76,20 @@ def table(frame: pd.DataFrame):
     return read_nonmem(frame, units={"time": "h", "amt": "mg", "dv": "mg/L"})
 
 
+def lockstep_efficiency(fleet) -> float:
+    """Leapfrog steps of the kept draws that were each patient's own / steps computed in lockstep.
+
+    A group of ``lanes`` patients x chains iterates in lockstep: each iteration costs the group's longest
+    trajectory on every lane. Warm-up steps are not recorded (the kept draws' ``num_steps`` only).
+    """
+    steps = np.moveaxis(fleet.idata.sample_stats["num_steps"].to_numpy(), 2, 0)  # (patient, chain, draw)
+    computed = 0
+    for first in range(0, len(steps), fleet.lanes):
+        group = steps[first: first + fleet.lanes]
+        computed += group.max(axis=(0, 1)).sum() * fleet.lanes * group.shape[1]
+    return float(steps.sum() / computed)
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -86,6 +101,7 @@ def main() -> None:
     parser.add_argument("--big", type=int, default=2000)
     parser.add_argument("--settings", default="4,500,500", help="chains,warmup,draws")
     parser.add_argument("--lanes", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=None, help="devices (cores) fit_fleet uses; default: all cores")
     parser.add_argument("--no-write", action="store_true", help="do not write the section of docs/benchmarks.md")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
@@ -98,13 +114,14 @@ def main() -> None:
     res = {}
     cohort = table(simulate(pop, args.n, seed=1))
     started = time.perf_counter()
-    first = fit_fleet(spec, pop, cohort, sampler=sampler, lanes=args.lanes)
+    first = fit_fleet(spec, pop, cohort, sampler=sampler, lanes=args.lanes, workers=args.workers)
     res["fleet_first"] = time.perf_counter() - started
     print(f"fleet N={args.n} first call: {res['fleet_first']:.1f} s; {first}", flush=True)
     second_cohort = table(simulate(pop, args.n, seed=2))
     started = time.perf_counter()
-    second = fit_fleet(spec, pop, second_cohort, sampler=sampler, lanes=args.lanes)
+    second = fit_fleet(spec, pop, second_cohort, sampler=sampler, lanes=args.lanes, workers=args.workers)
     res["fleet_second"] = time.perf_counter() - started
+    res["compiled_second"] = second.wall_time_s
     print(f"fleet N={args.n} second cohort: {res['fleet_second']:.1f} s; {second}", flush=True)
     loop_s = []
     mcmc_run = dataclasses.replace(sampler, chain_method="parallel")  # Twin.fit through numpyro's MCMC.run
@@ -129,7 +146,7 @@ def main() -> None:
     if args.big:
         big_cohort = table(simulate(pop, args.big, seed=3))
         started = time.perf_counter()
-        big = fit_fleet(spec, pop, big_cohort, sampler=sampler, lanes=args.lanes)
+        big = fit_fleet(spec, pop, big_cohort, sampler=sampler, lanes=args.lanes, workers=args.workers)
         res["big"] = time.perf_counter() - started
         print(f"fleet N={args.big}: {res['big']:.1f} s, peak RSS {peak_rss_mb():.0f} MB; {big}", flush=True)
     lines = section(args, sampler, pop, first, second, res, loop_s, rss_before, big if args.big else None)
@@ -139,7 +156,8 @@ def main() -> None:
         f"{len(twin_s)} patients (min {min(twin_s):.2f}, max {max(twin_s):.2f}); ratio of that loop (scaled to "
         f"{args.n}) / fit_fleet: **{res['twin_per_patient'] * args.n / res['fleet_second']:.1f}x**",
         f"* run as `python benchmarks/fleet.py --settings {args.settings} --loop {args.loop} --n {args.n} --big "
-        f"{args.big}`; load average {os.getloadavg()[0]:.1f} at the end"]
+        f"{args.big}{'' if args.workers is None else f' --workers {args.workers}'}`; load average "
+        f"{os.getloadavg()[0]:.1f} at the end"]
     print("\n".join(lines))
     if not args.no_write:
         from update_vs_refit import write_section
@@ -158,12 +176,15 @@ def section(args, sampler, pop, first, second, res, loop_s, rss_before, big) -> 
         f"Theophylline spec; population fitted to theo_sd ({'passed' if pop.ok else 'FAILED'} its gate); patients "
         f"simulated with fixed seeds (one 320 mg oral dose, 10 samples each); each twin: {sampler.chains} chains x "
         f"{sampler.warmup} warm-up + {sampler.draws} draws, 200 mixture components, its own step size and mass "
-        f"matrix; fit_fleet with {first.lanes} patients in lockstep, {first.chunk_size} patients per chunk.", "",
+        f"matrix; fit_fleet with {first.lanes} patients in lockstep per core, {fleet_devices(args.workers)} cores "
+        f"at once (`workers`; {available_cores()} available).", "",
         f"* fit_fleet, N = {args.n}, first call (compiles): **{res['fleet_first']:.1f} s**; gate failures: "
         f"{len(first.failed)}",
         f"* fit_fleet, N = {args.n}, second cohort of the same padded size (compiles nothing): "
         f"**{res['fleet_second']:.1f} s** ({res['fleet_second'] / args.n:.2f} s per patient); gate failures: "
-        f"{len(second.failed)}",
+        f"{len(second.failed)}; of which the compiled calls {res['compiled_second']:.1f} s, host-side work (priors, "
+        f"labels, per-patient gate) {res['fleet_second'] - res['compiled_second']:.1f} s; lockstep efficiency "
+        f"(own leapfrog steps / steps computed, kept draws) {lockstep_efficiency(second):.2f}",
         f"* Twin.fit loop through numpyro MCMC.run (`chain_method='parallel'`; compiles every call): timed on "
         f"{len(loop_s)} patients of the second cohort, mean **{res['loop_per_patient']:.1f} s** per patient (min "
         f"{min(loop_s):.1f}, max {max(loop_s):.1f})"

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import arviz as az
+import jax
 import numpy as np
 import pytest
 
@@ -23,6 +24,7 @@ from bayestwin.diagnostics.convergence import check_convergence
 from bayestwin.exceptions import ConvergenceWarning, InputError
 from bayestwin.inference.fit import PopulationFit
 from bayestwin.inference.fleet import fit_fleet
+from bayestwin.inference.fleet_kernel import fleet_devices, fleet_trace_count
 from bayestwin.inference.sampler import SamplerConfig
 
 if not require_all_deps():  # CI sets BAYESTWIN_REQUIRE_ALL_DEPS=1: a missing extra fails there
@@ -31,6 +33,24 @@ from dask.distributed import Client, LocalCluster
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from model_specs.theophylline import spec as theophylline_spec
+
+
+class Compiles:
+    """Counts XLA compilations (backend compiles) while active (as in test_fleet.py)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __enter__(self) -> Compiles:
+        jax.monitoring.register_event_duration_secs_listener(self._listen)
+        return self
+
+    def _listen(self, event: str, duration: float, **_: object) -> None:
+        if event == "/jax/core/compile/backend_compile_duration":
+            self.n += 1
+
+    def __exit__(self, *exc: object) -> None:
+        jax.monitoring.clear_event_listeners()
 
 PATIENTS = [1, 3, 5, 12]  # theo_sd subjects: one dose and 11 samples each (one size bucket)
 SAMPLER = SamplerConfig(chains=2, warmup=150, draws=150, seed=11)
@@ -109,6 +129,25 @@ def test_every_task_survives_dask_serialisation(fleet_inputs, local_fleet) -> No
     back = deserialize(*serialize(task, serializers=["pickle"]))
     assert back[0] is fleet_dask.run_chunk  # by reference: a worker imports bayestwin (float64 on import)
     assert back[1].digest() == spec.digest() and back[2].name == spec.model and back[3:] == task[3:]
+
+
+def test_any_workers_and_chunking_give_the_same_draws_from_one_trace(fleet_inputs, local_fleet) -> None:
+    """Local threads (one device each) and chunk sizes change neither the draws nor the traced program.
+
+    `local_fleet` ran with the default workers (one per core, 2 on the project's machines: one compilation
+    on each of 2 devices, at once); workers=1 runs on device 0 only, workers=3 is capped at the 2 lane groups.
+    """
+    spec, population, cohort = fleet_inputs
+    traces = fleet_trace_count()
+    with Compiles() as c:
+        for workers, chunk_size in ((1, 4), (2, 2), (3, 4)):
+            with pytest.warns(ConvergenceWarning, match="FAILED their convergence gate"):
+                other = fit_fleet(spec, population, cohort, **(KW | {"workers": workers, "chunk_size": chunk_size}))
+            assert_same_draws(other, local_fleet)
+    assert fleet_trace_count() == traces
+    assert c.n == (0 if fleet_devices() >= 2 else 1)  # device 1's compilation, unless local_fleet used it
+    with pytest.raises(InputError, match="workers must be at least 1, got 0"):
+        fit_fleet(spec, population, cohort, **(KW | {"workers": 0}))
 
 
 def test_a_client_without_submit_is_refused(fleet_inputs) -> None:

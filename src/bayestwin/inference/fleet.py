@@ -5,10 +5,13 @@ give them -- the population mixture prior of ``bayestwin.inference.individual`` 
 the population posterior, the patient's covariates applied) times the patient's own likelihood -- with
 each patient's chains adapting their own step size and mass matrix (``bayestwin.inference.fleet_kernel``).
 
-Patients are padded to one size bucket (``cohort_arrays``) and run in chunks of a fixed number of patients
-(the last chunk padded with copies, which are discarded), so the compiled program depends only on
-(chunk size, dose slots, observation slots): a second cohort of the same padded sizes compiles nothing.
-Each patient's random stream depends on the seed and its position in the cohort only, not on the chunking.
+Patients are padded to one size bucket (``cohort_arrays``) and run in groups of ``lanes`` patients (the
+last group padded with copies, which are discarded), one group per compiled call, so the compiled program
+depends only on (lanes, dose slots, observation slots): a second cohort of the same padded sizes, of any
+number of patients, compiles nothing. ``workers`` threads (default: one per core) each drive one JAX device
+and take the next group as soon as their last is done (``fleet_kernel.run_fleet``). Each patient's draws
+depend on the seed, its position in the cohort and ``lanes`` only: bitwise the same for any ``workers``,
+``chunk_size`` or Dask cluster.
 
 Every patient passes the project's convergence gate on its own (R-hat, bulk and tail ESS, divergences,
 E-BFMI over the latent parameters with BSV, as ``Twin.fit``); patients that fail are listed in a
@@ -41,12 +44,21 @@ import pandas as pd
 
 from bayestwin.data.event_table import EventTable
 from bayestwin.diagnostics.convergence import ConvergenceGate
+from bayestwin.diagnostics.rank_stats import bfmi as chain_bfmi
+from bayestwin.diagnostics.rank_stats import ess_bulk, ess_tail, rhat_rank
 from bayestwin.dynamics.events import bucket_size
 from bayestwin.exceptions import ConvergenceError, ConvergenceWarning, InputError, SpecError
 from bayestwin.inference.arrays import SEGMENT_STARTS, CohortArrays, cohort_arrays
 from bayestwin.inference.fit import PopulationFit
 from bayestwin.inference.fleet_dask import map_chunks
-from bayestwin.inference.fleet_kernel import FleetConfig, fleet_program, quadratic_form, sufficient_statistics_apply
+from bayestwin.inference.fleet_kernel import (
+    FleetConfig,
+    fleet_devices,
+    fleet_program,
+    quadratic_form,
+    run_fleet,
+    sufficient_statistics_apply,
+)
 from bayestwin.inference.individual import mixture_scaling, population_prior
 from bayestwin.inference.sampler import SamplerConfig
 from bayestwin.models.registry import get_model
@@ -148,7 +160,10 @@ class FleetFit:
 
 def chunk_patients(n_patients: int, *, chains: int, draws: int, n_components: int, n_obs: int, n_bsv: int,
                    memory_mb: float = 1024.0, lanes: int = 8, most: int = 256) -> int:
-    """Patients per compiled call: the cohort in equal chunks of at most `most` patients and the memory bound.
+    """Patients per chunk: the cohort in equal chunks of at most `most` patients and the memory bound.
+
+    A chunk is one Dask task (``fit_fleet(..., client=...)``); it changes neither the compiled program nor
+    the draws. Locally the patients in flight are `workers` groups of `lanes`, whatever the chunk.
 
     The memory estimate (bytes per patient): kept draws and statistics ``chains x draws x (n_bsv + 5) x 8``,
     the mixture prior ``n_components x (n_bsv**2 * 2 + 2 n_bsv + 5) x 8``, and the live intermediates of the
@@ -176,6 +191,7 @@ def fit_fleet(
     spec: TwinSpec, population: PopulationFit, cohort: EventTable, *, sampler: SamplerConfig | None = None,
     gate: ConvergenceGate | None = None, n_components: int = 200, chunk_size: int | None = None,
     lanes: int = 8, memory_mb: float = 1024.0, override_convergence: bool = False, client: Any | None = None,
+    workers: int | None = None,
 ) -> FleetFit:
     """Fit every patient's twin in `cohort`, given `population`, in compiled chunks; see the module docstring.
 
@@ -197,19 +213,24 @@ def fit_fleet(
     n_components : int
         Population draws used as prior mixture components (K), as ``Twin(n_components=...)``.
     chunk_size : int, optional
-        Patients per compiled call (a multiple of `lanes`); default from :func:`chunk_patients` with
-        `memory_mb` (it depends on the cohort size). Give it explicitly to reuse one compiled program for
-        cohorts of different sizes.
+        Patients in flight at once (a multiple of `lanes`): dispatched to the devices before the draws of
+        the earliest are collected (locally), or per Dask task (with `client`). Default from
+        :func:`chunk_patients` with `memory_mb`. It changes neither the draws nor the compiled program.
     lanes : int
-        Patients sampled in lockstep within a chunk (the rest of the chunk runs group after group); with the
-        default `chunk_size`, at most the cohort's size bucket.
+        Patients sampled in lockstep on one device (one compiled call runs one group of `lanes` patients
+        per device); with the default `chunk_size`, at most the cohort's size bucket. Each distinct value
+        compiles another program and gives other draws (the last bits of the arithmetic differ).
     memory_mb : float
-        Memory budget of one chunk, for the default `chunk_size`.
+        Memory budget of the patients in flight, for the default `chunk_size`.
     override_convergence : bool
         Use a population that failed its gate anyway (recorded in ``population_overridden``).
     client : dask.distributed.Client, optional
         Run the chunks as tasks on this Dask cluster (``bayestwin.inference.fleet_dask``; the ``[dask]``
-        extra) instead of one after another here: the same draws as the local path for the same seed.
+        extra) instead of here: the same draws as the local path for the same seed.
+    workers : int, optional
+        Devices the lane groups are spread over at once (on CPU, one core each): default as many as the
+        process's cores (``os.sched_getaffinity``), at most the local devices
+        (:func:`~bayestwin.inference.fleet_kernel.fleet_devices`). One compilation serves them all.
 
     Returns
     -------
@@ -251,23 +272,19 @@ def fit_fleet(
                          target_accept=float(sampler.target_accept), max_tree_depth=int(sampler.max_tree_depth),
                          dense_mass=bool(sampler.dense_mass), init=sampler.init, init_steps=int(sampler.init_steps),
                          lanes=lanes)
-    run = fleet_program(spec, model, arrays.features, n_components, config)
     data = (np.arange(n), prior, arrays.doses, arrays.obs)
-    starts = range(0, n, chunk_size)
-    # the last chunk repeats its last patient (padding, dropped below)
-    chunk = [np.minimum(np.arange(first, first + chunk_size), n - 1) for first in starts]
-    takes = [min(chunk_size, n - first) for first in starts]
     start = time.perf_counter()
     if client is None:
-        outs = (run(np.int64(sampler.seed), *jax.tree_util.tree_map(lambda a, i=idx: np.asarray(a)[i], data))
-                for idx in chunk)
+        workers = fleet_devices(workers)
+        run = fleet_program(spec, model, arrays.features, n_components, config)
+        draws = run_fleet(run, sampler.seed, data, lanes=lanes, workers=workers)
     else:
-        outs = map_chunks(client, spec, model, arrays.features, n_components, config, sampler.seed,
-                          [jax.tree_util.tree_map(lambda a, i=idx: np.asarray(a)[i], data) for idx in chunk])
-    pieces = [jax.tree_util.tree_map(lambda a, t=take: np.asarray(a)[:t], out) for take, out in zip(takes, outs,
-                                                                                                    strict=True)]
+        # one task per chunk; the last chunk is padded with copies of the last patient, dropped below
+        rows = [np.minimum(np.arange(first, first + chunk_size), n - 1) for first in range(0, n, chunk_size)]
+        chunks = [jax.tree_util.tree_map(lambda a, i=i: np.asarray(a)[i], data) for i in rows]
+        outs = map_chunks(client, spec, model, arrays.features, n_components, config, sampler.seed, chunks)
+        draws = jax.tree_util.tree_map(lambda *a: np.concatenate(a)[:n], *outs)
     wall = time.perf_counter() - start
-    draws = jax.tree_util.tree_map(lambda *a: np.concatenate(a), *pieces)
     idata = _inference_data(spec, arrays, prior, draws)
     table = fleet_diagnostics(idata, list(spec.bsv_parameters), gate)
     warm = {"positions": draws.positions, "step_size": draws.step_size,
@@ -348,13 +365,15 @@ def fleet_diagnostics(idata: az.InferenceData, var_names: list[str], gate: Conve
     [True, True]
     """
     post = idata.posterior[var_names]
-    rhat = az.rhat(post).to_array().to_numpy()  # (var, patient)
-    bulk = az.ess(post, method="bulk").to_array().to_numpy()
-    tail = az.ess(post, method="tail").to_array().to_numpy()
+    # (patient, var, chain, draw); the gate's own numpy statistics (check_convergence's), patient by patient
+    draws = np.stack([post[v].transpose("patient", "chain", "draw").to_numpy() for v in var_names], axis=1)
+    rhat = np.array([[rhat_rank(x) for x in d] for d in draws]).T  # (var, patient)
+    bulk = np.array([[ess_bulk(x) for x in d] for d in draws]).T
+    tail = np.array([[ess_tail(x) for x in d] for d in draws]).T
     stats = idata.sample_stats
     div = stats["diverging"].sum(("chain", "draw")).to_numpy().astype(int)
-    energy = np.moveaxis(stats["energy"].to_numpy(), 2, 0)  # (patient, chain, draw)
-    bfmi = np.square(np.diff(energy, axis=2)).mean(axis=2) / np.var(energy, axis=2)
+    energy = stats["energy"].transpose("patient", "chain", "draw").to_numpy()
+    bfmi = np.array([chain_bfmi(e) for e in energy])  # (patient, chain)
     n_chains = post.sizes["chain"]
     worst_rhat = np.where(np.isnan(rhat), np.inf, rhat)  # an undefined R-hat counts as the worst
     table = pd.DataFrame({"max_rhat": worst_rhat.max(axis=0),

@@ -1,12 +1,12 @@
 """Scale-out of ``fit_fleet`` beyond one machine: each chunk of patients is one task on a Dask worker.
 
 ``fit_fleet(..., client=client)`` with a ``dask.distributed.Client`` (the optional ``[dask]`` extra) sends every
-chunk of patients (the same chunks, padded the same way, as the local path) to the cluster as one task. A
-worker runs the chunk with the same cached compiled program as the local path
-(``bayestwin.inference.fleet_kernel.fleet_program``): each worker compiles it once, on its first chunk, and
-reuses it for every later chunk of the same padded sizes. Each patient's random stream depends only on the
-seed and the patient's position in the cohort, so the draws are the local path's for the same seed, whatever
-the number of workers or the order in which they finish (``tests/inference/test_fleet_dask.py`` checks this
+chunk of patients to the cluster as one task. A worker runs the chunk's groups of ``lanes`` patients with the
+same cached compiled program as the local path (``bayestwin.inference.fleet_kernel.fleet_program``, on the
+worker's first JAX device): each worker process compiles it once, on its first chunk, and reuses it for every
+later chunk of the same padded sizes. Each patient's draws depend only on the seed, the patient's position
+in the cohort and ``lanes``, so they are the local path's for the same seed, whatever the number of workers,
+the chunk size or the order in which they finish (``tests/inference/test_fleet_dask.py`` checks this
 on a ``LocalCluster`` with 2 worker processes).
 
 Workers must run the same versions of bayestwin, jax and jaxlib as the client (XLA's code generation decides the
@@ -19,11 +19,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import jax
-import numpy as np
-
 from bayestwin.exceptions import InputError
-from bayestwin.inference.fleet_kernel import FleetConfig, FleetDraws, fleet_program
+from bayestwin.inference.fleet_kernel import FleetConfig, FleetDraws, fleet_program, run_fleet
 from bayestwin.spec import TwinSpec
 from bayestwin.spec.structural import AbstractStructuralModel
 
@@ -34,8 +31,9 @@ def run_chunk(spec: TwinSpec, model: AbstractStructuralModel, features: frozense
               config: FleetConfig, seed: int, data: tuple[Any, ...]) -> FleetDraws:
     """Fit one chunk of patients (``(index, prior, doses, obs)``, leading patient axis) in this process.
 
-    The task a Dask worker runs; the local path of ``fit_fleet`` calls the same compiled program. Returns
-    numpy arrays (what travels back to the client).
+    The task a Dask worker runs: its groups of ``config.lanes`` patients one after another on this
+    process's first device (a Dask worker thread per core gives the parallelism); the local path of
+    ``fit_fleet`` calls the same compiled program. Returns numpy arrays (what travels back to the client).
 
     Examples
     --------
@@ -44,8 +42,7 @@ def run_chunk(spec: TwinSpec, model: AbstractStructuralModel, features: frozense
     >>> fleet = fit_fleet(spec, population, cohort, client=client)          # doctest: +SKIP
     """
     run = fleet_program(spec, model, features, n_components, config)
-    out = run(np.int64(seed), *data)
-    return jax.tree_util.tree_map(np.asarray, out)
+    return run_fleet(run, seed, data, lanes=config.lanes)
 
 
 def map_chunks(client: Any, spec: TwinSpec, model: AbstractStructuralModel, features: frozenset[str],
