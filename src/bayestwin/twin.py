@@ -16,7 +16,6 @@ Twin(spec='example.one_cmt_oral') — not fitted; call .fit(events)
 from __future__ import annotations
 
 import functools
-import importlib.metadata as md
 import time
 import warnings
 from collections.abc import Sequence
@@ -26,10 +25,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bayestwin.config import software_versions
 from bayestwin.data.append import append_events
 from bayestwin.data.event_table import EventTable
 from bayestwin.diagnostics.convergence import ConvergenceGate, ConvergenceReport, check_convergence
-from bayestwin.diagnostics.groups import InferenceGroups, group_draws
+from bayestwin.diagnostics.groups import InferenceGroups, group_draws, posterior_inference_data
 from bayestwin.dynamics.events import Doses, bucket_size
 from bayestwin.exceptions import (
     ConvergenceError,
@@ -46,9 +46,9 @@ from bayestwin.inference.fleet_kernel import quadratic_form, sufficient_statisti
 from bayestwin.inference.individual import (
     PopulationPrior,
     build_individual_model,
-    component_log_weights,
     mixture_scaling,
     population_prior,
+    weights_program,
 )
 from bayestwin.inference.kernels import WarmState, nuts_program
 from bayestwin.inference.latent import to_natural
@@ -184,7 +184,7 @@ class Twin:
         chains, draws = log_theta.shape[:2]
         flat = log_theta.reshape(chains * draws, -1)
         if comp is None:  # MCMC.run and the warm program: draw each draw's component from its weights here
-            weights = _weights_program(self.spec, model, arrays.features)(args, flat, doses, obs)
+            weights = weights_program(self.spec, model, arrays.features)(args, flat, doses, obs)
             comp = np.asarray(jax.random.categorical(jax.random.PRNGKey(sampler.seed + 1), weights, axis=-1))
         comp = comp.ravel()
         posterior: dict[str, np.ndarray] = {}
@@ -212,7 +212,7 @@ class Twin:
         starts = np.asarray(prior["starts"]) if "starts" in prior else None
         units = {p.name: p.unit for p in self.spec.parameters}
         draws_ = InferenceGroups({"posterior": posterior, "sample_stats": stats}, build=functools.partial(
-            _twin_inference_data, posterior, dims, stats, starts, units))
+            posterior_inference_data, posterior, dims, stats, starts, units))
         self.__dict__.pop("_idata", None)
         self.__dict__["_draws"] = draws_
         self.__dict__["_segment_starts"] = starts
@@ -386,7 +386,7 @@ class Twin:
                            "population_version": self.population_version_,
                            "rebased_from": getattr(self, "rebased_from_", None),
                            "twin_fit_id": f"twin-{self.population.fit_id[4:]}-{self.events_.digest()[7:19]}",
-                           "software": _versions()},
+                           "software": software_versions()},
             "diagnostics": {"population": self.population.diagnostics.to_dict(),
                             "twin": self.diagnostics_.to_dict(),
                             "status": "failed-overridden" if failed else "ok",
@@ -421,36 +421,5 @@ class Twin:
         return Doses(**{k: np.concatenate([v, np.full(size - n, pad[k], dtype=v.dtype)]) for k, v in fields.items()})
 
 
-def _twin_inference_data(posterior: dict[str, np.ndarray], dims: dict[str, list[str]], stats: dict[str, np.ndarray],
-                         starts: np.ndarray | None, units: dict[str, str]) -> az.InferenceData:
-    """``Twin.idata_`` from the fit's arrays (module level, so a twin's deferred InferenceData pickles)."""
-    import arviz as az
-
-    idata = az.from_dict(posterior=posterior, dims=dims, sample_stats=stats)
-    if starts is not None:
-        idata.posterior.coords["segment_start"] = ("segment", starts)
-    for name, unit in units.items():
-        idata.posterior[name].attrs["unit"] = unit
-    return idata
-
-
-_WEIGHTS: dict[tuple[Any, ...], Any] = {}
-
-
-def _weights_program(spec: TwinSpec, model: Any, features: frozenset[str]) -> Any:
-    """Compiled ``(prior, u draws, doses, obs) -> component log weights``, one per (spec, model, features)."""
-    key = (spec.digest(), model.name, features)
-    if key not in _WEIGHTS:
-        _WEIGHTS[key] = jax.jit(lambda pr, us, d, o: jax.vmap(
-            lambda u: component_log_weights(spec, model, pr, u, d, o, features))(us))
-    return _WEIGHTS[key]
-
-
-def _versions() -> dict[str, str]:
-    out = {}
-    for name in ("bayestwin", "jax", "numpyro", "arviz"):
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:  # pragma: no cover - editable installs always have metadata
-            out[name] = "unknown"
-    return out
+# the old home of the deferred InferenceData builder (kept so twins pickled before the move still load)
+_twin_inference_data = posterior_inference_data

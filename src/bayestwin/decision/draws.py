@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from bayestwin.config import software_versions
 from bayestwin.dynamics.events import Doses
 from bayestwin.exceptions import ConvergenceError, InputError
 from bayestwin.models.registry import get_model
@@ -175,19 +176,6 @@ class PosteriorDraws:
         meta = {**self.meta, "point_estimate": kind}
         return replace(self, theta={k: one(v) for k, v in self.theta.items()},
                        sigmas={k: one(v) for k, v in self.sigmas.items()}, meta=meta)
-
-
-def software_versions() -> dict[str, str]:
-    """Installed versions of bayestwin, jax, numpyro and arviz (for provenance)."""
-    import importlib.metadata as md
-
-    out = {}
-    for name in ("bayestwin", "jax", "numpyro", "arviz"):
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:  # pragma: no cover - editable installs have metadata
-            out[name] = "unknown"
-    return out
 
 
 def _unpadded(past: Doses | Mapping[str, Any] | None) -> dict[str, np.ndarray]:

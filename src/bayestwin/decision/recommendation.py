@@ -47,7 +47,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol
 
-from bayestwin.decision.draws import software_versions
+from bayestwin.config import software_versions
 from bayestwin.exceptions import InputError
 
 __all__ = ["RECOMMENDATION_SCHEMA", "Recommendation", "RecordSink", "record_recommendation",

@@ -28,7 +28,7 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     import arviz as az
 
-__all__ = ["InferenceGroups", "group_draws"]
+__all__ = ["InferenceGroups", "group_draws", "posterior_inference_data"]
 
 
 class InferenceGroups:
@@ -94,3 +94,27 @@ def group_draws(group: Any, name: str) -> np.ndarray:
     if hasattr(value, "dims") and hasattr(value, "transpose"):  # an xarray DataArray
         return value.transpose("chain", "draw", ...).to_numpy()
     return np.asarray(value)
+
+
+def posterior_inference_data(posterior: Mapping[str, np.ndarray], dims: Mapping[str, list[str]],
+                             stats: Mapping[str, np.ndarray], starts: np.ndarray | None = None,
+                             units: Mapping[str, str] | None = None) -> az.InferenceData:
+    """An ``arviz.InferenceData`` of one fit's draws, with each variable's unit in its ``attrs["unit"]``.
+
+    The builder of a twin's deferred InferenceData (``Twin.idata_``); a module-level function, so a twin whose
+    InferenceData is not built yet pickles. `starts` (segment start times) becomes the ``segment_start``
+    coordinate of the ``segment`` dimension.
+
+    >>> idata = posterior_inference_data({"cl": np.ones((2, 3))}, {}, {"diverging": np.zeros((2, 3), bool)},
+    ...                                  units={"cl": "L/h"})
+    >>> idata.posterior["cl"].attrs["unit"], idata.posterior["cl"].dims
+    ('L/h', ('chain', 'draw'))
+    """
+    import arviz as az
+
+    idata = az.from_dict(posterior=dict(posterior), dims=dict(dims), sample_stats=dict(stats))
+    if starts is not None:
+        idata.posterior.coords["segment_start"] = ("segment", starts)
+    for name, unit in (units or {}).items():
+        idata.posterior[name].attrs["unit"] = unit
+    return idata

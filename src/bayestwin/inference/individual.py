@@ -40,7 +40,7 @@ from bayestwin.spec.structural import AbstractStructuralModel
 from bayestwin.spec.twin_spec import TwinSpec
 
 __all__ = ["PopulationPrior", "build_individual_model", "component_log_weights", "mixture_log_weights",
-           "population_prior"]
+           "population_prior", "weights_program"]
 
 
 class PopulationPrior(dict):  # type: ignore[type-arg]
@@ -219,3 +219,26 @@ def mixture_scaling(prior: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.nda
     center = mu.mean(axis=0)
     scale = np.sqrt(var_within.mean(axis=0) + mu.var(axis=0))
     return center, scale
+
+
+_WEIGHTS: dict[tuple[Any, ...], Any] = {}
+
+
+def weights_program(spec: TwinSpec, model: Any, features: frozenset[str]) -> Any:
+    """Compiled ``(prior, u draws, doses, obs) -> component log weights``, one per (spec, model, features).
+
+    :func:`component_log_weights` vmapped over a stack of latent draws ``u`` and jitted; the program is kept,
+    so a second twin of the same spec, model and data features compiles nothing.
+
+    >>> from bayestwin.models.registry import get_model
+    >>> from bayestwin.spec import example_spec
+    >>> spec = example_spec()
+    >>> weights_program(spec, get_model(spec.model), frozenset()) is weights_program(
+    ...     spec, get_model(spec.model), frozenset())
+    True
+    """
+    key = (spec.digest(), model.name, features)
+    if key not in _WEIGHTS:
+        _WEIGHTS[key] = jax.jit(lambda pr, us, d, o: jax.vmap(
+            lambda u: component_log_weights(spec, model, pr, u, d, o, features))(us))
+    return _WEIGHTS[key]
