@@ -36,6 +36,19 @@ kappa for every model, and rerun the 16. SBC: ``run_sbc`` now takes the same mas
 non-centred spec). Windkessel, 8 replications of the SBC design (seed 0, load ~5): dense 202 s, 254 leapfrog
 steps per iteration, divergences in 8 of 8, worst R-hat 1.23; diagonal 117 s, 151 steps, 2 of 8, 1.09. Its
 full 200 + 60 run (``validation/run.py --only sbc``) did not finish in an 11-min limit: not rerun.
+Reparametrisation of the drug effect (2026-11-27, helper WK2; slope s = emax / ec50 with ec50, a throw-away model
+registered in a /tmp script, not in the library): NOT a cure, not adopted. On this design the trade-off it
+targets is absent: concentrations reach 0.5-3.8 mg/L against ec50 = 2, and the design's Fisher information
+gives a posterior correlation of (log emax, log ec50) of 0.03 for one typical patient and 0.30 for the typical
+values of 16, against -0.14 and -0.93 for (log s, log ec50). Recovery fits (cl, v, r0 centred by kappa, diagonal,
+4 x (1000 + 1000), load 11-19): seed 0 emax 8 divergences (above), slope 2; seed 1 emax 5, slope 30; posterior
+correlation of log tv_ec50 with log tv_emax -0.21, with log tv_slope -0.86 (seed 1). Both parametrisations
+diverge in the upper tail of the effect's BSV SD (seed 1 slope: divergent omega_slope median 0.44, posterior
+median 0.27): at omega 0.2 the data leave kappa 0.84 of the emax random effect (weakly informed: non-centre),
+at omega 0.5 and a patient emax of 1.5 only 0.19 (informed: centre), and kappa(omega) = 1 / (1 + F omega^2) has
+nearly the same F for emax and s (4.8 vs 4.3), so renaming the effect leaves this funnel in place. No model
+declares another parametrisation. Next candidates: a design reaching >> ec50 (a model-declared check dose), or a
+BSV prior on the Emax effects that keeps omega below ~0.3 where the data cannot inform it.
 Gradient check (every case): now also at the simulated truth, with the rounding floor printed (the exact 0.0
 of stein/windkessel was errors below 100x the floor; tests/testing/test_check_model.py).
 """

@@ -20,7 +20,10 @@ bulk ESS 493, 0 divergences. cl, v, r0 centred (diagonal): every R-hat <= 1.00, 
 of 0.12; a patient's emax random effect 0.8-1.35) -- also 8 at target acceptance 0.95, 12 with a dense
 matrix. So centring cures the slow typical value and uncovers a region of the weakly informed Emax random
 effects that NUTS does not integrate; ``check_model`` therefore still fits the spec as given (not
-``with_design_centring``), and the model still fails its recovery gate.
+``with_design_centring``), and the model still fails its recovery gate. The effect reparametrised with the
+slope emax / ec50 does not remove them (2 and 30 divergences on seeds 0 and 1, against 8 and 5; it correlates
+the typical values, -0.86): kappa of the Emax random effect falls from 0.84 at omega 0.2 to ~0.2 at omega 0.5
+and a large patient effect, in either parametrisation (``validation/test_check_model.py``).
 
 Mass matrix (``dense_mass_for``): DENSE only for ``centered=True`` (``eta ~ N(0, omega)`` sampled: the data pin
 ``TV + eta_i``, a linear ridge between every ``eta_i`` and the typical value that only a dense matrix
