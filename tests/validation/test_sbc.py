@@ -19,11 +19,13 @@ import pandas as pd
 import pytest
 
 from bayestwin.exceptions import SpecError
+from bayestwin.inference.arrays import cohort_arrays
+from bayestwin.inference.batch import batched_trace_count
 from bayestwin.models import get_model
 from bayestwin.spec import CovariateEffect, example_spec
-from bayestwin.testing import default_spec
+from bayestwin.testing import default_spec, simulate_cohort
 from bayestwin.validation import SBCResult, misspecified_prior, run_sbc
-from bayestwin.validation.sbc import _max_rhat
+from bayestwin.validation.sbc import _max_rhat, _program_key
 
 
 def _result(ranks: np.ndarray, n_draws: int) -> SBCResult:
@@ -109,11 +111,31 @@ def iv_spec():
 @pytest.mark.slow
 def test_reduced_sbc_passes_and_misspecified_prior_fails(iv_spec) -> None:
     settings = {"n_replications": 30, "n_patients": 12, "warmup": 300, "draws": 500, "thin": 10, "seed": 11}
+    names = ["omega_cl", "omega_v", "sigma_prop", "tv_cl", "tv_v", "cl[1]", "v[1]"]
+    key = _sbc_key(iv_spec, names, n_patients=12, seed=11)
+    broken = misspecified_prior(iv_spec, 1 / 3)
+    broken_key = _sbc_key(broken, names, n_patients=12, seed=11)
+    before, broken_before = batched_trace_count(key), batched_trace_count(broken_key)
     good = run_sbc(iv_spec, **settings)
     print(good.format())
-    assert good.ranks.shape == (30, 7)
+    assert list(good.ranks.columns) == names and good.ranks.shape == (30, 7)
     assert good.n_draws == 100
     assert good.ok, good.tests()
-    bad = run_sbc(iv_spec, fit_spec=misspecified_prior(iv_spec, 1 / 3), **settings)
+    # the compiled NUTS program is kept (run_batched_nuts cache_key): another run of the same fitting spec, with
+    # other replications and seed, compiles nothing; the broken variant is another program
+    traced = batched_trace_count(key)
+    assert traced - before in (0, 1)  # 0 if another test in this process already compiled the same program
+    again = run_sbc(iv_spec, **settings | {"n_replications": 2, "seed": 12})
+    assert batched_trace_count(key) == traced
+    assert again.ranks.shape == (2, 7) and np.isfinite(again.replications["max_rhat"]).all()
+    bad = run_sbc(iv_spec, fit_spec=broken, **settings)
     print(bad.format())
     assert not bad.ok, bad.tests()
+    assert batched_trace_count(broken_key) - broken_before in (0, 1) and batched_trace_count(key) == traced
+
+
+def _sbc_key(fit_spec, names, *, n_patients: int, seed: int) -> tuple:
+    """The cache key run_sbc gives run_batched_nuts for `fit_spec` on its design (default times, 100 mg)."""
+    model = get_model(fit_spec.model)
+    table, _ = simulate_cohort(fit_spec, n_patients=n_patients, seed=seed)
+    return _program_key(fit_spec, model.name, cohort_arrays(table, fit_spec, model).features, names)
