@@ -1,4 +1,5 @@
-"""``fit_fleet(..., client=...)``: a Dask cluster gives the local path's draws, exactly.
+"""``fit_fleet(..., client=...)``: a Dask cluster gives the local path's draws, exactly; so do any local
+``workers`` (threads, one JAX device each) and any ``chunk_size``.
 
 Each patient's random stream depends on the seed and its position in the cohort only, and every worker runs
 the same compiled program as the local path, so the draws must be bitwise equal (same machine, same XLA).

@@ -197,7 +197,6 @@ def run_fleet(run: Callable[..., FleetDraws], seed: int, data: tuple[Any, ...], 
 
     Examples
     --------
-    >>> import jax.numpy as jnp
     >>> run = jax.jit(lambda seed, index: FleetDraws(*[index * 1.0 + seed] * 10))
     >>> run_fleet(run, 1, (np.arange(5),), lanes=2, workers=2).latent
     array([1., 2., 3., 4., 5.])
@@ -205,6 +204,8 @@ def run_fleet(run: Callable[..., FleetDraws], seed: int, data: tuple[Any, ...], 
     n = len(data[0])
     if workers < 1:
         raise InputError(f"workers must be at least 1, got {workers}")
+    if n == 0:
+        raise InputError("no patients to fit: the cohort (or chunk) is empty")
     groups = [np.minimum(np.arange(first, first + lanes), n - 1) for first in range(0, n, lanes)]
     seed_arg = np.int64(seed)
     take = lambda rows: jax.tree_util.tree_map(lambda a: np.asarray(a)[rows], data)  # noqa: E731
