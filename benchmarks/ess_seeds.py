@@ -20,6 +20,11 @@ jobs, load 10-19), mean (sd) over sampler seeds 1, 2, 3:
 * N = 12: ESS per 1k gradients 5.01 (0.48) vs nutpie 5.89 (0.43) (nutpie 1.18x, ~2.4 standard errors);
   min ESS 813 (721-899) vs 1,239 (1,162-1,299); steps per draw 19.4 vs 25.4 at step sizes 0.356 vs 0.374: nutpie
   integrates ~1.4x longer per draw (see ``--turning``).
+* N = 12, gradient warm-up with ``--turning full`` (20:54-20:58 UTC, load 11-16): ESS per 1k gradients 5.67
+  (0.56; 5.27-6.31) vs 5.01 with NumPyro's test and nutpie's 5.89; min ESS 1,377 (1,215-1,592) vs 813;
+  leapfrog steps per draw 30.1 (nutpie 25.4: it stops earlier through its two extra sub-tree checks); step
+  size 0.360; ESS/s 177 vs 122 (loads differ). The whole-sum U-turn test closes the per-gradient gap to nutpie
+  within noise (nutpie / whole-sum 1.04x). Not yet run at N = 200 (no per-gradient gap there to close).
 
 ``--turning full`` (an experiment, bayestwin engines only): NumPyro's U-turn test subtracts half of each end's
 momentum from the trajectory's momentum sum before the two dot products (``numpyro.infer.hmc_util.
