@@ -47,8 +47,11 @@ diverge in the upper tail of the effect's BSV SD (seed 1 slope: divergent omega_
 median 0.27): at omega 0.2 the data leave kappa 0.84 of the emax random effect (weakly informed: non-centre),
 at omega 0.5 and a patient emax of 1.5 only 0.19 (informed: centre), and kappa(omega) = 1 / (1 + F omega^2) has
 nearly the same F for emax and s (4.8 vs 4.3), so renaming the effect leaves this funnel in place. No model
-declares another parametrisation. Next candidates: a design reaching >> ec50 (a model-declared check dose), or a
-BSV prior on the Emax effects that keeps omega below ~0.3 where the data cannot inform it.
+declares another parametrisation. A design reaching >> ec50 is no cure either: at 400 mg (peak ~15 mg/L, ~7.7
+ec50; seed 0, cl, v, r0 centred) kappa of emax RISES to 0.875, and the fit got 33 divergences (omega_emax upper
+tail again), tv_emax R-hat 1.02 and bulk ESS 295, typical-value correlation -0.69. Remaining candidate: a BSV
+prior on the Emax effects that keeps omega below ~0.3 where the data cannot inform it (a modelling choice of the
+default spec, to be argued, not a gate change).
 Gradient check (every case): now also at the simulated truth, with the rounding floor printed (the exact 0.0
 of stein/windkessel was errors below 100x the floor; tests/testing/test_check_model.py).
 """
