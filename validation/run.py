@@ -76,7 +76,7 @@ ODE_NOT_RUN = ("too slow on 2 cores (about 27 CPU-hours). Measured 2026-11-26: t
                "(validation/sbc_cost.py): the step count is the sampler geometry, not the ODE (closed-form "
                "pk.two_cmt_oral: 226 steps dense, 71 diagonal); for this model neither a diagonal mass matrix "
                "(236 / 131 steps on 2 replications), 6 patients x 4 samples (241 / 162) nor doses 10/100/1000 mg "
-               "(179) gets far below ~200 (idr1, by contrast: 252 dense -> 64 and 31 diagonal, ~20 CPU-hours, its "
+               "(179) gets far below ~200 (idr1, by contrast: 252 dense -> 64, 31, 31 diagonal, ~18 CPU-hours, its "
                "row). On a 16-core device with 14 host devices (pmap now works for the "
                "dopri5 ODE path): ~2 h; run with `--ode`, see validation/device_sbc.md.")
 
@@ -86,7 +86,7 @@ ODE_NOT_RUN = ("too slow on 2 cores (about 27 CPU-hours). Measured 2026-11-26: t
 #: neither a diagonal mass matrix, 6 patients x 4 samples, doses spread 100x, nor 1000 warm-up iterations at tree
 #: depth 6 (33 divergences in 100 draws) brings pk.one_cmt_oral_mm well below ~130-240 leapfrog steps per
 #: iteration, so the run stays ~30 CPU-hours per model; pd.one_cmt_oral_idr1: 252 steps dense (~72 CPU-hours),
-#: 64 and 31 on two prior draws with the diagonal mass of dense_mass_for (~20 CPU-hours).
+#: 64, 31 and 31 on three prior draws with the diagonal mass of dense_mass_for (~18 CPU-hours).
 ODE_SBC_SETTINGS = SBC_SETTINGS | {"parallel_ok": True}
 
 #: Per-model notes for ODE models whose SBC is not run, in place of ODE_NOT_RUN (which describes the
@@ -103,13 +103,13 @@ ODE_MODEL_NOTES = {
         "non-centred, 300 warm-up, validation/sbc_cost.py): with the dense mass matrix used until 18:00, 252 "
         "leapfrog steps per iteration (98 % at the maximum depth): ~72 CPU-hours for 200 + 60 replications; with "
         "the diagonal one of dense_mass_for (now the rule for non-centred specs) 64 steps on the same prior draw "
-        "and 31 on another (none at the maximum depth, no divergences), 2.7x fewer steps per fit: ~20 CPU-hours "
-        "(~10 h on 2 cores, ~1.5 h on a 16-core device). Cost estimate and the command for a device machine "
+        "and 31 on two others (none at the maximum depth, no divergences), 2.7x fewer steps on the same draw: ~18 "
+        "CPU-hours (~9 h on 2 cores, ~1.3 h on a 16-core device). Cost estimate and the command for a device machine "
         "(`--ode`): validation/device_sbc.md.") for k in range(1, 5)} | {
     "metabolic.bergman_meal": (
         "glucose-insulin meal model: a 6-state ODE on the same engine (dopri5, forward sensitivities, rtol 1e-7); "
         "no SBC fit timed. ODE SBC costs ~20-30 CPU-hours per model on this design with the diagonal mass "
-        "matrix (pk.one_cmt_oral_mm ~27, pd.one_cmt_oral_idr1 ~20: their rows); cost estimate and the command "
+        "matrix (pk.one_cmt_oral_mm ~27, pd.one_cmt_oral_idr1 ~18: their rows); cost estimate and the command "
         "for a device machine (`--ode`): validation/device_sbc.md.")}
 
 
