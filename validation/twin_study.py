@@ -106,7 +106,7 @@ def twin_intro() -> list[str]:
     s = TWIN_SETTINGS
     return ["## Twin-level SBC", "",
             "**This is the twin-level SBC, not the population-level one.** For the ODE models the "
-            "population-level SBC above is NOT RUN (about 29-72 CPU-hours per model: "
+            "population-level SBC above is NOT RUN (about 18-27 CPU-hours per model with the diagonal mass rule: "
             "`validation/device_sbc.md`). What is checked here is the posterior a clinician uses: one "
             "patient's parameters given a population (``Twin.fit``, ``fit_fleet``). "
             "``bayestwin.validation.run_twin_sbc``: the population is synthetic -- "
