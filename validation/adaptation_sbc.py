@@ -18,6 +18,13 @@ mass by ``dense_mass_for``), with ``adaptation=...``: the Stan-style row is then
 ``docs/validation.md`` and need not be rerun (``--adaptations gradient``). The misspecified-prior variant runs
 ``--broken-replications`` replications (60, as ``validation/run.py``).
 
+Measured 2026-11-27 20:59-21:10 UTC, ``--model pk.one_cmt_oral --replications 200 --adaptations gradient
+--broken-replications 60`` (the FULL population SBC, non-centred, diagonal mass; 2-core box shared with other
+jobs, load 10-13, nice 5): gradient passed (smallest p 0.026, sigma_prop; Bonferroni threshold 0.001); mean
+leapfrog steps per draw 51.4; 63 of 200 replications with a divergence; median max R-hat 1.029; 512 s. Its
+misspecified variant failed, as it must (p 3.3e-14; 112 s). The Stan-style reference (docs/validation.md,
+18:59 UTC near idle): passed, p 0.057, 44 of 200 with divergences, median max R-hat 1.034, 269 s.
+
 Usage: ``python validation/adaptation_sbc.py [--replications 30] [--adaptations gradient,stan] [--no-broken]
 [--model pk.one_cmt_oral] [--broken-replications 60]``.
 """
