@@ -121,8 +121,8 @@ def monitor_design(n_patients: int = 6, n_min: int = 24, n_max: int = 48, *, n_d
 def ranked_quantities(structure: Structure, n_devices: int) -> list[str]:
     """The quantities SBC ranks: scalar population parameters, device noises, the first patient's parameters.
 
-    >>> ranked_quantities(Structure(), 1)[-5:]
-    ['baseline[0]', 'cos[0]', 'sin[0]', 'rate[0]', 'sd[0]']
+    >>> " ".join(ranked_quantities(Structure(), 1)[-5:])
+    'baseline[0] cos[0] sin[0] rate[0] sd[0]'
     """
     s = structure
     names = ["mu_baseline", "sd_baseline"]
