@@ -151,7 +151,7 @@ def main() -> None:
         print(f"fleet N={args.big}: {res['big']:.1f} s, peak RSS {peak_rss_mb():.0f} MB; {big}", flush=True)
     lines = section(args, sampler, pop, first, second, res, loop_s, rss_before, big if args.big else None)
     lines[-1:-1] = [
-        f"* Twin.fit loop with the compiled twin program (the default since this run; compiles once: first call "
+        f"* Twin.fit loop with the compiled twin program (Twin.fit's default path; compiles once: first call "
         f"{res['twin_first']:.1f} s, not counted): mean **{res['twin_per_patient']:.2f} s** per patient over "
         f"{len(twin_s)} patients (min {min(twin_s):.2f}, max {max(twin_s):.2f}); ratio of that loop (scaled to "
         f"{args.n}) / fit_fleet: **{res['twin_per_patient'] * args.n / res['fleet_second']:.1f}x**",
