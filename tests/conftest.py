@@ -23,3 +23,26 @@ def _no_fast_mode_leak(monkeypatch: pytest.MonkeyPatch) -> None:
     if "BAYESTWIN_FAST" in os.environ:
         monkeypatch.delenv("BAYESTWIN_FAST")
 
+
+class Compiles:
+    """Counts XLA compilations (backend compiles) while active: ``with Compiles() as c: ...; c.n``."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __enter__(self) -> Compiles:
+        jax.monitoring.register_event_duration_secs_listener(self._listen)
+        return self
+
+    def _listen(self, event: str, duration: float, **_: object) -> None:
+        if event == "/jax/core/compile/backend_compile_duration":
+            self.n += 1
+
+    def __exit__(self, *exc: object) -> None:
+        jax.monitoring.clear_event_listeners()
+
+
+@pytest.fixture
+def count_compiles() -> type[Compiles]:
+    """The compilation counter (a context manager class) for tests asserting that nothing recompiles."""
+    return Compiles

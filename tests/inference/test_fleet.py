@@ -64,24 +64,6 @@ def only(table, patients):
     return table.exclude(~table.frame["id"].isin(patients), reason="not in this cohort")
 
 
-class Compiles:
-    """Counts XLA compilations (backend compiles) while active."""
-
-    def __init__(self) -> None:
-        self.n = 0
-
-    def __enter__(self) -> Compiles:
-        jax.monitoring.register_event_duration_secs_listener(self._listen)
-        return self
-
-    def _listen(self, event: str, duration: float, **_: object) -> None:
-        if event == "/jax/core/compile/backend_compile_duration":
-            self.n += 1
-
-    def __exit__(self, *exc: object) -> None:
-        jax.monitoring.clear_event_listeners()
-
-
 @pytest.fixture(scope="module")
 def theo_setup():
     spec = theophylline_spec()
@@ -130,11 +112,11 @@ def test_the_fleet_gate_is_each_twins_gate(theo_setup) -> None:
     assert list(fleet_twins(failed)) == [] and list(fleet_twins(failed, include_failed=True)) == FIRST
 
 
-def test_a_second_cohort_and_its_forecasts_compile_nothing(theo_setup) -> None:
+def test_a_second_cohort_and_its_forecasts_compile_nothing(theo_setup, count_compiles) -> None:
     spec, pop, theo, fleet = theo_setup
     fleet_twin(fleet, FIRST[0]).forecast(np.linspace(0.0, 48.0, 25))  # the forecast's own first compilation
     traces = fleet_trace_count()
-    with Compiles() as c:
+    with count_compiles() as c:
         second = fit_fleet(spec, pop, only(theo, SECOND), sampler=dataclasses.replace(SAMPLER, seed=4), lanes=4,
                            chunk_size=4)
         fit_compiles = c.n

@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import arviz as az
-import jax
 import numpy as np
 import pytest
 
@@ -34,24 +33,6 @@ from dask.distributed import Client, LocalCluster
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from model_specs.theophylline import spec as theophylline_spec
-
-
-class Compiles:
-    """Counts XLA compilations (backend compiles) while active (as in test_fleet.py)."""
-
-    def __init__(self) -> None:
-        self.n = 0
-
-    def __enter__(self) -> Compiles:
-        jax.monitoring.register_event_duration_secs_listener(self._listen)
-        return self
-
-    def _listen(self, event: str, duration: float, **_: object) -> None:
-        if event == "/jax/core/compile/backend_compile_duration":
-            self.n += 1
-
-    def __exit__(self, *exc: object) -> None:
-        jax.monitoring.clear_event_listeners()
 
 PATIENTS = [1, 3, 5, 12]  # theo_sd subjects: one dose and 11 samples each (one size bucket)
 SAMPLER = SamplerConfig(chains=2, warmup=150, draws=150, seed=11)
@@ -132,7 +113,8 @@ def test_every_task_survives_dask_serialisation(fleet_inputs, local_fleet) -> No
     assert back[1].digest() == spec.digest() and back[2].name == spec.model and back[3:] == task[3:]
 
 
-def test_any_workers_and_chunking_give_the_same_draws_from_one_trace(fleet_inputs, local_fleet) -> None:
+def test_any_workers_and_chunking_give_the_same_draws_from_one_trace(fleet_inputs, local_fleet,
+                                                                   count_compiles) -> None:
     """Local threads (one device each) and chunk sizes change neither the draws nor the traced program.
 
     `local_fleet` ran with the default workers (one per core, 2 on the project's machines: one compilation
@@ -140,7 +122,7 @@ def test_any_workers_and_chunking_give_the_same_draws_from_one_trace(fleet_input
     """
     spec, population, cohort = fleet_inputs
     traces = fleet_trace_count()
-    with Compiles() as c:
+    with count_compiles() as c:
         for workers, chunk_size in ((1, 4), (2, 2), (3, 4)):
             with pytest.warns(ConvergenceWarning, match="FAILED their convergence gate"):
                 other = fit_fleet(spec, population, cohort, **(KW | {"workers": workers, "chunk_size": chunk_size}))
