@@ -42,7 +42,7 @@ class Compiles:
         jax.monitoring.clear_event_listeners()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def count_compiles() -> type[Compiles]:
     """The compilation counter (a context manager class) for tests asserting that nothing recompiles."""
     return Compiles

@@ -33,31 +33,24 @@ def _padded(y: np.ndarray) -> tuple[jax.Array, jax.Array]:
 
 
 @pytest.fixture(scope="module")
-def updates():
+def updates(count_compiles):
     """20 successive fits, the first cold, each later one warm-started from the one before."""
-    compiles: list[str] = []
-
-    def listener(event: str, duration: float, **_: object) -> None:
-        if event == "/jax/core/compile/backend_compile_duration":
-            compiles.append(event)
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
     y_all = np.random.default_rng(0).normal(3.0, 1.0, size=20)
     key = ("test_kernels", "normal_mean")
     cold = nuts_program(_model, key=key, chains=2, warmup=200, draws=300)
     warm_run = nuts_program(_model, key=key, chains=2, warmup=50, draws=300)
-    steps = []
-    out = None
-    for n in range(1, 21):
-        before = len(compiles)
-        args = _padded(y_all[:n])
-        if out is None:
-            out = cold(args, {"mu": jnp.zeros(2)}, seed=n)
-        else:
-            out = warm_run(args, out.warm.positions, seed=n, warm=out.warm)
-        steps.append({"n": n, "bucket": bucket_size(n), "compiles": len(compiles) - before,
-                      "mu": out.samples["mu"], "divergences": int(out.diverging.sum())})
-    jax.monitoring.clear_event_listeners()
+    with count_compiles() as compiles:
+        steps = []
+        out = None
+        for n in range(1, 21):
+            before = compiles.n
+            args = _padded(y_all[:n])
+            if out is None:
+                out = cold(args, {"mu": jnp.zeros(2)}, seed=n)
+            else:
+                out = warm_run(args, out.warm.positions, seed=n, warm=out.warm)
+            steps.append({"n": n, "bucket": bucket_size(n), "compiles": compiles.n - before,
+                          "mu": out.samples["mu"], "divergences": int(out.diverging.sum())})
     return key, steps
 
 

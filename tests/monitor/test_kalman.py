@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -107,7 +106,7 @@ def test_predictive_of_a_stationary_ou_is_the_analytic_one() -> None:
     assert abs(float(pm)) < 1e-12 and float(pv) == pytest.approx(s2, rel=1e-12)
 
 
-def test_filter_cohort_matches_per_series_and_compiles_once_per_shape() -> None:
+def test_filter_cohort_matches_per_series_and_compiles_once_per_shape(count_compiles) -> None:
     rng = np.random.default_rng(3)
     n_pat, n_draw, n_obs = 3, 4, 8
 
@@ -120,22 +119,13 @@ def test_filter_cohort_matches_per_series_and_compiles_once_per_shape() -> None:
         shape = (n_pat, n_obs)
         return t, rng.normal(72, 5, shape), rng.integers(0, 2, shape), rng.random(shape) < 0.8
 
-    compiles: list[str] = []
-
-    def listener(event: str, duration: float, **_: object) -> None:
-        if event == "/jax/core/compile/backend_compile_duration":
-            compiles.append(event)
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
+    with count_compiles() as compiles:
         p1, d1 = params(1.0), data()
         _, out1 = filter_cohort(p1, *d1, initial_state(p1))
-        first = len(compiles)
+        first = compiles.n
         p2, d2 = params(1.1), data()  # a second patient set of the same padded size
         _, out2 = filter_cohort(p2, *d2, initial_state(p2))
-        assert len(compiles) == first  # no recompilation
-    finally:
-        jax.monitoring.clear_event_listeners()
+        assert compiles.n == first  # no recompilation
     assert first > 0  # the counter does see compilations
     for i in range(n_pat):
         for d in range(n_draw):

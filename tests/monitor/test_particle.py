@@ -119,7 +119,7 @@ def _spo2_set(rng: np.random.Generator, p: OUParams, n_pat: int, n_obs: int) -> 
     return true, np.where(ys >= 99.5, 100.0, ys)
 
 
-def test_spo2_censoring_is_unbiased_at_100_and_compiles_once() -> None:
+def test_spo2_censoring_is_unbiased_at_100_and_compiles_once(count_compiles) -> None:
     """On the rows that read 100, the censored filter's level error (filtered - true) sums to 0 within 4 SEs
     over patients (the filtered mean is unbiased given any event known at that row); treating 100 as exact
     (Kalman, variance-matched noise) is biased low. Two patient sets of the same padded size (the second with
@@ -132,23 +132,14 @@ def test_spo2_censoring_is_unbiased_at_100_and_compiles_once() -> None:
     tt, dev = np.tile(t, (n_pat, 1)), np.zeros((n_pat, n_obs), int)
     masks = [np.ones((n_pat, n_obs), bool), np.arange(n_obs)[None, :] < rng.integers(20, n_obs + 1, (n_pat, 1))]
     m = Measurement(nu=5.0, upper=100.0)
-    compiles: list[str] = []
-
-    def listener(event: str, duration: float, **_: object) -> None:
-        if event == "/jax/core/compile/backend_compile_duration":
-            compiles.append(event)
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
     runs, first = [], 0
-    try:
+    with count_compiles() as compiles:
         for j, mask in enumerate(masks):
             true, y = _spo2_set(rng, p, n_pat, n_obs)
             _, out = particle_filter_cohort(params, m, tt, y, dev, mask, jax.random.key(3 + j), n_particles=256)
-            first = first or len(compiles)
+            first = first or compiles.n
             runs.append((true, y, mask, out))
-        assert len(compiles) == first > 0
-    finally:
-        jax.monitoring.clear_event_listeners()
+        assert compiles.n == first > 0
     pk = params._replace(noise=params.noise * np.sqrt(5 / 3))
     err, err_kal, lev, tru = [], [], [], []     # per patient: sums over its rows that read 100
     for true, y, mask, out in runs:

@@ -223,25 +223,17 @@ def test_twin_online_equals_batch_and_handles_late_rows(stream: pd.DataFrame) ->
     assert rec.patient == "P001" and "spo2" in rec.explanation and json.loads(rec.to_json())["fit_ok"] is True
 
 
-def test_twin_does_not_recompile_for_a_new_patient_set_of_the_same_padded_size(stream: pd.DataFrame) -> None:
-    compiles: list[str] = []
-
-    def listener(event: str, duration: float, **_: object) -> None:
-        if event == "/jax/core/compile/backend_compile_duration":
-            compiles.append(event)
-
+def test_twin_does_not_recompile_for_a_new_patient_set_of_the_same_padded_size(stream: pd.DataFrame,
+                                                                             count_compiles) -> None:
     chunks = _chunks(stream)
     twin = _twin([]).fit(chunks[0], fits={"spo2": _known_fit(["P000", "P001", "P002"])})
     renamed = [c.assign(patient=c["patient"].str.replace("P", "Q")) for c in chunks]
     other = _twin([]).fit(renamed[0], fits={"spo2": _known_fit(["X"])})  # Q patients: from the population
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
+    with count_compiles() as compiles:
         twin.observe(chunks[1])  # may compile (first batch of this padded size in this process)
-        warm = len(compiles)
+        warm = compiles.n
         twin.observe(chunks[2])
         other.observe(renamed[1])  # a second patient set of the same padded size, other parameters
-        assert len(compiles) == warm, "a batch of the same padded size recompiled"
+        assert compiles.n == warm, "a batch of the same padded size recompiled"
         twin.observe(pd.concat(chunks[3:]))  # a larger batch: a new padded size compiles (the counter works)
-        assert len(compiles) > warm
-    finally:
-        jax.monitoring.clear_event_listeners()
+        assert compiles.n > warm

@@ -160,20 +160,18 @@ def test_forecast_before_fit_raises(spec) -> None:
 
 
 def test_warm_updates_compile_only_on_bucket_changes_and_match_a_refit(pop_all, spec, theo, twin12,
-                                                                       tmp_path) -> None:
+                                                                       tmp_path, count_compiles) -> None:
     """Subject 12's twin takes its next 5 concentrations one by one (4 to 8 observations: one size bucket).
 
     Each update's posterior is the posterior given the whole history: the last one is compared with a cold
     refit on all 8 observations (log-parameter means within 4 combined MCSE; SDs within 20 %). Every
     version goes into a TwinStore, and each loads back identical to the posterior it came from.
-    Compilations are counted by a jax.monitoring listener: after the first warm update, updates in the same
+    Compilations are counted (tests/conftest.py's count_compiles): after the first warm update, updates in the same
     bucket compile nothing (bucket changes: tests/inference/test_kernels.py). Measured 2026-11-26, 2 cores
     shared with another job: warm updates 0.6-1.1 s with 0 compilations, the first one 24 s (it compiles),
     a cold refit 15.7 s.
     """
     import arviz as az
-    import jax
-
     sampler = TWIN_SAMPLER
     twin = twin12  # fitted to the first three samples; updated in place below (this is the file's last test)
     assert len(twin.arrays_.observations) == 3, "a test before this one changed the shared twin"
@@ -181,21 +179,15 @@ def test_warm_updates_compile_only_on_bucket_changes_and_match_a_refit(pop_all, 
     kept = {store.commit_twin(twin, expected_parent=None): twin.idata_.posterior.copy(deep=True)}
     p12 = theo.patient(12).frame
     samples = p12.index[p12["evid"] == 0][3:8]
-    compiles: list[float] = []
-    jax.monitoring.register_event_duration_secs_listener(
-        lambda event, duration, **_: compiles.append(duration)
-        if event == "/jax/core/compile/backend_compile_duration" else None)
     steps = []
-    try:
+    with count_compiles() as compiles:
         for idx in samples:
             new = theo.patient(12).exclude(~p12.index.isin([idx]), reason="not yet measured")
-            before, started = len(compiles), time.perf_counter()
+            before, started = compiles.n, time.perf_counter()
             twin.update(new)
             n = len(twin.arrays_.observations)
-            steps.append((n, bucket_size(n), len(compiles) - before, twin.update_mode_, time.perf_counter() - started))
+            steps.append((n, bucket_size(n), compiles.n - before, twin.update_mode_, time.perf_counter() - started))
             kept[store.commit_twin(twin, expected_parent=max(kept))] = twin.idata_.posterior.copy(deep=True)
-    finally:
-        jax.monitoring.clear_event_listeners()
     print("updates (observations, bucket, compilations, mode, s):", steps)
     assert [s[0] for s in steps] == list(range(4, 9)) and {s[1] for s in steps} == {8}
     assert twin.arrays_.observations["time"].tolist()[-1] == float(p12.loc[samples[-1], "time"])
