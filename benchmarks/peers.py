@@ -12,7 +12,11 @@ steps per draw, step sizes, and one alternative engine: nutpie's sampler on baye
 (``nutpie_bayestwin``). Each writes its section of ``docs/benchmarks.md``.
 
 Usage: ``python benchmarks/peers.py [--sizes 12,200] [--engines bayestwin,numpyro,pymc,nutpie,stan] [--profile 200]
-[--quick] [--no-write]``. ``--quick``: N = 12 only, 2 chains x 200 + 200, no profile, nothing written;
+[--repeats R] [--quick] [--no-write]``. ``--repeats R``: every engine R times at each size with sampler seeds
+1..R on the same data, engines interleaved within each round (load drift spreads over all of them); the main
+table shows seed 1 and a second table the median, range and ratio of medians of ESS/s (one N = 12 run samples
+for about a second, so one seed's ratio carries a lot of chance). ``--quick``: N = 12 only, 2 chains x 200 + 200,
+no profile, nothing written;
 ``--sizes ""`` with ``--profile 200``: the profile alone (it then fits bayestwin and nutpie itself). Extra engines
 (not in the default list): ``bayestwin_gradient`` (``SamplerConfig(adaptation="gradient")``), ``bayestwin_dense``,
 ``nutpie_bayestwin``; ``benchmarks/adaptation.py`` compares the two adaptations in detail.
@@ -29,6 +33,7 @@ import platform
 import sys
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -121,6 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--engines", default=",".join(ENGINES))
     parser.add_argument("--quick", action="store_true", help="N = 12, 2 chains x 200 + 200, nothing written")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--repeats", type=int, default=1, help="seeds 1..R per engine and size (median ESS/s)")
     parser.add_argument("--profile", type=int, default=200, help="N of the profile section (0: no profile)")
     parser.add_argument("--dense", action="store_true", help="profile: also bayestwin with a dense mass matrix "
                         "(slow: more than 8 min at N = 200 on the shared box, not finished there)")
@@ -134,10 +140,15 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unknown engine(s) {sorted(unknown)}; choose from {sorted(RUNNERS)}")
     load0 = os.getloadavg()[0]
     results: dict[int, list[dict]] = {}
+    rounds: dict[int, list[list[dict]]] = {}
     for n in sizes:
         data = simulate(n)
-        results[n] = [row for name in engines if (row := fit(name, n, data, s)) is not None]
+        rounds[n] = [[row for name in engines if (row := fit(name, n, data, replace(s, seed=s.seed + r)))
+                      is not None] for r in range(max(1, args.repeats))]
+        results[n] = rounds[n][0]
     pages = [section(results, s, (load0, os.getloadavg()[0]))] if sizes else []
+    if sizes and args.repeats > 1:
+        pages[0] += repeats_table(rounds, s)
     if args.profile and not args.quick:
         pages.append(profile(args.profile, results.get(args.profile, []), s, dense=args.dense))
     for lines in pages:
@@ -146,6 +157,28 @@ def main(argv: list[str] | None = None) -> None:
             from update_vs_refit import write_section
 
             write_section(ROOT / "docs" / "benchmarks.md", lines)
+
+
+def repeats_table(rounds: dict[int, list[list[dict]]], s: Settings) -> list[str]:
+    """Median and range of ESS/s per engine over the seeds of each size; ratios of medians against bayestwin's."""
+    out = [f"**Over seeds {s.seed}..{s.seed + len(next(iter(rounds.values()))) - 1}** (same data, sampler seed "
+           "varied, engines interleaved within each round): ESS/s median [min, max]; min bulk ESS median; "
+           "ratio of medians against each bayestwin row.", "",
+           "| N | engine | runs | ESS/s median [min, max] | min bulk ESS median | sampling s median | "
+           "bayestwin ÷ engine | bayestwin (gradient) ÷ engine |", "|---|---|---|---|---|---|---|---|"]
+    for n, runs in rounds.items():
+        by: dict[str, list[dict]] = {}
+        for row in (r for one in runs for r in one):
+            by.setdefault(row["engine"], []).append(row)
+        med = {e: float(np.median([r["ess_s"] for r in rows])) for e, rows in by.items()}
+        for engine, rows in by.items():
+            v = [r["ess_s"] for r in rows]
+            ratios = [f"{med[ref] / med[engine]:.2f}" if ref in med and ref != engine else ""
+                      for ref in ("bayestwin", "bayestwin (gradient)")]
+            ess, secs = np.median([r["ess"] for r in rows]), np.median([r["sampling_s"] for r in rows])
+            out.append(f"| {n} | {engine} | {len(rows)} | **{med[engine]:.1f}** [{min(v):.1f}, {max(v):.1f}] | "
+                       f"{ess:.0f} | {secs:.2f} | {ratios[0]} | {ratios[1]} |")
+    return [*out, ""]
 
 
 def fit(name: str, n: int, data: dict, s: Settings) -> dict | None:
