@@ -28,8 +28,11 @@ right after (21:12-21:21 UTC, ``--adaptations stan --no-broken``, load 10-11): t
 leapfrog steps per draw, 543 s. So the gradient warm-up took 0.59x the steps per draw, with more replications
 with a divergence (63 vs 44) and a smaller but passing smallest p (0.026 vs 0.057).
 
-Usage: ``python validation/adaptation_sbc.py [--replications 30] [--adaptations gradient,stan] [--no-broken]
-[--model pk.one_cmt_oral] [--broken-replications 60]``.
+``--adaptations gradient:stan`` runs the gradient warm-up with bayestwin's own NUTS tree
+(``run_sbc(..., trajectory="stan")``, ``bayestwin.inference.trajectory``: Stan's U-turn criterion).
+
+Usage: ``python validation/adaptation_sbc.py [--replications 30] [--adaptations gradient,stan,gradient:stan]
+[--no-broken] [--model pk.one_cmt_oral] [--broken-replications 60]``.
 """
 
 from __future__ import annotations
@@ -69,18 +72,20 @@ def main(argv: list[str] | None = None) -> int:
                     "seed": 11, "dense_mass": False}
     broken = dict(settings, n_replications=args.broken_replications or args.replications)
     failures = 0
-    for adaptation in [a.strip() for a in args.adaptations.split(",") if a.strip()]:
-        good = run_sbc(spec, adaptation=adaptation, **settings)
+    for label in [a.strip() for a in args.adaptations.split(",") if a.strip()]:
+        adaptation, _, trajectory = label.partition(":")  # "gradient:stan": bayestwin's own NUTS tree
+        tree = {"trajectory": trajectory} if trajectory else {}
+        good = run_sbc(spec, adaptation=adaptation, **tree, **settings)
         rep = good.replications
         p_min = good.tests()["p_value"].min()
-        print(f"{adaptation}: {'passed' if good.ok else 'FAILED'} (smallest p {p_min:.3g}); mean leapfrog steps "
+        print(f"{label}: {'passed' if good.ok else 'FAILED'} (smallest p {p_min:.3g}); mean leapfrog steps "
               f"per draw {rep['mean_steps'].mean():.1f}; reps with divergences {(rep['divergences'] > 0).sum()}; "
               f"median max R-hat {rep['max_rhat'].median():.3f}; {good.wall_s:.0f} s", flush=True)
         print(good.format(), flush=True)
         failures += not good.ok
         if not args.no_broken:
-            bad = run_sbc(spec, fit_spec=misspecified_prior(spec, 1 / 3), adaptation=adaptation, **broken)
-            print(f"{adaptation} misspecified prior: {'failed, as it must' if not bad.ok else 'PASSED (no power)'} "
+            bad = run_sbc(spec, fit_spec=misspecified_prior(spec, 1 / 3), adaptation=adaptation, **tree, **broken)
+            print(f"{label} misspecified prior: {'failed, as it must' if not bad.ok else 'PASSED (no power)'} "
                   f"(smallest p {bad.tests()['p_value'].min():.2g}); {bad.wall_s:.0f} s", flush=True)
             failures += bad.ok
     return int(failures > 0)

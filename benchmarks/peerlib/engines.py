@@ -156,11 +156,12 @@ def fit_bayestwin(spec, table, sampler, quantities, name: str, count_warmup: boo
 
 
 def run_bayestwin(data: dict, s: Settings, dense: bool = False, adaptation: str = "stan",
-                  count_warmup: bool = False) -> Run:
+                  count_warmup: bool = False, trajectory: str = "numpyro") -> Run:
     """bayestwin's ``fit_population`` on the ``oral_1cpt`` spec, starts at the jittered prior medians.
 
     ``dense=True``: ``SamplerConfig(dense_mass=True)`` (a dense mass matrix adapted in warm-up);
-    ``adaptation="gradient"``: the nutpie-style diagonal adaptation (``SamplerConfig.adaptation``).
+    ``adaptation="gradient"``: the nutpie-style diagonal adaptation (``SamplerConfig.adaptation``);
+    ``trajectory="stan"``: bayestwin's own NUTS tree (``SamplerConfig.trajectory``).
     """
     from model_specs.oral_1cpt import spec
 
@@ -168,9 +169,11 @@ def run_bayestwin(data: dict, s: Settings, dense: bool = False, adaptation: str 
     from bayestwin.inference import SamplerConfig
 
     sampler = SamplerConfig(chains=s.chains, warmup=s.warmup, draws=s.draws, seed=s.seed,
-                            target_accept=s.target_accept, init="prior", dense_mass=dense, adaptation=adaptation)
+                            target_accept=s.target_accept, init="prior", dense_mass=dense, adaptation=adaptation,
+                            trajectory=trajectory)
     table = read_nonmem(nonmem_frame(data), units={"time": "h", "amt": "mg", "dv": "mg/L"})
     name = "bayestwin (dense mass)" if dense else "bayestwin" + ("" if adaptation == "stan" else f" ({adaptation})")
+    name += "" if trajectory == "numpyro" else f" ({trajectory} tree)"
     return fit_bayestwin(spec(), table, sampler, POPULATION, name, count_warmup=count_warmup)
 
 

@@ -83,6 +83,8 @@ from numpyro.infer.hmc_util import (
 )
 from numpyro.util import is_prng_key
 
+from bayestwin.inference.trajectory import hmc_state_transition
+
 __all__ = ["GradientAdaptState", "GradientNUTS", "Moments", "WarmupSchedule", "init_gradient_adaptation",
            "update_gradient_adaptation", "warmup_schedule"]
 
@@ -302,13 +304,16 @@ class GradientNUTS(NUTS):
     False
     """
 
-    def __init__(self, model: Callable[..., Any] | None = None, **kwargs: Any) -> None:
+    def __init__(self, model: Callable[..., Any] | None = None, *, trajectory: str = "numpyro", **kwargs: Any) -> None:
         for name in ("adapt_step_size", "adapt_mass_matrix", "dense_mass"):
             if name in kwargs:
                 raise TypeError(f"GradientNUTS sets {name} itself (a diagonal mass adapted from gradients); drop it")
+        if trajectory not in ("numpyro", "stan"):
+            raise ValueError(f"GradientNUTS(trajectory={trajectory!r}): use 'numpyro' or 'stan'")
         super().__init__(model, adapt_step_size=False, adapt_mass_matrix=False, dense_mass=False, **kwargs)
         self._schedule = warmup_schedule(0)
         self._vectorized = False
+        self._trajectory = trajectory
 
     def init(self, rng_key: Array, num_warmup: int, init_params: Any = None, model_args: tuple[Any, ...] = (),
              model_kwargs: dict[str, Any] | None = None) -> HMCState:
@@ -322,8 +327,17 @@ class GradientNUTS(NUTS):
         return jax.vmap(start)(state) if self._vectorized else start(state)
 
     def sample(self, state: HMCState, model_args: tuple[Any, ...], model_kwargs: dict[str, Any]) -> HMCState:
-        """One NUTS iteration, then one adaptation step while in warm-up."""
-        new = super().sample(state, model_args, model_kwargs)
+        """One NUTS iteration, then one adaptation step while in warm-up.
+
+        With ``trajectory="stan"`` the iteration is ``trajectory.hmc_state_transition`` (Stan's U-turn criterion
+        on one flat vector) instead of NumPyro's tree.
+        """
+        if self._trajectory == "stan":
+            step = partial(hmc_state_transition, potential_fn=self.get_potential_fn(model_args, model_kwargs),
+                           max_depth=self._max_tree_depth, warmup=self._schedule.warmup)
+            new = jax.vmap(step)(state) if self._vectorized else step(state)
+        else:
+            new = super().sample(state, model_args, model_kwargs)
         update = partial(update_gradient_adaptation, potential_fn=self.get_potential_fn(model_args, model_kwargs),
                          schedule=self._schedule, target_accept=self._target_accept_prob,
                          kinetic_fn=self._kinetic_fn)

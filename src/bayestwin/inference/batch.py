@@ -45,6 +45,7 @@ from numpyro.infer.util import initialize_model
 from bayestwin.exceptions import InputError
 from bayestwin.inference.adaptation import init_gradient_adaptation, update_gradient_adaptation, warmup_schedule
 from bayestwin.inference.sampler import init_near_prior_median
+from bayestwin.inference.trajectory import hmc_state_transition
 
 __all__ = ["BatchDraws", "batched_trace_count", "run_batched_nuts"]
 
@@ -69,6 +70,7 @@ def run_batched_nuts(
     keep: Callable[[dict[str, jax.Array]], Any] | None = None, max_tree_depth: int | tuple[int, int] = 8,
     target_accept: float = 0.8, dense_mass: bool = False, batch: int = 4, parallel_ok: bool = True,
     seed: int = 0, batch_method: str | None = None, adaptation: str = "stan", cache_key: Hashable | None = None,
+    trajectory: str = "numpyro",
 ) -> BatchDraws:
     """NUTS on ``model(*args_b)`` for every data set b; each leaf of `args` has a leading data-set axis B.
 
@@ -104,6 +106,9 @@ def run_batched_nuts(
         it, the compiled program is kept (the 16 most recently used) and a later call with the same key,
         settings and argument shapes compiles nothing: e.g. an SBC's good and broken fits, or a calibration
         study's conditioning sizes. Without it every call traces and compiles anew.
+    trajectory : {"numpyro", "stan"}
+        NUTS tree: NumPyro's, or ``bayestwin.inference.trajectory`` (Stan's U-turn criterion; with
+        ``adaptation="gradient"`` only), as ``SamplerConfig.trajectory``.
 
     Notes
     -----
@@ -115,6 +120,9 @@ def run_batched_nuts(
     if adaptation == "gradient" and dense_mass:
         raise InputError("run_batched_nuts(adaptation='gradient') adapts a diagonal mass matrix; set "
                          "dense_mass=False, or use adaptation='stan' for a dense one.")
+    if trajectory not in ("numpyro", "stan") or (trajectory == "stan" and adaptation != "gradient"):
+        raise InputError(f"run_batched_nuts(trajectory={trajectory!r}) needs 'numpyro', or 'stan' with "
+                         "adaptation='gradient'.")
     gradient = adaptation == "gradient"
     n_sets = int(jax.tree_util.tree_leaves(args)[0].shape[0])
     first = jax.tree_util.tree_map(lambda a: a[0], args)
@@ -139,7 +147,7 @@ def run_batched_nuts(
     shapes = jax.tree_util.tree_structure((first, z0)), tuple(
         (jnp.shape(a), jnp.result_type(a)) for a in jax.tree_util.tree_leaves((first, z0)))
     config = (cache_key, warmup, draws, thin, chains, max_tree_depth, float(target_accept), bool(dense_mass),
-              int(batch), n_dev, method, adaptation, frozenset(fixed), shapes)
+              int(batch), n_dev, method, adaptation, trajectory, frozenset(fixed), shapes)
 
     def one(key: jax.Array, data: tuple[Any, ...], z0: dict[str, jax.Array]) -> tuple[Any, jax.Array, jax.Array]:
         _TRACES[cache_key] = _TRACES.get(cache_key, 0) + 1  # runs while tracing only
@@ -150,19 +158,25 @@ def run_batched_nuts(
         state = init_kernel(start, warmup, model_args=data, rng_key=k_run, max_tree_depth=max_tree_depth,
                             target_accept_prob=target_accept, dense_mass=dense_mass,
                             **({"adapt_step_size": False, "adapt_mass_matrix": False} if gradient else {}))
+        potential = info.potential_fn(*data)
+        if trajectory == "stan":
+            def transition(s: Any) -> Any:
+                return hmc_state_transition(s, potential, max_depth=max_tree_depth, warmup=warmup)
+        else:
+            def transition(s: Any) -> Any:
+                return sample_kernel(s, model_args=data)
         if gradient:
-            potential = info.potential_fn(*data)
             plan = warmup_schedule(warmup)
             state = init_gradient_adaptation(state, potential)
             state = jax.lax.fori_loop(0, warmup, lambda i, s: update_gradient_adaptation(
-                s, sample_kernel(s, model_args=data), potential, schedule=plan, target_accept=target_accept), state)
+                s, transition(s), potential, schedule=plan, target_accept=target_accept), state)
         else:
-            state = jax.lax.fori_loop(0, warmup, lambda i, s: sample_kernel(s, model_args=data), state)
+            state = jax.lax.fori_loop(0, warmup, lambda i, s: transition(s), state)
         post = post_gen(*data)
 
         def kept(carry: tuple[Any, ...], _: None) -> tuple[tuple[Any, ...], Any]:
             def step(i: int, c: tuple[Any, ...]) -> tuple[Any, ...]:
-                s1 = sample_kernel(c[0], model_args=data)
+                s1 = transition(c[0])
                 return s1, c[1] + s1.diverging.astype(jnp.int32), c[2] + s1.num_steps.astype(jnp.int32)
 
             carry = jax.lax.fori_loop(0, thin, step, carry)

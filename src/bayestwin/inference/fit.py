@@ -318,8 +318,9 @@ class PopulationFit:
 
 def _fit_id(spec: TwinSpec, data_digest: str, sampler: SamplerConfig) -> str:
     settings = asdict(sampler)
-    if settings.get("adaptation") == "stan":  # the default: ids of fits made before the setting existed stay valid
-        del settings["adaptation"]
+    for key, default in (("adaptation", "stan"), ("trajectory", "numpyro")):  # ids of fits made before stay valid
+        if settings.get(key) == default:
+            del settings[key]
     payload = json.dumps({"spec": spec.digest(), "data": data_digest, "sampler": settings}, sort_keys=True)
     return "fit-" + hashlib.sha256(payload.encode()).hexdigest()[:16]
 

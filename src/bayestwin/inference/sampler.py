@@ -48,6 +48,10 @@ class SamplerConfig:
     of the step size and mass matrix (diagonal, or dense with ``dense_mass=True``); ``"gradient"`` adapts a
     diagonal mass matrix from draws and gradients as nutpie does
     (``bayestwin.inference.adaptation``; needs ``dense_mass=False``).
+
+    ``trajectory`` chooses the NUTS tree: ``"numpyro"`` (default) is NumPyro's; ``"stan"`` is
+    ``bayestwin.inference.trajectory`` (Stan's whole-momentum-sum U-turn criterion, one flat vector), for
+    now with ``adaptation="gradient"`` only.
     """
 
     chains: int = 4
@@ -62,8 +66,15 @@ class SamplerConfig:
     init: Literal["optimize", "prior"] = "optimize"
     init_steps: int = 300
     adaptation: Literal["stan", "gradient"] = "stan"
+    trajectory: Literal["numpyro", "stan"] = "numpyro"
 
     def __post_init__(self) -> None:
+        if self.trajectory not in ("numpyro", "stan"):
+            raise InputError(f"SamplerConfig(trajectory={self.trajectory!r}) is not known; use 'numpyro' (NumPyro's "
+                             "NUTS tree) or 'stan' (Stan's U-turn criterion, bayestwin.inference.trajectory).")
+        if self.trajectory == "stan" and self.adaptation != "gradient":
+            raise InputError("SamplerConfig(trajectory='stan') runs with the gradient warm-up only for now; set "
+                             "adaptation='gradient', or keep trajectory='numpyro'.")
         if self.adaptation not in ("stan", "gradient"):
             raise InputError(f"SamplerConfig(adaptation={self.adaptation!r}) is not known; use 'stan' (NumPyro's "
                              "windowed warm-up) or 'gradient' (nutpie-style diagonal mass from gradients).")
@@ -338,7 +349,7 @@ def run_nuts(
     init_strategy = functools.partial(init_near_prior_median, radius=0.5)
     if config.adaptation == "gradient":
         kernel = GradientNUTS(model, target_accept_prob=config.target_accept, max_tree_depth=config.max_tree_depth,
-                              init_strategy=init_strategy)
+                              init_strategy=init_strategy, trajectory=config.trajectory)
     else:
         kernel = NUTS(model, target_accept_prob=config.target_accept, max_tree_depth=config.max_tree_depth,
                       dense_mass=config.dense_mass, init_strategy=init_strategy)

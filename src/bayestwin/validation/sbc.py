@@ -204,7 +204,7 @@ def run_sbc(
     times: Sequence[float] = DEFAULT_TIMES, dose: float = 100.0, chains: int = 2, warmup: int = 500,
     draws: int = 500, thin: int = 5, max_tree_depth: int | tuple[int, int] = 8, target_accept: float = 0.8,
     dense_mass: bool | None = None, batch: int = 4, alpha: float = 0.01, seed: int = 0, parallel_ok: bool | None = None,
-    adaptation: str = "stan",
+    adaptation: str = "stan", trajectory: str = "numpyro",
 ) -> SBCResult:
     """Simulation-based calibration of `spec` with `n_replications` prior draws.
 
@@ -238,6 +238,8 @@ def run_sbc(
         Family-wise level of the uniformity tests (Bonferroni).
     adaptation : {"stan", "gradient"}
         Warm-up adaptation (``SamplerConfig.adaptation``); ``"gradient"`` needs ``dense_mass=False``.
+    trajectory : {"numpyro", "stan"}
+        NUTS tree (``SamplerConfig.trajectory``); ``"stan"`` needs ``adaptation="gradient"``.
     parallel_ok : bool, optional
         Whether fits may be ``pmap``-ed over the host devices (default: ``parallel_chains_ok``, which says no
         for every ODE model because reverse mode through diffrax fails under ``pmap``). True is safe for ODE
@@ -271,7 +273,7 @@ def run_sbc(
     out = run_batched_nuts(fit_fn, args, warmup=warmup, draws=draws, chains=chains, thin=thin,
                            keep=lambda s: jnp.stack([_pick(s, n) for n in names]), max_tree_depth=max_tree_depth,
                            target_accept=target_accept, dense_mass=dense_mass, batch=batch,
-                           parallel_ok=parallel, seed=seed + 1, adaptation=adaptation,
+                           parallel_ok=parallel, seed=seed + 1, adaptation=adaptation, trajectory=trajectory,
                            cache_key=_program_key(fit_spec, model.name, arrays.features, names))
     n_kept = draws // thin
     draws_arr = out.draws  # (replication, chain, draw, quantity)
@@ -285,6 +287,7 @@ def run_sbc(
     settings = {"replications": n_replications, "patients": n_patients, "chains": chains, "warmup": warmup,
                 "draws": draws, "thin": thin, "max_tree_depth": max_tree_depth, "target_accept": target_accept,
                 "dense_mass": dense_mass, "adaptation": adaptation,
+                **({"trajectory": trajectory} if trajectory != "numpyro" else {}),
                 "devices": jax.local_device_count() if parallel else 1,
                 "batch": batch, "fit_spec": fit_spec.name, "seed": seed}
     return SBCResult(model=model.name, spec=fit_spec.name, ranks=pd.DataFrame(ranks, columns=names),
