@@ -48,11 +48,14 @@ seeds (``benchmarks/ess_seeds.py``): ESS per 1,000 gradients 3.52 here vs nutpie
 not the adaptation but the U-turn test of NumPyro's NUTS, which subtracts half of each end's momentum from the
 momentum sum (nuts-rs and Stan use the whole sum and check two more sub-tree pairs). With the whole sum
 patched in for a benchmark run (``benchmarks/ess_seeds.py --turning full``, 3 seeds at N = 12) ESS per 1,000
-gradients rose to 5.67 and min ESS from 813 to 1,377 (30.1 steps per draw): the gap closes within noise. A
-change of NumPyro's tree building, not of this module; not made here.
+gradients rose to 5.67 and min ESS from 813 to 1,377 (30.1 steps per draw): the gap closes within noise.
+bayestwin's own tree with that criterion and the two extra checks (``bayestwin.inference.trajectory``) runs
+after this warm-up with ``trajectory="stan"``: ``GradientNUTS(trajectory="stan")`` replaces NumPyro's tree in
+``sample`` (the warm-up is unchanged).
 
 Use it through ``SamplerConfig(adaptation="gradient")`` (``run_nuts``) or
-``run_batched_nuts(..., adaptation="gradient")``; the default stays ``"stan"``.
+``run_batched_nuts(..., adaptation="gradient")``, either with ``trajectory="stan"``; the default stays
+``"stan"`` (adaptation) and ``"numpyro"`` (tree).
 
 Examples
 --------
