@@ -7,9 +7,10 @@ method (the closed-form PK models: ``dynamics.superposition``), bolus-only data 
 ``infusion``, ``censored``, ``time_varying``), and one error model, Normal (no ``nu``), of kind ``additive``,
 ``proportional``, ``combined`` or ``lognormal``.
 
-The value is today's: the same operations as ``closed_form.superpose`` and ``likelihood.observation_loglik``.
+The value is today's: the same operations as ``closed_form.superpose`` and ``likelihood.observation_loglik``
+(``norm.logpdf``).
 The derivative (``jax.custom_jvp``) is written out: per observation, ``d ll / d pred`` and ``d ll / d sigma``
-in closed form (``_normal_derivatives``), then the VJP of the superposition onto each patient's table of modes
+in closed form (``_normal_terms``), then the VJP of the superposition onto each patient's table of modes
 (``superposition.bolus_value_and_vjp``) from the exponentials the value computed; the chain from the table to
 the parameters (``1 / v``, ``cl / v``, the two-compartment modes...) is left to JAX, on per-patient scalars.
 Measured (``benchmarks/grad_floor.py``, one chain, N = 200): see docs/benchmarks.md. Doses and observations are
@@ -27,6 +28,7 @@ True
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 
 import jax
@@ -36,7 +38,7 @@ from jax.custom_derivatives import SymbolicZero
 
 from bayestwin.dynamics.events import Doses, Observations
 from bayestwin.dynamics.superposition import Superposition, bolus_value_and_vjp
-from bayestwin.inference.likelihood import _LOG_TINY, observation_loglik
+from bayestwin.inference.likelihood import _LOG_TINY, residual_sd
 from bayestwin.spec.structural import AbstractStructuralModel
 from bayestwin.spec.twin_spec import TwinSpec
 
@@ -73,9 +75,7 @@ def observation_block(
     def per_patient(table: Superposition, doses: Doses, t: Array, y: Array, mask: Array,
                     sigmas: Mapping[str, Array]) -> tuple[Array, Superposition, dict[str, Array]]:
         pred, vjp = bolus_value_and_vjp(table, doses, jnp.where(jnp.isfinite(t), t, 0.0), features, depot)
-        ll = observation_loglik(y, pred, kind=kind, sigmas=sigmas, cens=jnp.zeros(t.shape, jnp.int32),
-                                limit=t, mask=mask, censored=False)
-        d_pred, d_sigmas = _normal_derivatives(kind, y, pred, mask, sigmas)
+        ll, d_pred, d_sigmas = _normal_terms(kind, y, pred, mask, sigmas)
         return jnp.sum(ll), vjp(d_pred), d_sigmas
 
     @jax.custom_jvp
@@ -111,34 +111,41 @@ def observation_block(
     return block
 
 
-def _normal_derivatives(kind: str, y: Array, pred: Array, mask: Array,
-                        sigmas: Mapping[str, Array]) -> tuple[Array, dict[str, Array]]:
-    """``(d ll / d pred, {sigma name: d ll / d sigma})`` per observation, 0 where `mask` is false.
+def _normal_terms(kind: str, y: Array, pred: Array, mask: Array,
+                  sigmas: Mapping[str, Array]) -> tuple[Array, Array, dict[str, Array]]:
+    """``(ll, d ll / d pred, {sigma name: d ll / d sigma})`` per observation, all 0 where `mask` is false.
 
-    ``ll = -log s - z**2 / 2 - log(2 pi) / 2`` with ``z = (y - loc) / s`` (``loc = pred``; for ``lognormal``
-    ``loc = log(pred)``, ``y`` its log): ``d ll / d loc = z / s``, ``d ll / d s = (z**2 - 1) / s``, and ``s`` is
-    ``sigma_add``, ``sigma_prop |pred|``, ``sqrt(sigma_add**2 + (sigma_prop pred)**2)`` or ``sigma_log``.
+    ``ll`` is ``observation_loglik``'s (uncensored, Normal), by the same operations (``norm.logpdf``'s:
+    ``-(log(2 pi s**2) + (y - loc)**2 / s**2) / 2``, minus ``log y`` for ``lognormal``). With ``r = y - loc``
+    and ``q = r**2 / s**2``: ``d ll / d loc = r / s**2``, ``d ll / d s = (q - 1) / s``, where ``loc = pred``
+    (``log pred`` for ``lognormal``, ``y`` its log) and ``s`` is ``sigma_add``, ``sigma_prop |pred|``,
+    ``sqrt(sigma_add**2 + (sigma_prop pred)**2)`` or ``sigma_log``.
     """
     y = jnp.where(mask, y, 1.0)
     p = jnp.where(mask, pred, 1.0)
+    s = residual_sd(p, kind, sigmas)
     if kind == "lognormal":
         shifted = jnp.maximum(p, 0.0) + jnp.exp(_LOG_TINY)
-        s = sigmas["sigma_log"]
-        z = (jnp.log(jnp.where(y > 0, y, 1.0)) - jnp.log(shifted)) / s
-        d_pred = jnp.where(p > 0, z / (s * shifted), 0.0)
-        d_s = {"sigma_log": (z * z - 1.0) / s}
+        y = jnp.log(jnp.where(y > 0, y, 1.0))
+        loc = jnp.log(shifted)
+    else:
+        loc = p
+    s2 = jnp.square(s)
+    r = y - loc
+    q = jnp.square(r) / s2
+    ll = (jnp.log(2.0 * math.pi * s2) + q) / -2.0
+    d_loc = r / s2
+    if kind == "lognormal":
+        ll = ll - y
+        d_pred, d_s = jnp.where(p > 0, d_loc / shifted, 0.0), {"sigma_log": (q - 1.0) / s}
     elif kind == "additive":
-        s = sigmas["sigma_add"]
-        z = (y - p) / s
-        d_pred, d_s = z / s, {"sigma_add": (z * z - 1.0) / s}
+        d_pred, d_s = d_loc, {"sigma_add": (q - 1.0) / s}
     elif kind == "proportional":
-        s = sigmas["sigma_prop"] * jnp.abs(p)
-        z = (y - p) / s
-        d_pred, d_s = z / s + (z * z - 1.0) / p, {"sigma_prop": (z * z - 1.0) / sigmas["sigma_prop"]}
+        d_pred, d_s = d_loc + (q - 1.0) / p, {"sigma_prop": (q - 1.0) / sigmas["sigma_prop"]}
     else:  # combined
         a, b = sigmas["sigma_add"], sigmas["sigma_prop"]
-        s = jnp.sqrt(a ** 2 + (b * p) ** 2)
-        z = (y - p) / s
-        w = (z * z - 1.0) / (s * s)
-        d_pred, d_s = z / s + w * b * b * p, {"sigma_add": w * a, "sigma_prop": w * b * p * p}
-    return jnp.where(mask, d_pred, 0.0), {k: jnp.where(mask, v, 0.0) for k, v in d_s.items()}
+        w = (q - 1.0) / s2
+        d_pred, d_s = d_loc + w * b * b * p, {"sigma_add": w * a, "sigma_prop": w * b * p * p}
+    zero = jnp.zeros((), ll.dtype)
+    return (jnp.where(mask, ll, zero), jnp.where(mask, d_pred, zero),
+            {k: jnp.where(mask, v, zero) for k, v in d_s.items()})
