@@ -1,9 +1,10 @@
 """How cheap can one gradient of the N-patient population density be in JAX on this CPU? (issue 9, brief DENS2)
 
-One process, one chain, float64, the peer model of ``peerlib.models`` (one-compartment oral PK, one dose, ten
-samples per patient, proportional error, the ``oral_1cpt`` spec: centred log-normal BSV), each candidate inside a
-compiled ``lax.fori_loop`` of ``--loop`` evaluations (what NUTS pays inside its compiled while loop), timed in
-interleaved rounds: wall time and this process's CPU time per evaluation, min and median over rounds.
+One process, float64, the peer model of ``peerlib.models`` (one-compartment oral PK, one dose, ten samples per
+patient, proportional error, the ``oral_1cpt`` spec: centred log-normal BSV), each candidate inside a compiled
+``lax.fori_loop`` of ``--loop`` evaluations (what NUTS pays inside its compiled while loop), one chain (``jit``)
+and 4 chains under ``pmap`` over the 4 XLA host devices (as ``fit_population`` samples: the layout that counts),
+timed in interleaved rounds: wall time and this process's CPU time per step of all chains, min and median.
 
 Candidates, all on the same unconstrained vector as bayestwin's sampler (``bayestwin_density``'s ravel order):
 
@@ -30,14 +31,12 @@ Usage: ``python benchmarks/grad_floor.py [--sizes 12,200] [--rounds 21] [--loop 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import os
 import platform
 import re
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -69,7 +68,7 @@ def hand_density(data: dict, padded: int | None = None):
     mask = np.ones((n, m), bool)
     if padded:
         pad = ((0, 0), (0, padded - m))
-        t, y, mask = np.pad(t, pad), np.pad(y, pad, constant_values=1.0), np.pad(mask, pad)
+        t, y, mask = np.pad(t, pad, constant_values=1.0), np.pad(y, pad, constant_values=1.0), np.pad(mask, pad)
     t, y, mask = jnp.asarray(t), jnp.asarray(y), jnp.asarray(mask)
     dose = jnp.asarray(data["dose"])[:, None]
     loc = jnp.log(jnp.array([TV_PRIOR[p][0] for p in ("ka", "cl", "v")]))
@@ -198,19 +197,6 @@ def _hand_priors(data: dict):
     return priors
 
 
-@contextlib.contextmanager
-def today_path() -> Iterator[None]:
-    """Within the block, population models are built without the fused observation block (the path before it)."""
-    from bayestwin.inference import population
-
-    fused = population.observation_block
-    population.observation_block = lambda *_args: None
-    try:
-        yield
-    finally:
-        population.observation_block = fused
-
-
 def hlo_counts(fn, x0) -> dict[str, float]:
     """XLA cost analysis of the compiled `fn` and the number of fusions / instructions in its entry computation."""
     import jax
@@ -254,13 +240,13 @@ def agreement(reference, candidate, x0, seed: int = 0) -> tuple[float, float]:
     rng = np.random.default_rng(seed)
     points = [np.asarray(x0)] + [np.asarray(x0) + rng.normal(0.0, 0.3, x0.size) for _ in range(4)]
     fr, fc = jax.jit(reference), jax.jit(candidate)
-    worst_v = worst_g = 0.0
+    dv, dg = [], []
     for x in points:
         (vr, gr), (vc, gc) = fr(x), fc(x)
-        worst_v = max(worst_v, float(abs(vc - vr) / abs(vr)))
+        dv.append(float(abs(vc - vr) / abs(vr)))
         gr, gc = np.asarray(gr), np.asarray(gc)
-        worst_g = max(worst_g, float(np.max(np.abs(gc - gr)) / np.max(np.abs(gr))))
-    return worst_v, worst_g
+        dg.append(float(np.max(np.abs(gc - gr)) / np.max(np.abs(gr))))
+    return float(np.max(dv)), float(np.max(dg))  # NaN propagates
 
 
 def candidates(data: dict) -> dict[str, tuple]:
@@ -270,13 +256,10 @@ def candidates(data: dict) -> dict[str, tuple]:
     from peerlib.profile import bayestwin_density, numpyro_density
 
     vg, _ravel, _unravel, x0 = bayestwin_density(data)
-    with today_path():
-        before_vg = bayestwin_density(data)[0]
     logp, floor_vg, vjp_vg = hand_density(data)
     _, floor12_vg, vjp12_vg = hand_density(data, padded=12)
     out = {"(a) bayestwin potential, value only": ("v", lambda x: vg(x)[0], x0),  # XLA drops the gradient
-           "(b) bayestwin value + gradient (potential_fn)": ("vg", vg, x0),
-           "(b0) bayestwin before the fused block (autodiff through predict_cohort)": ("vg", before_vg, x0)}
+           "(b) bayestwin value + gradient (potential_fn)": ("vg", vg, x0)}
     nvg, nx0 = numpyro_density(data)
     out["(c) NumPyro written directly"] = ("vg", nvg, nx0)
     out["(d) floor: hand jnp, flat (patient, 10), jax.grad"] = ("vg", floor_vg, x0)
@@ -292,9 +275,10 @@ def candidates(data: dict) -> dict[str, tuple]:
     return out
 
 
-def measure(n: int, rounds: int, k: int) -> dict:
-    """Agreement, HLO counts and interleaved timings of every candidate at `n` patients."""
+def measure(n: int, rounds: int, k: int, chains: tuple[int, ...] = (1, 4)) -> dict:
+    """Agreement, HLO counts and interleaved timings (1 chain: jit; more: pmap) of every candidate at `n` patients."""
     import jax
+    import jax.numpy as jnp
     import numpy as np
     from peerlib.models import simulate
     from peerlib.profile import evaluation_loop
@@ -308,30 +292,32 @@ def measure(n: int, rounds: int, k: int) -> dict:
     counts = {name: hlo_counts(f, x) for name, (_kind, f, x) in cands.items()}
     loops = {}
     for name, (kind, f, x) in cands.items():
-        loop = value_loop(f, k) if kind == "v" else jax.jit(evaluation_loop(f, k))
-        jax.block_until_ready(loop(x))
-        loops[name] = (loop, x)
-    wall: dict[str, list[float]] = {name: [] for name in loops}
-    cpu: dict[str, list[float]] = {name: [] for name in loops}
+        loop = value_loop(f, k) if kind == "v" else evaluation_loop(f, k)
+        for c in chains:
+            run, xs = (jax.jit(loop), x) if c == 1 else (jax.pmap(loop), jnp.stack([x] * c))
+            jax.block_until_ready(run(xs))
+            loops[(name, c)] = (run, xs)
+    wall: dict = {key: [] for key in loops}
+    cpu: dict = {key: [] for key in loops}
     for _ in range(rounds):
-        for name, (loop, x) in loops.items():
+        for key, (run, xs) in loops.items():
             c0, t0 = time.process_time(), time.perf_counter()
-            jax.block_until_ready(loop(x))
-            wall[name].append(1e6 * (time.perf_counter() - t0) / k)
-            cpu[name].append(1e6 * (time.process_time() - c0) / k)
-    timing = {name: (min(wall[name]), float(np.median(wall[name])), min(cpu[name]), float(np.median(cpu[name])))
-              for name in loops}
+            jax.block_until_ready(run(xs))
+            wall[key].append(1e6 * (time.perf_counter() - t0) / k)
+            cpu[key].append(1e6 * (time.process_time() - c0) / k)
+    timing = {key: (min(wall[key]), float(np.median(wall[key])), min(cpu[key]), float(np.median(cpu[key])))
+              for key in loops}
     return {"agree": agree, "counts": counts, "time": timing}
 
 
 def _print(n: int, res: dict) -> None:
     print(f"\n**N = {n}**\n")
-    print("| candidate | wall us min | median | CPU us min | median | Mflop | transc. | MB | fusions | kernels |\n"
+    print("| candidate | chains | wall us min | median | CPU us min | median | Mflop | transc. | MB | fusions |\n"
           "|---|---|---|---|---|---|---|---|---|---|")
-    for name, (wmin, wmed, cmin, cmed) in res["time"].items():
-        c = res["counts"][name]
-        print(f"| {name} | {wmin:.1f} | {wmed:.1f} | {cmin:.1f} | {cmed:.1f} | {c['Mflop']:.3f} | "
-              f"{c['transcendentals']:.0f} | {c['MB']:.2f} | {c['fusions']:.0f} | {c['kernels']:.0f} |")
+    for (name, c), (wmin, wmed, cmin, cmed) in res["time"].items():
+        h = res["counts"][name]
+        print(f"| {name} | {c} | {wmin:.1f} | {wmed:.1f} | {cmin:.1f} | {cmed:.1f} | {h['Mflop']:.3f} | "
+              f"{h['transcendentals']:.0f} | {h['MB']:.2f} | {h['fusions']:.0f} |")
     print("\nAgreement with (b) at x0 and 4 random points (largest relative difference; gradient relative to its "
           "largest entry):\n")
     for name, (v, g) in res["agree"].items():
@@ -347,12 +333,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sizes", default="12,200")
     ap.add_argument("--rounds", type=int, default=21)
     ap.add_argument("--loop", type=int, default=300)
+    ap.add_argument("--chains", default="1,4", help="1: one chain (jit); c > 1: c chains under pmap, per step of all")
     a = ap.parse_args(argv)
     print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {platform.machine()}, {os.cpu_count()} CPUs; jax {jax.__version__};"
-          f" 1 chain, {a.loop} evaluations per compiled loop, {a.rounds} interleaved rounds; load average "
-          f"{os.getloadavg()[0]:.1f} at the start", flush=True)
+          f" {jax.device_count()} host devices; {a.loop} evaluations per compiled loop, {a.rounds} interleaved rounds;"
+          f" load average {os.getloadavg()[0]:.1f} at the start", flush=True)
     for n in (int(x) for x in a.sizes.split(",") if x):
-        _print(n, measure(n, a.rounds, a.loop))
+        _print(n, measure(n, a.rounds, a.loop, tuple(int(c) for c in a.chains.split(","))))
         print(f"\nload average {os.getloadavg()[0]:.1f}", flush=True)
 
 

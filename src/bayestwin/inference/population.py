@@ -35,7 +35,6 @@ from jax import Array
 
 from bayestwin.dynamics.events import Doses, Observations
 from bayestwin.inference.arrays import SEGMENT_STARTS
-from bayestwin.inference.fused_loglik import observation_block
 from bayestwin.inference.latent import covariate_latent_effect, covariate_log_effect, to_latent, to_natural
 from bayestwin.inference.outputs import output_columns, outputs_loglik, select_outputs, sigma_groups
 from bayestwin.inference.priors import to_numpyro
@@ -80,7 +79,6 @@ def build_population_model(
     params = spec.parameters
     bsv = spec.bsv_parameters
     columns = output_columns(spec, model)
-    block = observation_block(spec, model, features)  # None: not a covered case (fused_loglik), today's path
 
     def population_model(doses: Doses, obs: Observations, covariates: Mapping[str, Array]) -> None:
         n = obs.time.shape[0]
@@ -101,10 +99,6 @@ def build_population_model(
             for j, name in enumerate(bsv):
                 latent[name] = latent[name] + (eta[:, j] if starts is None else eta[:, j, None])
         theta = {p.name: numpyro.deterministic(p.name, to_natural(p, latent[p.name])) for p in params}
-        if block is not None and starts is None:
-            sigmas = {s: numpyro.sample(s, to_numpyro(spec.sigma_prior(s), site=s)) for s in spec.sigma_names}
-            numpyro.factor("obs_loglik", block(theta, sigma_groups(spec, sigmas)[0], doses, obs))
-            return
         pred = select_outputs(predict_cohort(model, theta, doses, obs.time, features, starts), obs.output, columns)
         sigmas = {s: numpyro.sample(s, to_numpyro(spec.sigma_prior(s), site=s)) for s in spec.sigma_names}
         loglik = outputs_loglik(obs.value, pred, obs.output, errors=spec.error, sigmas=sigma_groups(spec, sigmas),

@@ -14,7 +14,6 @@ from jax import Array
 
 from bayestwin.dynamics import closed_form as cf
 from bayestwin.dynamics import ode_models as rhs
-from bayestwin.dynamics import superposition as sp
 from bayestwin.dynamics.events import Doses
 from bayestwin.models.piecewise import piecewise_predict
 from bayestwin.models.registry import register
@@ -53,10 +52,6 @@ class OneCmtIV(AbstractStructuralModel):
         """Central concentration at `times`, shape ``(len(times), 1)``."""
         return cf.one_cmt_iv(times, doses, theta["cl"], theta["v"], features=features)[:, None]
 
-    def superposition(self, theta: Mapping[str, Array]) -> sp.Superposition:
-        """One patient's table of modes, as ``predict`` superposes it (``inference.fused_loglik``)."""
-        return sp.one_cmt_iv_table(theta["cl"], theta["v"])
-
     def predict_segments(
         self, theta: Mapping[str, Array], starts: Array, doses: Doses, times: Array, *,
         features: frozenset[str] | None = None,
@@ -91,11 +86,6 @@ class OneCmtOral(AbstractStructuralModel):
         return cf.one_cmt_oral(times, doses, theta["ka"], theta["cl"], theta["v"], f=theta.get("f", 1.0),
                                tlag=theta.get("tlag", 0.0), features=features)[:, None]
 
-    def superposition(self, theta: Mapping[str, Array]) -> sp.Superposition:
-        """One patient's table of modes, as ``predict`` superposes it (``inference.fused_loglik``)."""
-        return sp.one_cmt_oral_table(theta["ka"], theta["cl"], theta["v"], f=theta.get("f", 1.0),
-                                     tlag=theta.get("tlag", 0.0))
-
     def predict_segments(
         self, theta: Mapping[str, Array], starts: Array, doses: Doses, times: Array, *,
         features: frozenset[str] | None = None,
@@ -124,10 +114,6 @@ class TwoCmtIV(AbstractStructuralModel):
         """Central concentration at `times`, shape ``(len(times), 1)``."""
         return cf.two_cmt_iv(times, doses, theta["cl"], theta["v1"], theta["q"], theta["v2"],
                              features=features)[:, None]
-
-    def superposition(self, theta: Mapping[str, Array]) -> sp.Superposition:
-        """One patient's table of modes, as ``predict`` superposes it (``inference.fused_loglik``)."""
-        return sp.two_cmt_iv_table(theta["cl"], theta["v1"], theta["q"], theta["v2"])
 
     def predict_segments(
         self, theta: Mapping[str, Array], starts: Array, doses: Doses, times: Array, *,
@@ -160,11 +146,6 @@ class TwoCmtOral(AbstractStructuralModel):
         """Central concentration at `times`, shape ``(len(times), 1)``."""
         return cf.two_cmt_oral(times, doses, theta["ka"], theta["cl"], theta["v1"], theta["q"], theta["v2"],
                                f=theta.get("f", 1.0), tlag=theta.get("tlag", 0.0), features=features)[:, None]
-
-    def superposition(self, theta: Mapping[str, Array]) -> sp.Superposition:
-        """One patient's table of modes, as ``predict`` superposes it (``inference.fused_loglik``)."""
-        return sp.two_cmt_oral_table(theta["ka"], theta["cl"], theta["v1"], theta["q"], theta["v2"],
-                                     f=theta.get("f", 1.0), tlag=theta.get("tlag", 0.0))
 
     def predict_segments(
         self, theta: Mapping[str, Array], starts: Array, doses: Doses, times: Array, *,
