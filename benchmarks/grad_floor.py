@@ -25,7 +25,10 @@ Load-independent evidence first: XLA's cost analysis (flops, transcendental call
 fusions / kernels in the optimised HLO of each compiled value-and-gradient. Values of (a), (d), (e) and the
 gradients of (d), (e) are checked against (b) at the start point and four random points.
 
-Usage: ``python benchmarks/grad_floor.py [--sizes 12,200] [--rounds 21] [--loop 300]``.
+``--ablation``: bayestwin, (e') and (e') with each part of bayestwin's element chain added (the stable divided
+difference, its ``x == 0`` branch, the dose-time masks): where the floor's advantage lies.
+
+Usage: ``python benchmarks/grad_floor.py [--sizes 12,200] [--rounds 21] [--loop 300] [--chains 1,4] [--ablation]``.
 """
 
 from __future__ import annotations
@@ -49,12 +52,17 @@ import bayestwin  # noqa: E402,F401  (before jax: 4 host devices, as in sampling
 HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
-def hand_density(data: dict, padded: int | None = None):
+def hand_density(data: dict, padded: int | None = None, ablation: frozenset[str] = frozenset()):
     """``(logp, value_and_grad by autodiff, value_and_grad written out)`` on bayestwin's flat vector.
 
     bayestwin's ravel order: ``eta`` (patient x [ka, cl, v]) first, then the log of omega_cl, omega_ka, omega_v,
     sigma_prop, tv_cl, tv_ka, tv_v. `padded`: lay the observations out as bayestwin does, ``(patient, padded)``
-    with a mask (the extra slots get t = 0, y = 1 and contribute 0), instead of ``(patient, 10)``.
+    with a mask (the extra slots get t = 1, y = 1 and contribute 0), instead of ``(patient, 10)``.
+
+    `ablation` adds to the written-out gradient what bayestwin's element chain carries: ``"stable"`` the stable
+    divided difference (``-exp(-min(ka, ke) t) expm1(-|x|) / |ka - ke|``, flip-flop selects), ``"branch"`` the
+    library's ``bolus._parts`` itself (with its ``x == 0`` branch, and the derivatives' branch), ``"masks"`` the
+    dose-time masks of ``closed_form.superpose`` (time since the dose, counts, lag, active).
     """
     import jax
     import jax.numpy as jnp
@@ -104,19 +112,27 @@ def hand_density(data: dict, padded: int | None = None):
         eta, w, ls, u = split(x)
         lk, lc, lv = ((u[j] + eta[:, j])[:, None] for j in range(3))
         ka, ke = jnp.exp(lk), jnp.exp(lc - lv)
-        inv_d = 1.0 / (ka - ke)
         amp = dose * ka * jnp.exp(-lv)
-        e_ke, e_ka = jnp.exp(-ke * t), jnp.exp(-ka * t)
-        dd = (e_ke - e_ka) * inv_d
-        c = amp * dd
+        if not ablation:
+            inv_d = 1.0 / (ka - ke)
+            e_ke, e_ka = jnp.exp(-ke * t), jnp.exp(-ka * t)
+            dd = (e_ke - e_ka) * inv_d
+            c = amp * dd
+        else:
+            c, dd, dd_ke, dd_ka, active = _ablated_elements(ka, ke, amp, t, ablation)
         q = y / c
         r = q - 1.0
         s2 = jnp.exp(-2.0 * ls)
         ll = jnp.where(mask, -0.5 * r * r * s2 - jnp.log(c) - ls, 0.0)
         gc = jnp.where(mask, r * q * s2 - 1.0, 0.0)  # c d ll / dc
-        h = gc * inv_d / dd  # (d ll / dc) amp / (ka - ke)
-        g_lk = jnp.sum(gc + h * ka * (t * e_ka - dd), axis=1)
-        g_lc = jnp.sum(h * ke * (dd - t * e_ke), axis=1)
+        if not ablation:
+            h = gc * inv_d / dd  # (d ll / dc) amp / (ka - ke)
+            g_lk = jnp.sum(gc + h * ka * (t * e_ka - dd), axis=1)
+            g_lc = jnp.sum(h * ke * (dd - t * e_ke), axis=1)
+        else:
+            h = gc / dd if active is None else jnp.where(active, gc / dd, 0.0)  # (d ll / dc) amp
+            g_lk = jnp.sum(gc + h * ka * dd_ka, axis=1)
+            g_lc = jnp.sum(h * ke * dd_ke, axis=1)
         g_lv = -jnp.sum(gc, axis=1) - g_lc
         g_ls = jnp.sum(jnp.where(mask, r * r * s2 - 1.0, 0.0))
         g_lik = jnp.stack([g_lk, g_lc, g_lv], axis=1)
@@ -140,6 +156,45 @@ def hand_density(data: dict, padded: int | None = None):
 
     logp_vjp.defvjp(fwd, bwd)
     return logp, jax.value_and_grad(logp), jax.value_and_grad(logp_vjp)
+
+
+def _ablated_elements(ka, ke, amp, t, ablation: frozenset[str]):
+    """``(c, dd, d dd / d ke, d dd / d ka, active or None)`` with the parts of bayestwin's chain in `ablation`."""
+    import jax.numpy as jnp
+
+    from bayestwin.dynamics.bolus import _parts
+
+    active = None
+    tau = t
+    if "masks" in ablation:  # one dose at time 0 into the depot, no lag: what superpose computes around it
+        since = t - jnp.zeros_like(ka)
+        counts = since >= 0
+        tau = jnp.where(counts, since, 0.0) - 0.0
+        active = counts & (tau >= 0)
+        tau = jnp.where(active, tau, 0.0)
+    if "branch" in ablation:
+        e_ke, e_ka, dd, near, inv_d = _parts(ke, ka, tau, False)
+        half_t2 = -0.5 * tau * tau * e_ke
+        dd_ke = jnp.where(near, half_t2, (dd - tau * e_ke) * inv_d)
+        dd_ka = jnp.where(near, half_t2, (tau * e_ka - dd) * inv_d)
+    else:
+        diff = ka - ke
+        inv_d = 1.0 / diff
+        if "stable" in ablation:
+            e_lo = jnp.exp(-jnp.minimum(ka, ke) * tau)
+            m = jnp.expm1(-jnp.abs(diff * tau))
+            e_hi = e_lo + e_lo * m
+            flip = diff < 0
+            e_ke, e_ka = jnp.where(flip, e_hi, e_lo), jnp.where(flip, e_lo, e_hi)
+            dd = -e_lo * m * jnp.abs(inv_d)
+        else:
+            e_ke, e_ka = jnp.exp(-ke * tau), jnp.exp(-ka * tau)
+            dd = (e_ke - e_ka) * inv_d
+        dd_ke, dd_ka = (dd - tau * e_ke) * inv_d, (tau * e_ka - dd) * inv_d
+    c = amp * dd
+    if active is not None:
+        c = jnp.where(active, c, 0.0)
+    return c, dd, dd_ke, dd_ka, active
 
 
 def library_kernels_hand_priors(data: dict):
@@ -249,6 +304,23 @@ def agreement(reference, candidate, x0, seed: int = 0) -> tuple[float, float]:
     return float(np.max(dv)), float(np.max(dg))  # NaN propagates
 
 
+ABLATION = {"(e'') + stable divided difference": frozenset({"stable"}),
+            "(e'') + bolus._parts (stable, x == 0 branch)": frozenset({"branch"}),
+            "(e'') + bolus._parts + dose-time masks": frozenset({"branch", "masks"}),
+            "(e'') + dose-time masks only": frozenset({"masks"})}
+
+
+def ablation_candidates(data: dict) -> dict[str, tuple]:
+    """``name -> ("vg", fn, x0)``: bayestwin, (e') and (e') with each part of bayestwin's element chain added."""
+    from peerlib.profile import bayestwin_density
+
+    vg, _ravel, _unravel, x0 = bayestwin_density(data)
+    out = {"(b) bayestwin value + gradient (potential_fn)": ("vg", vg, x0),
+           "(e') written-out gradient on padded (patient, 12) + mask": ("vg", hand_density(data, padded=12)[2], x0)}
+    return out | {name: ("vg", hand_density(data, padded=12, ablation=parts)[2], x0)
+                  for name, parts in ABLATION.items()}
+
+
 def candidates(data: dict) -> dict[str, tuple]:
     """``name -> (kind, fn, x0)``; kind "vg" (value and gradient) or "v" (value only)."""
     import jax
@@ -275,8 +347,11 @@ def candidates(data: dict) -> dict[str, tuple]:
     return out
 
 
-def measure(n: int, rounds: int, k: int, chains: tuple[int, ...] = (1, 4)) -> dict:
-    """Agreement, HLO counts and interleaved timings (1 chain: jit; more: pmap) of every candidate at `n` patients."""
+def measure(n: int, rounds: int, k: int, chains: tuple[int, ...] = (1, 4), ablation: bool = False) -> dict:
+    """Agreement, HLO counts and interleaved timings (1 chain: jit; more: pmap) of every candidate at `n` patients.
+
+    `ablation`: the candidates of ``ablation_candidates`` instead.
+    """
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -284,7 +359,7 @@ def measure(n: int, rounds: int, k: int, chains: tuple[int, ...] = (1, 4)) -> di
     from peerlib.profile import evaluation_loop
 
     data = simulate(n)
-    cands = candidates(data)
+    cands = ablation_candidates(data) if ablation else candidates(data)
     ref = cands["(b) bayestwin value + gradient (potential_fn)"][1]
     x0 = cands["(b) bayestwin value + gradient (potential_fn)"][2]
     agree = {name: agreement(ref, f, x0) for name, (kind, f, x) in cands.items()
@@ -334,12 +409,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rounds", type=int, default=21)
     ap.add_argument("--loop", type=int, default=300)
     ap.add_argument("--chains", default="1,4", help="1: one chain (jit); c > 1: c chains under pmap, per step of all")
+    ap.add_argument("--ablation", action="store_true", help="(e') plus each part of bayestwin's element chain")
     a = ap.parse_args(argv)
     print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {platform.machine()}, {os.cpu_count()} CPUs; jax {jax.__version__};"
           f" {jax.device_count()} host devices; {a.loop} evaluations per compiled loop, {a.rounds} interleaved rounds;"
           f" load average {os.getloadavg()[0]:.1f} at the start", flush=True)
     for n in (int(x) for x in a.sizes.split(",") if x):
-        _print(n, measure(n, a.rounds, a.loop, tuple(int(c) for c in a.chains.split(","))))
+        _print(n, measure(n, a.rounds, a.loop, tuple(int(c) for c in a.chains.split(",")), a.ablation))
         print(f"\nload average {os.getloadavg()[0]:.1f}", flush=True)
 
 
