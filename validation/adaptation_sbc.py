@@ -30,6 +30,12 @@ with a divergence (63 vs 44) and a smaller but passing smallest p (0.026 vs 0.05
 
 ``--adaptations gradient:stan`` runs the gradient warm-up with bayestwin's own NUTS tree
 (``run_sbc(..., trajectory="stan")``, ``bayestwin.inference.trajectory``: Stan's U-turn criterion).
+Measured 2026-11-27 23:34-23:41 UTC (helper NUT4; 2-core box shared with other jobs, load 3-6, nice 5),
+``--model pk.one_cmt_oral --replications 60``, the same replications (seed 0) for both trees, gradient
+warm-up: bayestwin's tree passed (smallest p 0.28, omega_cl), 63.6 leapfrog steps per draw, 21 of 60
+replications with a divergence, median max R-hat 1.029, 144 s; its misspecified variant (60) failed, as it
+must (p 3.5e-15; 87 s). NumPyro's tree (``--adaptations gradient --no-broken``, right after): passed (p 0.105,
+v[1]), 59.0 steps per draw, 20 of 60 with a divergence, median max R-hat 1.033, 158 s.
 
 Usage: ``python validation/adaptation_sbc.py [--replications 30] [--adaptations gradient,stan,gradient:stan]
 [--no-broken] [--model pk.one_cmt_oral] [--broken-replications 60]``.

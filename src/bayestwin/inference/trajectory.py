@@ -23,7 +23,8 @@ Leaf ``n`` stores these in checkpoint row ``popcount(n)`` (the leaves that start
 built all have different bit counts, so no live row is overwritten), and the ``t`` subtrees that end at
 ``n`` (``t``: the trailing one bits of ``n``) are checked at once on the ``t + 1`` rows involved, sliced out
 with a static size chosen by ``lax.switch``: no inner loop over checkpoints, and ``O(t d)`` work (about ``d``
-per leaf on average; a pass over all rows cost 8 us per leapfrog step more at d = 600). Divergence: an energy error above ``max_delta_energy`` (1,000, NumPyro's default).
+per leaf on average; a pass over all rows cost 8 us per leapfrog step more at d = 600). Divergence: an
+energy error above ``max_delta_energy`` (1,000, NumPyro's default).
 
 Examples
 --------
