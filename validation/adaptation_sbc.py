@@ -35,7 +35,10 @@ Measured 2026-11-27 23:34-23:41 UTC (helper NUT4; 2-core box shared with other j
 warm-up: bayestwin's tree passed (smallest p 0.28, omega_cl), 63.6 leapfrog steps per draw, 21 of 60
 replications with a divergence, median max R-hat 1.029, 144 s; its misspecified variant (60) failed, as it
 must (p 3.5e-15; 87 s). NumPyro's tree (``--adaptations gradient --no-broken``, right after): passed (p 0.105,
-v[1]), 59.0 steps per draw, 20 of 60 with a divergence, median max R-hat 1.033, 158 s.
+v[1]), 59.0 steps per draw, 20 of 60 with a divergence, median max R-hat 1.033, 158 s. The FULL 200 with
+bayestwin's tree (23:43-23:50 UTC, load 4-9, ``--replications 200 --adaptations gradient:stan --no-broken``):
+passed (smallest p 0.020, cl[1]; threshold 0.001), 56.1 steps per draw, 66 of 200 with a divergence, median
+max R-hat 1.029, 371 s; NumPyro's tree on the same 200 (the committed run above): p 0.026, 51.4, 63 of 200.
 
 Usage: ``python validation/adaptation_sbc.py [--replications 30] [--adaptations gradient,stan,gradient:stan]
 [--no-broken] [--model pk.one_cmt_oral] [--broken-replications 60]``.
