@@ -299,7 +299,9 @@ class GradientNUTS(NUTS):
     Takes NUTS's arguments except the adaptation ones (``adapt_step_size``, ``adapt_mass_matrix`` and
     ``dense_mass`` are set here); works with ``numpyro.infer.MCMC`` and every ``chain_method``. The state is
     NumPyro's ``HMCState``: ``adapt_state.step_size`` and ``adapt_state.inverse_mass_matrix`` hold the adapted
-    values as with ``NUTS``; ``adapt_state.mm_state`` holds a ``GradientAdaptState``.
+    values as with ``NUTS``; ``adapt_state.mm_state`` holds a ``GradientAdaptState``. ``trajectory="stan"``
+    builds each trajectory with ``bayestwin.inference.trajectory`` (Stan's U-turn criterion) instead of NumPyro's
+    tree; the warm-up is the same.
 
     Examples
     --------
