@@ -18,7 +18,8 @@ table shows seed 1 and a second table the median, range and ratio of medians of 
 for about a second, so one seed's ratio carries a lot of chance). ``--quick``: N = 12 only, 2 chains x 200 + 200,
 no profile, nothing written;
 ``--sizes ""`` with ``--profile 200``: the profile alone (it then fits bayestwin and nutpie itself). Extra engines
-(not in the default list): ``bayestwin_gradient`` (``SamplerConfig(adaptation="gradient")``), ``bayestwin_dense``,
+(not in the default list): ``bayestwin_gradient`` (``SamplerConfig(adaptation="gradient")``), ``bayestwin_tree``
+(the same with bayestwin's own NUTS tree, ``trajectory="stan"``), ``bayestwin_dense``,
 ``nutpie_bayestwin``; ``benchmarks/adaptation.py`` compares the two adaptations in detail.
 """
 
@@ -53,7 +54,8 @@ TITLE = "## Peers: bayestwin vs NumPyro, PyMC, nutpie and Stan on one population
 PROFILE_TITLE = "## Where the time goes: bayestwin vs nutpie at N = 200 (issue 9)"
 RUNNERS = {**ENGINES, "nutpie_bayestwin": run_nutpie_bayestwin,
            "bayestwin_dense": functools.partial(ENGINES["bayestwin"], dense=True),
-           "bayestwin_gradient": functools.partial(ENGINES["bayestwin"], adaptation="gradient")}
+           "bayestwin_gradient": functools.partial(ENGINES["bayestwin"], adaptation="gradient"),
+           "bayestwin_tree": functools.partial(ENGINES["bayestwin"], adaptation="gradient", trajectory="stan")}
 VERSIONS = ("jax", "numpyro", "arviz", "pymc", "nutpie", "pystan", "httpstan")
 
 
@@ -165,19 +167,20 @@ def repeats_table(rounds: dict[int, list[list[dict]]], s: Settings) -> list[str]
            "varied, engines interleaved within each round): ESS/s median [min, max]; min bulk ESS median; "
            "ratio of medians against each bayestwin row.", "",
            "| N | engine | runs | ESS/s median [min, max] | min bulk ESS median | sampling s median | "
-           "bayestwin ÷ engine | bayestwin (gradient) ÷ engine |", "|---|---|---|---|---|---|---|---|"]
+           "steps/draw median | each bayestwin row ÷ engine (ratio of medians) |", "|---|---|---|---|---|---|---|---|"]
     for n, runs in rounds.items():
         by: dict[str, list[dict]] = {}
         for row in (r for one in runs for r in one):
             by.setdefault(row["engine"], []).append(row)
         med = {e: float(np.median([r["ess_s"] for r in rows])) for e, rows in by.items()}
+        ours = [e for e in by if e.startswith("bayestwin")]
         for engine, rows in by.items():
             v = [r["ess_s"] for r in rows]
-            ratios = [f"{med[ref] / med[engine]:.2f}" if ref in med and ref != engine else ""
-                      for ref in ("bayestwin", "bayestwin (gradient)")]
+            ratios = "; ".join(f"{ref}: {med[ref] / med[engine]:.2f}" for ref in ours if ref != engine)
             ess, secs = np.median([r["ess"] for r in rows]), np.median([r["sampling_s"] for r in rows])
+            steps = np.median([r["steps"] for r in rows])
             out.append(f"| {n} | {engine} | {len(rows)} | **{med[engine]:.1f}** [{min(v):.1f}, {max(v):.1f}] | "
-                       f"{ess:.0f} | {secs:.2f} | {ratios[0]} | {ratios[1]} |")
+                       f"{ess:.0f} | {secs:.2f} | {steps:.1f} | {ratios} |")
     return [*out, ""]
 
 
