@@ -32,9 +32,10 @@ took 217.6 leapfrog steps per draw against 12.5 (ESS of x^2 per 1,000 gradients 
 past a full period goes unnoticed); on the peer model (``benchmarks/trajectory.py``, 3 seeds) they cost
 nothing in ESS per gradient (N = 12: 6.35 vs 6.05 per 1,000 gradients; N = 200: 3.44 vs 3.39) and stop
 earlier at N = 12 (25.7 vs 30.4 steps per draw; nutpie 25.4). Against NumPyro's tree with the same
-gradient warm-up: ESS per 1,000 gradients 6.35 vs 5.33 at N = 12 (nutpie 5.89; a second run 6.22 vs 5.01) and
-parity at N = 200 (3.44 vs 3.27, then 3.50 vs 3.52 on a later density; nutpie 3.42), and one step costs less (one chain, same state: 8.7 vs 11.8 us at N = 12, 72 vs 80 us
-at N = 200). SBC of pk.one_cmt_oral with it passes (``validation/adaptation_sbc.py``).
+gradient warm-up: ESS per 1,000 gradients 6.35 vs 5.33 at N = 12 (nutpie 5.89; a second run 6.22 vs 5.01)
+and parity at N = 200 (3.44 vs 3.27, then 3.50 vs 3.52 on a later density; nutpie 3.42), and one step costs
+less (one chain, same state: 8.7 vs 11.8 us at N = 12, 72 vs 80 us at N = 200). SBC of pk.one_cmt_oral with
+it passes (``validation/adaptation_sbc.py``).
 
 Examples
 --------
