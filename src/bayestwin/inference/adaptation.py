@@ -86,7 +86,7 @@ from numpyro.infer.hmc_util import (
 )
 from numpyro.util import is_prng_key
 
-from bayestwin.inference.trajectory import hmc_state_transition
+from bayestwin.inference.trajectory import _block_keys, hmc_state_transition
 
 __all__ = ["GradientAdaptState", "GradientNUTS", "Moments", "WarmupSchedule", "init_gradient_adaptation",
            "update_gradient_adaptation", "warmup_schedule"]
@@ -155,10 +155,6 @@ def _add(m: Moments, x: Array, g: Array, keep: Array) -> Moments:
     x_mean, g_mean = m.draw_mean + dx / nf, m.grad_mean + dg / nf
     new = Moments(n, x_mean, m.draw_m2 + dx * (x - x_mean), g_mean, m.grad_m2 + dg * (g - g_mean))
     return jax.tree_util.tree_map(lambda a, b: jnp.where(keep, a, b), new, m)
-
-
-def _block_keys(inverse_mass_matrix: Any) -> list[Any]:
-    return list(inverse_mass_matrix) if isinstance(inverse_mass_matrix, dict) else [None]
 
 
 def _flatten(tree: Any, keys: list[Any]) -> Array:

@@ -338,6 +338,7 @@ def nuts_transition(value_and_grad: ValueAndGrad, x: Array, potential_energy: Ar
 
 
 def _block_keys(inverse_mass_matrix: Any) -> list[Any]:
+    """The site groups of NumPyro's inverse mass matrix, in its order (a dict of blocks; else one block, ``[None]``)."""
     return list(inverse_mass_matrix) if isinstance(inverse_mass_matrix, dict) else [None]
 
 
