@@ -40,6 +40,16 @@ bayestwin's tree (23:43-23:50 UTC, load 4-9, ``--replications 200 --adaptations 
 passed (smallest p 0.020, cl[1]; threshold 0.001), 56.1 steps per draw, 66 of 200 with a divergence, median
 max R-hat 1.029, 371 s; NumPyro's tree on the same 200 (the committed run above): p 0.026, 51.4, 63 of 200.
 
+Two more models with the gradient warm-up and bayestwin's tree, FULL 200 + 60 misspecified (lead,
+2026-11-28 01:17-01:26 UTC, load 4.8-5.6, beside another SBC; ``--model M --replications 200 --adaptations
+gradient:stan --broken-replications 60``): pk.two_cmt_iv passed (smallest p 0.082, v2[1]; threshold 0.00077),
+43.0 steps per draw, 56 of 200 with a divergence, median max R-hat 1.037, 214 s; misspecified failed (7.9e-15).
+pk.one_cmt_iv passed (0.042, tv_v; threshold 0.0014), 53.0 steps per draw, 52 of 200 with a divergence, median
+max R-hat 1.026, 157 s; misspecified failed (2e-11). The Stan-style warm-up with NumPyro's tree on the same
+designs (docs/validation.md, diagonal mass): 34 of 200 with a divergence for both models. So on all three PK
+models the gradient warm-up, with either tree, passes SBC but leaves more replications with a divergence
+(56 vs 34, 52 vs 34, 66/63 vs 44): the reason the default stays ``adaptation="stan"``.
+
 Usage: ``python validation/adaptation_sbc.py [--replications 30] [--adaptations gradient,stan,gradient:stan]
 [--no-broken] [--model pk.one_cmt_oral] [--broken-replications 60]``.
 """
