@@ -35,6 +35,7 @@ from jax import Array
 
 from bayestwin.dynamics.events import Doses, Observations
 from bayestwin.inference.arrays import SEGMENT_STARTS
+from bayestwin.inference.fused_obs import fused_applies, fused_loglik
 from bayestwin.inference.latent import covariate_latent_effect, covariate_log_effect, to_latent, to_natural
 from bayestwin.inference.outputs import output_columns, outputs_loglik, select_outputs, sigma_groups
 from bayestwin.inference.priors import to_numpyro
@@ -62,11 +63,14 @@ def predict_cohort(
 
 
 def build_population_model(
-    spec: TwinSpec, model: AbstractStructuralModel, features: frozenset[str] | None = None
+    spec: TwinSpec, model: AbstractStructuralModel, features: frozenset[str] | None = None, *, fused: bool = True
 ) -> Callable[..., None]:
     """NumPyro model function ``f(doses, obs, covariates)`` for `spec` on `model`.
 
     `features` (static) tells the model which dose kinds the data hold (see ``CohortArrays``).
+    `fused`: where ``fused_obs.fused_applies`` allows it (one-compartment PK, bolus-only uncensored data, one
+    Normal error model), the observation block is ``fused_obs.fused_loglik`` (gradient written out, same values
+    to rounding); False keeps the generic path for every model (comparisons, benchmarks).
 
     Examples
     --------
@@ -79,6 +83,7 @@ def build_population_model(
     params = spec.parameters
     bsv = spec.bsv_parameters
     columns = output_columns(spec, model)
+    use_fused = fused and fused_applies(spec, model, features)
 
     def population_model(doses: Doses, obs: Observations, covariates: Mapping[str, Array]) -> None:
         n = obs.time.shape[0]
@@ -99,6 +104,9 @@ def build_population_model(
             for j, name in enumerate(bsv):
                 latent[name] = latent[name] + (eta[:, j] if starts is None else eta[:, j, None])
         theta = {p.name: numpyro.deterministic(p.name, to_natural(p, latent[p.name])) for p in params}
+        if use_fused and starts is None:
+            _fused_factor(spec, model, features, latent, theta, doses, obs)
+            return
         pred = select_outputs(predict_cohort(model, theta, doses, obs.time, features, starts), obs.output, columns)
         sigmas = {s: numpyro.sample(s, to_numpyro(spec.sigma_prior(s), site=s)) for s in spec.sigma_names}
         loglik = outputs_loglik(obs.value, pred, obs.output, errors=spec.error, sigmas=sigma_groups(spec, sigmas),
@@ -107,6 +115,19 @@ def build_population_model(
         numpyro.factor("obs_loglik", jnp.sum(loglik))
 
     return population_model
+
+
+def _fused_factor(spec: TwinSpec, model: AbstractStructuralModel, features: frozenset[str] | None,
+                  latent: Mapping[str, Array], theta: Mapping[str, Array], doses: Doses, obs: Observations) -> None:
+    """The residual SDs' sample sites and the observation factor through ``fused_obs.fused_loglik``."""
+    sigmas = {s: numpyro.sample(s, to_numpyro(spec.sigma_prior(s), site=s)) for s in spec.sigma_names}
+    oral = model.name == "pk.one_cmt_oral"
+    names = ("ka", "cl", "v") if oral else ("cl", "v")
+    extra = {k: jnp.broadcast_to(theta[k], latent["cl"].shape) for k in ("f", "tlag") if oral and k in theta}
+    group = sigma_groups(spec, sigmas)[0]
+    loglik = fused_loglik({k: latent[k] for k in names}, extra, {k: jnp.log(v) for k, v in group.items()}, doses,
+                          obs, oral=oral, kind=spec.error[0].kind, exact=features is not None and "direct" in features)
+    numpyro.factor("obs_loglik", loglik)
 
 
 def _random_effects(spec: TwinSpec, n: int, latent: Mapping[str, Array]) -> Array:
