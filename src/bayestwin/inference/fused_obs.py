@@ -126,36 +126,40 @@ _fused.defvjp(_fused_fwd, _fused_bwd)
 
 
 def _block(params, extra, log_sigmas, doses, obs, oral, kind, exact, grad):
-    """``(value, (d params, d extra, d log_sigmas) or None)``: the element chain of ``superpose`` written out."""
+    """``(value, (d params, d extra, d log_sigmas) or None)``: the element chain of ``superpose`` written out.
+
+    Elements that do not count (padded doses, doses after the time, not yet absorbed past the lag) get
+    ``tau = 0``, where a depot dose's response and every rate derivative are exactly 0: only a dose into the
+    central compartment (its response is 1 there) and the lag-time derivative need the mask.
+    """
     cl, v = jnp.exp(params["cl"]), jnp.exp(params["v"])
     ke = (cl / v)[:, None, None]
-    inv_v = (1.0 / v)[:, None]
+    inv_v = 1.0 / v
     mask = obs.mask
     t = jnp.where(jnp.isfinite(obs.time), obs.time, 0.0)
-    n_cmt = 2 if oral else 1
-    valid = doses.mask & (doses.cmt >= 0) & (doses.cmt < n_cmt)
+    depot_only = oral and not exact  # every dose into the depot (static: no "direct" feature)
+    valid = doses.mask & (doses.cmt >= 0) & (doses.cmt < (2 if oral else 1))
     depot = (doses.cmt == 0) if oral else jnp.zeros_like(valid)
-    f = extra.get("f")
-    tlag = extra.get("tlag")
+    f, tlag = extra.get("f"), extra.get("tlag")
     amount = doses.amt if f is None else jnp.where(depot, f[:, None], 1.0) * doses.amt
     since = t[:, :, None] - doses.time[:, None, :]
-    counts = valid[:, None, :] & (since >= 0)
-    tau = jnp.where(counts, since, 0.0)
+    active = valid[:, None, :] & (since >= 0)
+    tau = jnp.where(active, since, 0.0)
     if tlag is not None:
         tau = tau - jnp.where(depot, tlag[:, None], 0.0)[:, None, :]
-    active = counts & (tau >= 0)
-    tau = jnp.where(active, tau, 0.0)
+        active = active & (tau >= 0)
+        tau = jnp.where(active, tau, 0.0)
     amt3 = amount[:, None, :]
+    dep3 = depot[:, None, :]
     if oral:
         ka = jnp.exp(params["ka"])[:, None, None]
         e_a, e_b, dd, near, inv_diff = _parts(ke, ka, tau, exact)
-        dep3 = depot[:, None, :]
-        unit = jnp.where(dep3, ka * dd, e_a)
+        unit = ka * dd if depot_only else jnp.where(dep3, ka * dd, e_a)
     else:
         e_a = jnp.exp(-ke * tau)
         unit = e_a
-    value = jnp.where(active, amt3 * unit, 0.0)
-    c = jnp.sum(inv_v[:, :, None] * value, axis=2)
+    value = amt3 * unit if depot_only else jnp.where(active, amt3 * unit, 0.0)
+    c = inv_v[:, None] * jnp.sum(value, axis=2)
     y = jnp.where(mask, obs.value, 1.0)
     c_safe = jnp.where(mask, c, 1.0)
     ll, g_c, g_sig = _normal(y, c_safe, log_sigmas, kind, grad)
@@ -163,24 +167,25 @@ def _block(params, extra, log_sigmas, doses, obs, oral, kind, exact, grad):
     if not grad:
         return total, None
     g_c = jnp.where(mask, g_c, 0.0)  # d ll / d c, (patient, time)
-    w = jnp.where(active, (g_c * inv_v)[:, :, None] * amt3, 0.0)  # d ll / d (amount * unit) per element
+    w = (g_c * inv_v[:, None])[:, :, None] * amt3  # d ll / d (amount * unit), per element
     if oral:
         half_t2 = -0.5 * tau * tau * e_a
         dd_a = jnp.where(near, half_t2, (dd - tau * e_a) * inv_diff)
-        d_lam = jnp.where(dep3, ka * dd_a, -tau * e_a)
+        d_lam = ka * dd_a if depot_only else jnp.where(dep3, ka * dd_a, -tau * e_a)
     else:
         d_lam = -tau * e_a
     g_lc = jnp.sum(w * d_lam, axis=(1, 2)) * ke[:, 0, 0]
     g_params = {"cl": g_lc, "v": -jnp.sum(g_c * c, axis=1) - g_lc}
     if oral:
         dd_b = jnp.where(near, half_t2, (tau * e_b - dd) * inv_diff)
-        g_params["ka"] = jnp.sum(jnp.where(dep3, w * (dd + ka * dd_b), 0.0), axis=(1, 2)) * ka[:, 0, 0]
+        d_ka = dd + ka * dd_b if depot_only else jnp.where(dep3, dd + ka * dd_b, 0.0)
+        g_params["ka"] = jnp.sum(w * d_ka, axis=(1, 2)) * ka[:, 0, 0]
     g_extra = {}
-    if f is not None:  # d (f amt unit) / d f = amt unit for depot doses
-        per_amt = jnp.where(active & dep3, (g_c * inv_v)[:, :, None] * doses.amt[:, None, :], 0.0)
-        g_extra["f"] = jnp.sum(per_amt * unit, axis=(1, 2))
+    if f is not None:  # d (f amt unit) / d f = amt unit, depot doses
+        per_amt = (g_c * inv_v[:, None])[:, :, None] * doses.amt[:, None, :]
+        g_extra["f"] = jnp.sum(jnp.where(active & dep3, per_amt * unit, 0.0), axis=(1, 2))
     if tlag is not None:
-        d_tau = jnp.where(dep3, ka * (e_b - ke * dd), 0.0)
+        d_tau = jnp.where(active & dep3, ka * (e_b - ke * dd), 0.0)
         g_extra["tlag"] = -jnp.sum(w * d_tau, axis=(1, 2))
     g_sig = {k: jnp.sum(jnp.where(mask, g_sig[k], 0.0)) for k in log_sigmas}
     return total, ({k: g_params[k] for k in params}, g_extra, g_sig)
@@ -195,12 +200,13 @@ def _normal(y, c, log_sigmas, kind, grad):
     if kind == "proportional":
         ls = log_sigmas["sigma_prop"]
         inv_s2 = jnp.exp(-2.0 * ls)
-        q = y / c
+        inv_c = 1.0 / c
+        q = y * inv_c
         r = q - 1.0
         ll = -0.5 * r * r * inv_s2 - jnp.log(c) - ls - _HALF_LOG_2PI
         if not grad:
             return ll, None, None
-        return ll, (r * q * inv_s2 - 1.0) / c, {"sigma_prop": r * r * inv_s2 - 1.0}
+        return ll, (r * q * inv_s2 - 1.0) * inv_c, {"sigma_prop": r * r * inv_s2 - 1.0}
     r = y - c
     if kind == "additive":
         ls = log_sigmas["sigma_add"]
