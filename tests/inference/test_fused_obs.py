@@ -186,10 +186,21 @@ def test_dispatch() -> None:
     assert not fused_applies(identity, oral, frozenset())
 
 
-@pytest.mark.parametrize(("kind", "features"), [("lognormal", frozenset()), ("proportional", frozenset({"ss"}))])
+def _two_cmt_iv_spec():
+    lognormal = Prior.lognormal
+    params = (Parameter("cl", unit="L/h", typical=lognormal(median=3.0, sigma=1.0), bsv=Prior.half_normal(0.5)),
+              Parameter("v1", unit="L", typical=lognormal(median=20.0, sigma=1.0), bsv=Prior.half_normal(0.5)),
+              Parameter("q", unit="L/h", typical=lognormal(median=2.0, sigma=1.0)),
+              Parameter("v2", unit="L", typical=lognormal(median=40.0, sigma=1.0)))
+    return dataclasses.replace(example_spec(), model="pk.two_cmt_iv", parameters=params,
+                               error=(ErrorModel("proportional"),))
+
+
+@pytest.mark.parametrize(("kind", "features"), [("lognormal", frozenset()), ("proportional", frozenset({"ss"})),
+                                                ("two_cmt_iv", frozenset())])
 def test_other_densities_unchanged_bitwise(kind: str, features: frozenset[str]) -> None:
     """Where the dispatch declines, ``fused=True`` (the default) builds today's program: bitwise equal."""
-    spec = _spec(kind)
+    spec = _two_cmt_iv_spec() if kind == "two_cmt_iv" else _spec(kind)
     doses, obs = _cohort(False)
     run = _potentials(spec, features, doses, obs)
     for z in _latent_points(spec, 4):
