@@ -114,12 +114,13 @@ def test_block_value_and_gradient_equal_todays_path(name: str, kind: str, direct
         log_sigmas = {k: log_sigmas[k] for k in SIGMAS[kind]}
         args = (logs, extra, log_sigmas)
         return (jax.value_and_grad(fused, argnums=(0, 1, 2))(*args),
-                jax.value_and_grad(reference, argnums=(0, 1, 2))(*args))
+                jax.value_and_grad(reference, argnums=(0, 1, 2))(*args), fused(*args))  # last: the primal alone
     points = _points(oral, with_extra)
     stacked = jax.tree_util.tree_map(lambda *x: jnp.stack(x), *points)
-    (value, grad), (ref_value, ref_grad) = jax.jit(jax.vmap(both))(*stacked)
+    (value, grad), (ref_value, ref_grad), primal = jax.jit(jax.vmap(both))(*stacked)
     assert np.all(np.isfinite(np.asarray(value))) and np.all(np.isfinite(np.asarray(ref_value)))
     np.testing.assert_allclose(np.asarray(value), np.asarray(ref_value), rtol=1e-13, atol=0.0)
+    np.testing.assert_allclose(np.asarray(primal), np.asarray(ref_value), rtol=1e-13, atol=0.0)
     _assert_grad_close(grad, ref_grad, f"{name} {kind}")
     assert float(jnp.max(jnp.abs(grad[0]["cl"][:, 3]))) > 0.0  # the ka == ke patient carries a gradient
 
