@@ -232,6 +232,22 @@ def sbc_fragment(name: str, good: Any, bad: Any, settings: dict, where: str = ""
     return {"ok": bool(good.ok and broken_failed), "row": row, "details": [*details, ""]}
 
 
+#: Diagnoses of a model's SBC result written after looking into it (file under validation/), shown under its
+#: section of the report; the fragment (the run as it came out) is not changed by them.
+SBC_DIAGNOSES = {
+    "pd.one_cmt_oral_sigmoid_emax": "validation/sigmoid_sbc_diagnosis.md",
+}
+
+
+def _diagnosis(name: str) -> list[str]:
+    """The report lines pointing to `name`'s SBC diagnosis (its first paragraph and the file), if there is one."""
+    path = SBC_DIAGNOSES.get(name)
+    if path is None or not (ROOT / path).exists():
+        return []
+    summary = (ROOT / path).read_text().split("\n\n")[1].replace("\n", " ").strip()
+    return [f"Diagnosis (`{path}`): {summary}", ""]
+
+
 def _settings_note(settings: dict) -> str:
     """How a run's sampler settings differ from the SBC defaults the report's introduction describes."""
     diff = {k: v for k, v in settings.items() if SBC_SETTINGS.get(k) != v}
@@ -467,7 +483,7 @@ def main() -> int:
     studies = [("simulation-based calibration", sbc_ok,
                 [*_sbc_intro(a.replications, a.broken_replications),
                  *[f["row"] if f else _not_run_row(m) for m, f in sbc.items()], "",
-                 *[line for f in sbc.values() if f for line in f["details"]]])]
+                 *[line for m, f in sbc.items() if f for line in [*f["details"], *_diagnosis(m)]]])]
     twin = {m: _load(f"twin_{m}") for m in twin_study.TWIN_MODELS}
     studies.append(("twin-level SBC", all(f is not None and f["ok"] for f in twin.values()),
                     [*twin_study.twin_intro(),
