@@ -79,3 +79,15 @@ def test_design_rule_and_mass_matrix() -> None:
     assert dense_mass_for(spec, level="twin")
     with pytest.raises(ValueError, match="level"):
         dense_mass_for(spec, level="cohort")
+
+
+def test_shrinkage_of_ode_models() -> None:
+    # the ODE solvers have a custom VJP and no forward mode (jacfwd raised a TypeError until 2026-11-28): the
+    # Jacobian is taken in reverse mode. ka and V of the Michaelis-Menten model: as in the linear oral model,
+    # V (pinned by every sample) shrinks more than ka (absorption phase only)
+    kappa = shrinkage(default_spec(get_model("pk.one_cmt_oral_mm")))
+    assert set(kappa) == {"ka", "km", "vm", "v"}
+    assert all(0.0 < k < 1.0 for k in kappa.values())
+    assert kappa["v"] < kappa["ka"] < 0.5
+    idr = default_spec(get_model("pd.one_cmt_oral_idr1"))
+    assert informed_parameters(idr) == ("cl", "v", "r0")

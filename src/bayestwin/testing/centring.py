@@ -97,7 +97,8 @@ def shrinkage(
         return model.predict(theta, doses, t)[:, cols]
 
     # float64: importing bayestwin.dynamics (the models do) turns on jax_enable_x64
-    pred, jac = jax.jit(lambda z: (predictions(z), jax.jacfwd(predictions)(z)))(z0)  # one compilation, not
+    # reverse mode: the ODE solvers are custom_vjp functions (no forward mode); a handful of outputs per parameter
+    pred, jac = jax.jit(lambda z: (predictions(z), jax.jacrev(predictions)(z)))(z0)  # one compilation, not
     pred, jac = np.asarray(pred), np.asarray(jac)  # hundreds of op-by-op dispatches; jac (time, output, parameter)
     sd = np.empty_like(pred)
     for k, err in enumerate(spec.error):
