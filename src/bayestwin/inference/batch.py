@@ -32,7 +32,7 @@ Examples
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -70,7 +70,7 @@ def run_batched_nuts(
     keep: Callable[[dict[str, jax.Array]], Any] | None = None, max_tree_depth: int | tuple[int, int] = 8,
     target_accept: float = 0.8, dense_mass: bool = False, batch: int = 4, parallel_ok: bool = True,
     seed: int = 0, batch_method: str | None = None, adaptation: str = "stan", cache_key: Hashable | None = None,
-    trajectory: str = "numpyro",
+    trajectory: str = "numpyro", fit_ids: Sequence[int] | None = None,
 ) -> BatchDraws:
     """NUTS on ``model(*args_b)`` for every data set b; each leaf of `args` has a leading data-set axis B.
 
@@ -109,6 +109,11 @@ def run_batched_nuts(
     trajectory : {"numpyro", "stan"}
         NUTS tree: NumPyro's, or ``bayestwin.inference.trajectory`` (Stan's U-turn criterion; with
         ``adaptation="gradient"`` only), as ``SamplerConfig.trajectory``.
+    fit_ids : sequence of int, optional
+        One non-negative id per data set. Chain c of data set b then draws its random numbers from
+        ``fold_in(key, fit_ids[b] * chains + c)`` instead of a split over all fits, so a data set's draws do not
+        depend on which other data sets run in the same call (``run_sbc(replication_ids=...)``: an SBC run in
+        blocks, on several machines, is one SBC).
 
     Notes
     -----
@@ -125,6 +130,10 @@ def run_batched_nuts(
                          "adaptation='gradient'.")
     gradient = adaptation == "gradient"
     n_sets = int(jax.tree_util.tree_leaves(args)[0].shape[0])
+    ids = None if fit_ids is None else np.asarray(fit_ids, dtype=np.int64)
+    if ids is not None and (ids.shape != (n_sets,) or (ids < 0).any()):
+        raise InputError(f"run_batched_nuts: fit_ids must hold one non-negative id per data set ({n_sets}), got "
+                         f"{ids.tolist()}.")
     first = jax.tree_util.tree_map(lambda a: a[0], args)
     key_init, key_fit = jax.random.split(jax.random.PRNGKey(seed))
     info = initialize_model(key_init, model, model_args=first, dynamic_args=True,
@@ -185,7 +194,11 @@ def run_batched_nuts(
         (_, div, steps), out = jax.lax.scan(kept, (state, jnp.int32(0), jnp.int32(0)), None, length=n_kept)
         return out, div, steps
 
-    keys = jax.random.split(key_fit, n_fit)
+    if ids is None:
+        keys = jax.random.split(key_fit, n_fit)
+    else:
+        flat = (ids[:, None] * chains + np.arange(chains)).ravel().astype(np.uint32)
+        keys = jax.vmap(lambda i: jax.random.fold_in(key_fit, i))(jnp.asarray(flat))
     which = np.repeat(np.arange(n_sets), chains)  # fit i is data set which[i]
     per_call = n_dev * batch
     runner = _RUNNERS.get(config) if cache_key is not None else None

@@ -11,10 +11,11 @@ from bayestwin.validation.calibration import (
 from bayestwin.validation.conditioning import ConditioningCurve, conditioning_curve
 from bayestwin.validation.folds import FoldPopulations, fit_fold_populations, fold_assignment
 from bayestwin.validation.sbc import SBCResult, misspecified_prior, run_sbc
+from bayestwin.validation.sbc_parts import combine_sbc, sbc_from_dict, sbc_to_dict
 from bayestwin.validation.twin_sbc import run_twin_sbc, scale_bsv, synthetic_population, twin_design
 
 __all__ = ["LEVELS", "CalibrationResult", "ConditioningCurve", "FoldPopulations", "SBCResult", "calibration_by_group",
-           "cluster_bootstrap_coverage", "cluster_bootstrap_interval", "conditioning_curve", "crps_from_draws",
-           "fit_fold_populations", "fold_assignment",
-           "leave_future_out", "misspecified_prior", "run_sbc", "run_twin_sbc", "scale_bsv", "synthetic_population",
+           "cluster_bootstrap_coverage", "cluster_bootstrap_interval", "combine_sbc", "conditioning_curve",
+           "crps_from_draws", "fit_fold_populations", "fold_assignment", "leave_future_out", "misspecified_prior",
+           "run_sbc", "run_twin_sbc", "sbc_from_dict", "sbc_to_dict", "scale_bsv", "synthetic_population",
            "twin_design"]

@@ -204,7 +204,7 @@ def run_sbc(
     times: Sequence[float] = DEFAULT_TIMES, dose: float = 100.0, chains: int = 2, warmup: int = 500,
     draws: int = 500, thin: int = 5, max_tree_depth: int | tuple[int, int] = 8, target_accept: float = 0.8,
     dense_mass: bool | None = None, batch: int = 4, alpha: float = 0.01, seed: int = 0, parallel_ok: bool | None = None,
-    adaptation: str = "stan", trajectory: str = "numpyro",
+    adaptation: str = "stan", trajectory: str = "numpyro", replication_ids: Sequence[int] | None = None,
 ) -> SBCResult:
     """Simulation-based calibration of `spec` with `n_replications` prior draws.
 
@@ -246,6 +246,13 @@ def run_sbc(
         models on the lean ``dopri5`` solver with forward sensitivities (every built-in ODE model without
         ``f``/``tlag``): measured on pk.one_cmt_oral_mm on 2 host devices, the same leapfrog steps as on one
         device and draws equal to 2e-3 after 50 iterations (floating-point reassociation), in 25 vs 59 s.
+    replication_ids : sequence of int, optional
+        Run these replications of a larger SBC (`n_replications` is then ignored). Replication i's prior draw,
+        observation noise and NUTS chains come from keys folded with i, so its result does not depend on
+        which other replications run with it: blocks run at different times or on different machines
+        (``validation/sbc_parts.py``) add up, with ``bayestwin.validation.combine_sbc``, to one SBC. These
+        keys differ from the default ones (a split over all replications), so ids 0..R-1 are other
+        replications than a default run of R.
     """
     started = _time.perf_counter()
     fit_spec = fit_spec or spec
@@ -259,7 +266,12 @@ def run_sbc(
     doses, obs = arrays.doses, arrays.obs
     key_prior, key_noise = jax.random.split(jax.random.PRNGKey(seed))
 
-    truth, values = _simulate(spec, model, arrays, covs, n_replications, key_prior, key_noise)
+    ids = None if replication_ids is None else np.asarray(replication_ids, dtype=np.int64)
+    if ids is not None:
+        if ids.ndim != 1 or len(ids) == 0 or (ids < 0).any() or len(np.unique(ids)) != len(ids):
+            raise SpecError(f"run_sbc: replication_ids must be distinct non-negative integers, got {ids!r}")
+        n_replications = len(ids)
+    truth, values = _simulate(spec, model, arrays, covs, n_replications, key_prior, key_noise, ids)
     fit_fn = build_population_model(fit_spec, model, arrays.features)
     parallel = parallel_chains_ok(model, arrays.features) if parallel_ok is None else parallel_ok
     # fixed parameters without BSV are constants: their per-patient sites would rank degenerately
@@ -274,23 +286,25 @@ def run_sbc(
                            keep=lambda s: jnp.stack([_pick(s, n) for n in names]), max_tree_depth=max_tree_depth,
                            target_accept=target_accept, dense_mass=dense_mass, batch=batch,
                            parallel_ok=parallel, seed=seed + 1, adaptation=adaptation, trajectory=trajectory,
-                           cache_key=_program_key(fit_spec, model.name, arrays.features, names))
+                           cache_key=_program_key(fit_spec, model.name, arrays.features, names), fit_ids=ids)
     n_kept = draws // thin
     draws_arr = out.draws  # (replication, chain, draw, quantity)
     true_arr = np.stack([np.asarray(_pick(truth, n)) for n in names], axis=-1)  # (replication, quantity)
     ranks = (draws_arr < true_arr[:, None, None, :]).sum(axis=(1, 2))
+    index = pd.Index(np.arange(n_replications) if ids is None else ids, name="replication")
     rep = pd.DataFrame({
         "max_rhat": _max_rhat(draws_arr),
         "divergences": out.divergences.sum(axis=1),
         "mean_steps": out.mean_steps.mean(axis=1),
-    }).rename_axis("replication")
+    }, index=index)
     settings = {"replications": n_replications, "patients": n_patients, "chains": chains, "warmup": warmup,
                 "draws": draws, "thin": thin, "max_tree_depth": max_tree_depth, "target_accept": target_accept,
                 "dense_mass": dense_mass, "adaptation": adaptation,
                 **({"trajectory": trajectory} if trajectory != "numpyro" else {}),
                 "devices": jax.local_device_count() if parallel else 1,
-                "batch": batch, "fit_spec": fit_spec.name, "seed": seed}
-    return SBCResult(model=model.name, spec=fit_spec.name, ranks=pd.DataFrame(ranks, columns=names),
+                "batch": batch, "fit_spec": fit_spec.name, "seed": seed,
+                **({"replication_keys": "fold_in", "platform": jax.default_backend()} if ids is not None else {})}
+    return SBCResult(model=model.name, spec=fit_spec.name, ranks=pd.DataFrame(ranks, columns=names, index=index),
                      n_draws=chains * n_kept, replications=rep, alpha=alpha,
                      wall_s=_time.perf_counter() - started, settings=settings)
 
@@ -314,10 +328,23 @@ def _program_key(fit_spec: TwinSpec, model: str, features: frozenset[str] | None
 
 
 def _simulate(spec: TwinSpec, model: Any, arrays: Any, covs: Mapping[str, jax.Array], n: int,
-              key_prior: jax.Array, key_noise: jax.Array) -> tuple[dict[str, jax.Array], jax.Array]:
-    """Prior draws of every site and, per draw, observations simulated on the design."""
+              key_prior: jax.Array, key_noise: jax.Array, ids: np.ndarray | None = None,
+              ) -> tuple[dict[str, jax.Array], jax.Array]:
+    """Prior draws of every site and, per draw, observations simulated on the design.
+
+    With `ids`, draw i uses keys folded with ``ids[i]`` (independent of the other draws); else a split of the
+    keys over all `n` draws.
+    """
     fn = build_population_model(spec, model, arrays.features)
-    truth = Predictive(fn, num_samples=n)(key_prior, arrays.doses, arrays.obs, covs)
+    if ids is None:
+        truth = Predictive(fn, num_samples=n)(key_prior, arrays.doses, arrays.obs, covs)
+        noise_keys = jax.random.split(key_noise, n)
+    else:
+        one = Predictive(fn, num_samples=1)
+        folded = jnp.asarray(ids.astype(np.uint32))
+        truth = jax.vmap(lambda i: jax.tree_util.tree_map(lambda a: a[0], one(
+            jax.random.fold_in(key_prior, i), arrays.doses, arrays.obs, covs)))(folded)
+        noise_keys = jax.vmap(lambda i: jax.random.fold_in(key_noise, i))(folded)
     columns = output_columns(spec, model)
     obs = arrays.obs
 
@@ -329,7 +356,7 @@ def _simulate(spec: TwinSpec, model: Any, arrays: Any, covs: Mapping[str, jax.Ar
         y = simulate_observations(key, pred, obs.output, errors=spec.error, sigmas=groups)
         return jnp.where(obs.mask, y, obs.value)
 
-    values = jax.jit(jax.vmap(simulate))(truth, jax.random.split(key_noise, n))
+    values = jax.jit(jax.vmap(simulate))(truth, noise_keys)
     bad = ~np.isfinite(np.asarray(values)[:, np.asarray(obs.mask)])
     if bad.any():
         raise SpecError(f"run_sbc: {int(bad.any(axis=1).sum())} prior draws simulate non-finite observations; "
