@@ -39,6 +39,7 @@ def test_blocks_give_the_same_replications_as_one_call(iv_spec, whole) -> None:
     pd.testing.assert_frame_equal(joined.ranks, whole.ranks)
     pd.testing.assert_frame_equal(joined.replications, whole.replications)
     assert joined.settings["replications"] == 4 and joined.settings["parts"] == 2
+    assert joined.settings["spec_digest"] == joined.settings["fit_spec_digest"] == iv_spec.digest()
     assert joined.wall_s == pytest.approx(sum(p.wall_s for p in parts))
 
 

@@ -303,7 +303,8 @@ def run_sbc(
                 **({"trajectory": trajectory} if trajectory != "numpyro" else {}),
                 "devices": jax.local_device_count() if parallel else 1,
                 "batch": batch, "fit_spec": fit_spec.name, "seed": seed,
-                **({"replication_keys": "fold_in", "platform": jax.default_backend()} if ids is not None else {})}
+                **({"replication_keys": "fold_in", "platform": jax.default_backend(), "spec_digest": spec.digest(),
+                    "fit_spec_digest": fit_spec.digest()} if ids is not None else {})}
     return SBCResult(model=model.name, spec=fit_spec.name, ranks=pd.DataFrame(ranks, columns=names, index=index),
                      n_draws=chains * n_kept, replications=rep, alpha=alpha,
                      wall_s=_time.perf_counter() - started, settings=settings)
