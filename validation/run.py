@@ -104,8 +104,9 @@ ODE_MODEL_NOTES = {
         "leapfrog steps per iteration (98 % at the maximum depth): ~72 CPU-hours for 200 + 60 replications; with "
         "the diagonal one of dense_mass_for (now the rule for non-centred specs) 64 steps on the same prior draw "
         "and 31 on two others (none at the maximum depth, no divergences), 2.7x fewer steps on the same draw: ~18 "
-        "CPU-hours (~9 h on 2 cores, ~1.3 h on a 16-core device). Cost estimate and the command for a device machine "
-        "(`--ode`): validation/device_sbc.md.") for k in range(1, 5)} | {
+        "CPU-hours (~9 h on 2 cores, ~1.3 h on a 16-core device) -- an underestimate: on 2026-11-28 replications "
+        "1000-1001 took 128 and 191 steps, ~340 CPU-s per chain (~49 CPU-hours non-centred). Cost estimate and the "
+        "command for a device machine (`--ode`): validation/device_sbc.md.") for k in range(1, 5)} | {
     "metabolic.bergman_meal": (
         "glucose-insulin meal model: a 6-state ODE on the same engine (dopri5, forward sensitivities, rtol 1e-7); "
         "no SBC fit timed. ODE SBC costs ~20-30 CPU-hours per model on this design with the diagonal mass "
@@ -189,7 +190,18 @@ def _not_run_row(name: str) -> str:
     if not isinstance(setup, dict):
         return f"| `{name}` | | | | **NOT RUN** | | | | | |"
     twin = " The twin-level SBC of this model: section 'Twin-level SBC'." if name in twin_study.TWIN_MODELS else ""
-    return setup["row"].rstrip().removesuffix("|").rstrip() + twin + " |"
+    return setup["row"].rstrip().removesuffix("|").rstrip() + twin + _blocks_note(name) + " |"
+
+
+def _blocks_note(name: str) -> str:
+    """How much of an ODE model's SBC is stored in blocks (``validation/sbc_blocks.py``), if any."""
+    import sbc_blocks
+
+    good, broken = (len(sbc_blocks.stored_ids(name, v)) for v in sbc_blocks.VARIANTS)
+    if not good and not broken:
+        return ""
+    return (f" In progress in blocks (validation/sbc_blocks.py, design-centred spec): {good} of 200 replications "
+            f"and {broken} of 60 of the broken variant stored.")
 
 
 def sbc_model(name: str, replications: int, broken_replications: int, *, ode: bool = False) -> dict:
