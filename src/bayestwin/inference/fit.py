@@ -15,13 +15,11 @@ Examples
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import time
 import warnings
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +32,12 @@ from bayestwin.diagnostics.groups import InferenceGroups
 from bayestwin.exceptions import ConvergenceError, ConvergenceWarning, SpecError, StoreIntegrityError
 from bayestwin.inference.arrays import CohortArrays, cohort_arrays
 from bayestwin.inference.population import build_population_model
+from bayestwin.inference.population_meta import (
+    checked_quantities,
+    population_quantities,
+    population_version,
+)
+from bayestwin.inference.population_meta import fit_id as _fit_id
 from bayestwin.inference.sampler import SamplerConfig, parallel_chains_ok, run_nuts
 from bayestwin.models.registry import get_model
 from bayestwin.spec.twin_spec import TwinSpec
@@ -46,52 +50,6 @@ if TYPE_CHECKING:  # pragma: no cover - the store sits above inference; it is on
 __all__ = ["PopulationFit", "fit_population", "load_population", "population_quantities", "population_version"]
 
 log = logging.getLogger(__name__)
-VERSION_PREFIX = "pop-"
-
-
-def population_quantities(spec: TwinSpec) -> list[str]:
-    """Names of the population-level posterior variables of `spec` (typical values, coefficients, SDs)."""
-    names = [f"tv_{p.name}" for p in spec.parameters if p.estimated]
-    names += [f"beta_{p.name}_{e.covariate}" for p in spec.parameters for e in p.covariates if e.fixed is None]
-    names += [f"omega_{n}" for n in spec.bsv_parameters]
-    names += list(spec.sigma_names)
-    return names
-
-
-def population_version(spec_digest: str, data_digest: str, parent: str | None, posterior: Any) -> str:
-    """Content-based version id of a population posterior: ``"pop-"`` + 16 hex digits of a SHA-256.
-
-    The hash covers the spec digest, the data digest, the parent version and every posterior
-    variable's name, dtype, shape and bytes (sorted by name). It does not cover coordinates or
-    attributes, so a posterior whose patient labels were pseudonymised in a store keeps its version.
-    Same draws, same lineage: same version; any other draws (another seed, more data): another one.
-
-    Examples
-    --------
-    >>> import numpy as np, xarray as xr
-    >>> post = xr.Dataset({"tv_cl": (("chain", "draw"), np.ones((2, 3)))})
-    >>> v = population_version("sha256:spec", "sha256:data", None, post)
-    >>> v.startswith("pop-"), len(v)
-    (True, 20)
-    >>> v == population_version("sha256:spec", "sha256:data", v, post)
-    False
-    """
-    h = hashlib.sha256(json.dumps({"scheme": "bayestwin.population/1", "spec": spec_digest, "data": data_digest,
-                                   "parent": parent}, sort_keys=True).encode())
-    for name in sorted(str(n) for n in posterior.data_vars):
-        values = np.ascontiguousarray(posterior[name].to_numpy())
-        h.update(json.dumps([name, values.dtype.str, list(values.shape)]).encode())
-        h.update(values.tobytes())
-    return VERSION_PREFIX + h.hexdigest()[:16]
-
-
-def checked_quantities(spec: TwinSpec, idata: az.InferenceData | InferenceGroups) -> list[str]:
-    """Posterior variables the convergence gate checks: population quantities and varying per-patient ones."""
-    # a fixed value without BSV or covariates is a constant: no R-hat
-    names = population_quantities(spec) + [p.name for p in spec.parameters if p.estimated or p.has_bsv or p.covariates]
-    return [n for n in names if n in idata.posterior]
-
-
 class _InferenceDataField:
     """The ``idata`` field of ``PopulationFit``: an ``InferenceGroups`` given to it becomes the InferenceData when read.
 
@@ -314,15 +272,6 @@ class PopulationFit:
         return (f"PopulationFit({self.version}, spec={self.spec.name!r}, patients={self.n_patients}, "
                 f"convergence {verdict}: R-hat <= {d.max_rhat:.3f}, ESS >= {d.min_ess:.0f}, "
                 f"{d.divergences} divergences)")
-
-
-def _fit_id(spec: TwinSpec, data_digest: str, sampler: SamplerConfig) -> str:
-    settings = asdict(sampler)
-    for key, default in (("adaptation", "stan"), ("trajectory", "numpyro")):  # ids of fits made before stay valid
-        if settings.get(key) == default:
-            del settings[key]
-    payload = json.dumps({"spec": spec.digest(), "data": data_digest, "sampler": settings}, sort_keys=True)
-    return "fit-" + hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 def fit_population(
