@@ -139,9 +139,11 @@ def combine(model: str, replications: int, broken_replications: int, root: Path 
         print(f"{model}: {n_good} of {replications} good and {n_bad} of {broken_replications} broken replications "
               "stored; not combined", file=sys.stderr)
         return 1
-    settings = run.sbc_setup(model, ode=True)[1]
+    spec, settings = run.sbc_setup(model, ode=True)
+    centred = (f"centred {', '.join(spec.centered)}" if isinstance(spec.centered, tuple)
+               else ("centred" if spec.centered else "non-centred"))
     where = (f"in {good.settings['parts']} + {bad.settings['parts']} blocks (validation/sbc_blocks.py; "
-             f"platform {good.settings.get('platform')} / {bad.settings.get('platform')})")
+             f"{centred}; platform {good.settings.get('platform')} / {bad.settings.get('platform')})")
     fragment = run.sbc_fragment(model, good, bad, settings, where=where)
     print(good.format(), bad.format(), sep="\n")
     run._save(f"sbc_{model}", fragment | {"date": run._now(), "wall_s": good.wall_s + bad.wall_s,

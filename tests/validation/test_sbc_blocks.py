@@ -63,6 +63,7 @@ def test_status_counts_and_combine_waits_for_every_replication(blocks, tmp_path,
     fragment = json.loads((tmp_path / "fragments" / f"sbc_{MODEL}.json").read_text())
     assert fragment["ok"] and fragment["replications"] == 200
     assert "200 + 60 replications" in fragment["row"] and "in 2 + 1 blocks" in fragment["row"]
+    assert "centred cl, v, r0" in fragment["row"]
     assert "failed, as it must" in fragment["row"]
     assert (tmp_path / f"sbc_{MODEL}.png").exists()
 
