@@ -250,7 +250,7 @@ def run_sbc(
         Run these replications of a larger SBC (`n_replications` is then ignored). Replication i's prior draw,
         observation noise and NUTS chains come from keys folded with i, so its result does not depend on
         which other replications run with it: blocks run at different times or on different machines
-        (``validation/sbc_parts.py``) add up, with ``bayestwin.validation.combine_sbc``, to one SBC. These
+        (``validation/sbc_blocks.py``) add up, with ``bayestwin.validation.combine_sbc``, to one SBC. These
         keys differ from the default ones (a split over all replications), so ids 0..R-1 are other
         replications than a default run of R.
     """
