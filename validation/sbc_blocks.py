@@ -14,7 +14,13 @@ Usage::
     python validation/sbc_blocks.py combine MODEL [--replications 200] [--broken-replications 60]
 
 ``run`` skips ids already stored for the variant and starts no block it expects to end after ``--deadline``
-seconds (measured from the start, by the previous block's time). ``combine`` joins every stored block of the
+seconds (measured from the start, by the previous block's time). Before running a block it *claims* its ids (a
+file per id under ``.sbc_claims/<model>/``, created atomically; git-ignored), so several ``run`` processes on
+one machine -- e.g. two with 2 host devices each here, or eight on a 16-core device machine -- share the ids:
+each takes the next unclaimed ones, and a process that meets an expensive replication does not hold the others
+up. A claim is released when its block is stored or its process ends; claims of processes that died are
+removed on start. The set of replications is still the one ``--ids`` names: which process ran an id changes
+nothing (each replication is keyed by its id). ``combine`` joins every stored block of the
 good and broken variants (``bayestwin.validation.combine_sbc``; it refuses blocks of another SBC or a replication
 counted twice), requires at least the asked numbers of replications, and writes the model's report fragment
 (``sbc_<model>.json``) like ``run.py --only sbc`` does; ``run.py --only none`` then rebuilds the report.
@@ -32,6 +38,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 PARTS = HERE.parent / "docs" / "validation" / "fragments" / "sbc_parts"
+CLAIMS = HERE.parent / ".sbc_claims"
 VARIANTS = ("good", "broken")
 
 
@@ -57,8 +64,59 @@ def stored_ids(model: str, variant: str, root: Path = PARTS) -> set[int]:
     return {i for p in stored(model, variant, root) for i in json.loads(p.read_text())["ranks"]["index"]}
 
 
+def _claim_path(claims: Path, model: str, variant: str, i: int) -> Path:
+    return claims / model / f"{variant}_{i:04d}.claim"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def release_stale(model: str, variant: str, claims: Path = CLAIMS) -> list[int]:
+    """Remove this host's claims whose process is gone; returns their ids."""
+    freed = []
+    for path in sorted((claims / model).glob(f"{variant}_*.claim")):
+        try:
+            host, pid = path.read_text().split()[:2]
+        except (OSError, ValueError):
+            continue  # being written, or removed meanwhile
+        if host == os.uname().nodename and not _alive(int(pid)):
+            path.unlink(missing_ok=True)
+            freed.append(int(path.stem.split("_")[-1]))
+    return freed
+
+
+def claim(model: str, variant: str, candidates: list[int], n: int, claims: Path = CLAIMS) -> list[int]:
+    """Claim up to `n` of `candidates`, in order, that no other process holds (atomic file creation)."""
+    (claims / model).mkdir(parents=True, exist_ok=True)
+    got = []
+    for i in candidates:
+        if len(got) == n:
+            break
+        try:
+            fd = os.open(_claim_path(claims, model, variant, i), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{os.uname().nodename} {os.getpid()} {time.time():.0f}\n")
+        got.append(i)
+    return got
+
+
+def release(model: str, variant: str, ids: list[int], claims: Path = CLAIMS) -> None:
+    """Remove the claims of `ids`."""
+    for i in ids:
+        _claim_path(claims, model, variant, i).unlink(missing_ok=True)
+
+
 def run_blocks(model: str, ids: list[int], block: int, *, broken: bool, deadline: float | None, batch: int | None,
-               root: Path = PARTS) -> int:
+               root: Path = PARTS, claims: Path = CLAIMS) -> int:
     """Run the missing ids of `ids` in blocks of `block`, saving each; returns the number of replications run."""
     from run import sbc_setup
 
@@ -71,23 +129,29 @@ def run_blocks(model: str, ids: list[int], block: int, *, broken: bool, deadline
     spec, settings = setup
     variant = VARIANTS[int(broken)]
     fit_spec = misspecified_prior(spec, 1 / 3) if broken else None
-    done = stored_ids(model, variant, root)
-    todo = [i for i in ids if i not in done]
     folder = _folder(model, root)
     folder.mkdir(parents=True, exist_ok=True)
+    release_stale(model, variant, claims)
     last = 0.0
     n_run = 0
-    for k in range(0, len(todo), block):
-        chunk = todo[k:k + block]
+    while True:
+        done = stored_ids(model, variant, root)
         elapsed = time.perf_counter() - started
         if deadline is not None and elapsed + last > deadline:
-            print(f"[sbc_blocks] {model} {variant}: stopping before ids {chunk[0]}..{chunk[-1]} "
-                  f"({elapsed:.0f} s gone, last block {last:.0f} s, deadline {deadline:.0f} s)", flush=True)
+            print(f"[sbc_blocks] {model} {variant}: stopping ({elapsed:.0f} s gone, last block {last:.0f} s, "
+                  f"deadline {deadline:.0f} s)", flush=True)
+            break
+        chunk = claim(model, variant, [i for i in ids if i not in done], block, claims)
+        if not chunk:
             break
         t0 = time.perf_counter()
         extra = {"batch": batch} if batch else {"batch": max(1, -(-len(chunk) * settings.get("chains", 2)
                                                                  // _devices(settings)))}
-        res = run_sbc(spec, fit_spec=fit_spec, replication_ids=chunk, **(settings | extra))
+        try:
+            res = run_sbc(spec, fit_spec=fit_spec, replication_ids=chunk, **(settings | extra))
+        except BaseException:
+            release(model, variant, chunk, claims)
+            raise
         last = time.perf_counter() - t0
         record = sbc_to_dict(res) | {"finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
                                      "host": os.uname().nodename}
@@ -95,6 +159,7 @@ def run_blocks(model: str, ids: list[int], block: int, *, broken: bool, deadline
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(record) + "\n")
         tmp.replace(path)
+        release(model, variant, chunk, claims)
         n_run += len(chunk)
         rep = res.replications
         print(f"[sbc_blocks] {model} {variant}: ids {chunk[0]}..{chunk[-1]} in {last:.0f} s "
@@ -162,6 +227,7 @@ def main() -> int:
     r.add_argument("--deadline", type=float, default=None, help="seconds from the start")
     r.add_argument("--batch", type=int, default=None, help="fits per device call (default: a whole block at once)")
     r.add_argument("--root", default=str(PARTS))
+    r.add_argument("--claims", default=str(CLAIMS), help="folder of the claim files (one machine's processes)")
     s = sub.add_parser("status")
     s.add_argument("models", nargs="*")
     s.add_argument("--root", default=str(PARTS))
@@ -174,7 +240,7 @@ def main() -> int:
     root = Path(a.root)
     if a.command == "run":
         run_blocks(a.model, _parse_ids(a.ids), a.block, broken=a.broken, deadline=a.deadline, batch=a.batch,
-                   root=root)
+                   root=root, claims=Path(a.claims))
         return 0
     if a.command == "status":
         status(a.models, root)

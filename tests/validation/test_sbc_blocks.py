@@ -76,3 +76,58 @@ def test_combine_refuses_a_block_of_another_spec(blocks, tmp_path) -> None:
     _store(root, "good", other)
     with pytest.raises(Exception, match="spec_digest"):
         blocks.load(MODEL, "good", root)
+
+
+def _dead_pid() -> int:
+    import subprocess
+
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_claims_share_ids_between_processes_and_free_those_of_dead_ones(blocks, tmp_path, monkeypatch) -> None:
+    import os
+
+    import bayestwin.validation as validation
+
+    run = importlib.import_module("run")
+    monkeypatch.setattr(run, "sbc_setup", lambda name, ode: ("spec", {"seed": 0, "chains": 2}))
+    calls: list[list[int]] = []
+
+    def fake_run_sbc(spec, *, fit_spec, replication_ids, **settings):
+        calls.append(list(replication_ids))
+        return _block(list(replication_ids), piled=False, seed=len(calls))
+
+    monkeypatch.setattr(validation, "run_sbc", fake_run_sbc)
+    root, claims = tmp_path / "parts", tmp_path / "claims"
+    (claims / MODEL).mkdir(parents=True)
+    host = os.uname().nodename
+    (claims / MODEL / "good_0001.claim").write_text(f"{host} {os.getpid()} 0\n")  # held by a live process
+    (claims / MODEL / "good_0002.claim").write_text(f"{host} {_dead_pid()} 0\n")  # left by a dead one
+    (claims / MODEL / "good_0003.claim").write_text(f"another-host {_dead_pid()} 0\n")  # another machine's
+    n = blocks.run_blocks(MODEL, list(range(5)), 1, broken=False, deadline=None, batch=None, root=root,
+                          claims=claims)
+    assert n == 3 and calls == [[0], [2], [4]]
+    assert blocks.stored_ids(MODEL, "good", root) == {0, 2, 4}
+    assert sorted(p.name for p in (claims / MODEL).iterdir()) == ["good_0001.claim", "good_0003.claim"]
+    # a claim is exclusive: a second claimant gets the next free ids only
+    assert blocks.claim(MODEL, "good", [5, 6, 7], 2, claims) == [5, 6]
+    assert blocks.claim(MODEL, "good", [5, 6, 7], 2, claims) == [7]
+
+
+def test_a_failed_block_releases_its_claims(blocks, tmp_path, monkeypatch) -> None:
+    import bayestwin.validation as validation
+
+    run = importlib.import_module("run")
+    monkeypatch.setattr(run, "sbc_setup", lambda name, ode: ("spec", {"seed": 0}))
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("solver blew up")
+
+    monkeypatch.setattr(validation, "run_sbc", failing)
+    claims = tmp_path / "claims"
+    with pytest.raises(RuntimeError, match="solver blew up"):
+        blocks.run_blocks(MODEL, [0, 1], 2, broken=False, deadline=None, batch=None, root=tmp_path / "parts",
+                          claims=claims)
+    assert list((claims / MODEL).iterdir()) == []
