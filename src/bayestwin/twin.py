@@ -394,8 +394,8 @@ class Twin:
         }
         return Forecast.from_draws(ipred, pred, chains=chains, times=times, outputs=outputs,
                                    units={o: self.arrays_.units[o] for o in outputs},
-                                   time_unit=self.arrays_.units["time"],
-                                   metadata=meta)
+                                   time_unit=self.arrays_.units["time"], metadata=meta,
+                                   nonnegative=[o for o in outputs if o in model.nonnegative_outputs])
 
     # --- helpers ------------------------------------------------------------------------------
     def _require_fitted(self, what: str) -> None:

@@ -231,3 +231,21 @@ def test_plots_draw(twin) -> None:
     assert plotting.plot_plan_fans(cmp) is not None
     assert plotting.plot_plan_probabilities(cmp) is not None
     assert plotting.plot_time_to_threshold(cmp, "reach 10") is not None
+
+
+def test_intervals_of_a_concentration_are_floored_at_zero_and_cover_as_before(twin) -> None:
+    # at the dose time the latent concentration is 0, so additive error puts half of a new measurement below 0
+    fc = twin.forecast(np.array([0.0, 24.0]), override_convergence=True, seed=3)
+    raw = fc.dataset["pred"].stack(s=("chain", "draw")).quantile(0.025, dim="s").to_numpy()[:, 0]
+    assert raw[0] < 0 and fc.nonnegative("conc")
+    table = fc.interval(0.95)
+    assert table["lower"].iloc[0] == 0.0 and (table[["lower", "median", "upper"]].to_numpy() >= 0).all()
+    assert table["upper"].iloc[1] == pytest.approx(
+        float(fc.dataset["pred"].stack(s=("chain", "draw")).quantile(0.975, dim="s")[1, 0]))  # untouched
+    assert (fc.dataset["pred"].to_numpy() < 0).any()  # the draws are kept as sampled
+    assert json.loads(fc.to_json())["outputs"][0]["nonnegative"] is True
+    cmp = compare_plans(twin, plans()[:1], TARGETS[:1], times=GRID, override_convergence=True)
+    iv = cmp.intervals()
+    assert (iv[["lower", "median", "upper"]].to_numpy() >= 0).all()
+    sample = cmp.dataset["pred_sample"].to_numpy()
+    assert (np.quantile(sample, 0.025, axis=1) < 0).any()  # the floor did something here

@@ -181,7 +181,8 @@ def test_twin_forecasts_each_output_in_its_unit(fit) -> None:
     table = fc.interval(0.95)
     assert dict(zip(table["output"], table["unit"], strict=False)) == {"conc": "mg/L", "effect": "%"}
     doc = json.loads(fc.to_json())
-    assert doc["outputs"] == [{"name": "conc", "unit": "mg/L"}, {"name": "effect", "unit": "%"}]
+    assert doc["outputs"] == [{"name": "conc", "unit": "mg/L", "nonnegative": False},  # the test model declares
+                              {"name": "effect", "unit": "%", "nonnegative": False}]  # no nonnegative_outputs
     truth = np.asarray(get_model("test.one_cmt_iv_emax").predict(
         {k: jnp.asarray(v) for k, v in theta.items()}, Doses.single(time=0.0, amt=100.0), jnp.asarray(times)))
     ipred = fc.interval(0.95, quantity="ipred")

@@ -90,7 +90,8 @@ def test_forecast_tables_and_json(twin12) -> None:
     doc = json.loads(fc.to_json())
     assert doc["schema"] == FORECAST_SCHEMA and doc["patient"] == "12"
     assert {"spec_digest", "data_digest", "population_fit_id", "twin_fit_id", "software"} <= set(doc["provenance"])
-    assert doc["diagnostics"]["status"] == "ok" and doc["outputs"] == [{"name": "conc", "unit": "mg/L"}]
+    assert doc["diagnostics"]["status"] == "ok"
+    assert doc["outputs"] == [{"name": "conc", "unit": "mg/L", "nonnegative": True}]
     with pytest.raises(ValueError, match="prob must be"):
         fc.interval(1.5)
 

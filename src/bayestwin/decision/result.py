@@ -3,8 +3,9 @@
 ``dataset`` is an xarray Dataset: ``value`` with dims ``(plan, target, chain, draw)`` (per draw: the
 indicator of the target's event, the fraction of time in range, or the crossing time, +inf when not
 crossed) and the interval sample ``pred_sample`` / ``ipred_sample`` (a new measurement / the latent value) with
-dims ``(plan, sample, time, output)``, from which ``intervals`` computes quantiles when asked. Tables are tidy pandas
-frames with units in the column names.
+dims ``(plan, sample, time, output)``, from which ``intervals`` computes quantiles when asked (floored at 0 for an
+output that cannot be negative, the ``nonnegative`` coordinate: see ``bayestwin.forecast.forecast``). Tables are
+tidy pandas frames with units in the column names.
 
 Examples
 --------
@@ -68,7 +69,9 @@ class PlanComparison:
         for name, sub in (("pred_sample", pred_sub), ("ipred_sample", ipred_sub)):
             ds[name] = (("plan", "sample", "time", "output"), sub)
         ds["time"].attrs["unit"] = draws.units["time"]
-        ds = ds.assign_coords(unit=("output", [draws.units[o] for o in outputs]))
+        nonnegative = draws.model.nonnegative_outputs
+        ds = ds.assign_coords(unit=("output", [draws.units[o] for o in outputs]),
+                              nonnegative=("output", [o in nonnegative for o in outputs]))
         ds.attrs.update(time_unit=draws.units["time"], path=path, interval_draws=int(pred_sub.shape[1]))
         meta = {"patient": draws.patient, "units": dict(draws.units), "grid": grid.tolist(),
                 "interval_probs": list(interval_probs), "target_units": target_units, "path": path,
@@ -169,6 +172,8 @@ class PlanComparison:
         sample = self.dataset[f"{quantity}_sample"]
         levels = _quantile_levels(self.meta["interval_probs"])
         q = np.moveaxis(np.quantile(sample.to_numpy(), levels, axis=1), 0, 1)  # (plan, quantile, time, output)
+        if "nonnegative" in sample.coords:  # intervals of max(0, y) for outputs that cannot be negative
+            q = np.where(sample["nonnegative"].to_numpy(), np.maximum(q, 0.0), q)
         rows = []
         for prob in self.meta["interval_probs"]:
             lo, hi = levels.index((1 - prob) / 2), levels.index((1 + prob) / 2)

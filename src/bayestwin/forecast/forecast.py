@@ -8,6 +8,12 @@ each output's unit (several observed outputs may have different units). Interval
 explicit units. ``to_json`` writes the documented schema below, for
 decision-support tools.
 
+An output that cannot be negative (a concentration: the structural model's ``nonnegative_outputs``; the
+``nonnegative`` coordinate along ``output``) has its intervals reported as those of the value a laboratory
+reports, ``max(0, y)``: where the residual model puts a quantile below 0 (additive error at low
+concentrations), the table shows 0. The draws in ``dataset`` are kept as sampled, and whether an interval
+covers a positive observation is the same either way.
+
 JSON schema ``bayestwin.forecast/1``
 ------------------------------------
 ::
@@ -17,7 +23,7 @@ JSON schema ``bayestwin.forecast/1``
       "patient": "<id>",
       "created": "<ISO 8601 UTC>",
       "time_unit": "h", "time_origin": "<what time 0 is>",
-      "outputs": [{"name": "conc", "unit": "mg/L"}],
+      "outputs": [{"name": "conc", "unit": "mg/L", "nonnegative": true}],
       "intervals": [{"time": 1.0, "output": "conc", "quantity": "pred", "prob": 0.8,
                      "lower": ..., "median": ..., "upper": ...}, ...],
       "regimen": [{"time": ..., "amt": ..., "rate": ..., "cmt": ...}] or null,
@@ -33,7 +39,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,15 +71,30 @@ class Forecast:
     @classmethod
     def from_draws(cls, ipred: np.ndarray, pred: np.ndarray, *, chains: int, times: np.ndarray,
                    outputs: Sequence[str], units: Mapping[str, str], time_unit: str,
-                   metadata: Mapping[str, Any]) -> Forecast:
-        """Build from ``(sample, time, output)`` arrays whose samples are chain-major."""
+                   metadata: Mapping[str, Any], nonnegative: Collection[str] = ()) -> Forecast:
+        """Build from ``(sample, time, output)`` arrays whose samples are chain-major.
+
+        `nonnegative` names the outputs whose intervals are floored at 0 (see the module docstring).
+
+        Examples
+        --------
+        >>> y = np.array([[[-0.5]], [[1.0]], [[2.0]], [[3.0]]])  # 4 draws, 1 time, 1 output
+        >>> fc = Forecast.from_draws(y, y, chains=1, times=np.array([24.0]), outputs=["conc"],
+        ...                          units={"conc": "mg/L"}, time_unit="h", metadata={}, nonnegative=["conc"])
+        >>> fc.interval(0.95)[["lower", "median", "upper"]].round(3).values.tolist()
+        [[0.0, 1.5, 2.925]]
+        """
+        unknown = sorted(set(nonnegative) - set(outputs))
+        if unknown:
+            raise ValueError(f"nonnegative names outputs {unknown} that are not forecast ({list(outputs)})")
         draws = ipred.shape[0] // chains
         shape = (chains, draws, len(times), len(outputs))
         coords = {"chain": np.arange(chains), "draw": np.arange(draws), "time": np.asarray(times, dtype=float),
                   "output": list(outputs)}
         dims = ("chain", "draw", "time", "output")
         ds = xr.Dataset({"ipred": (dims, ipred.reshape(shape)), "pred": (dims, pred.reshape(shape))}, coords=coords)
-        ds = ds.assign_coords(unit=("output", [units[o] for o in outputs]))
+        ds = ds.assign_coords(unit=("output", [units[o] for o in outputs]),
+                              nonnegative=("output", [o in set(nonnegative) for o in outputs]))
         ds["ipred"].attrs.update(description="latent prediction (IPRED) without residual error")
         ds["pred"].attrs.update(description="a new measurement: IPRED plus residual error")
         if len({units[o] for o in outputs}) == 1:  # one unit for the whole variable; else see the `unit` coordinate
@@ -98,10 +119,17 @@ class Forecast:
             return str(self.dataset["unit"].sel(output=output).item())
         return str(self.dataset["pred"].attrs["unit"])  # forecasts saved before the per-output unit coordinate
 
+    def nonnegative(self, output: str) -> bool:
+        """Whether `output` cannot be negative (its intervals are floored at 0; see the module docstring)."""
+        if "nonnegative" not in self.dataset.coords:  # forecasts built before the coordinate
+            return False
+        return bool(self.dataset["nonnegative"].sel(output=output).item())
+
     def interval(self, prob: float = 0.8, *, quantity: str = "pred") -> pd.DataFrame:
         """Central interval of `quantity` with probability `prob`, one row per time and output.
 
-        Columns: ``time, output, lower, median, upper, unit`` (and ``time_unit``).
+        Columns: ``time, output, lower, median, upper, unit`` (and ``time_unit``). For a non-negative output
+        the quantiles are those of ``max(0, y)`` (see the module docstring).
         """
         if not 0 < prob < 1:
             raise ValueError(f"prob must be in (0, 1), got {prob}")
@@ -113,8 +141,9 @@ class Forecast:
         for out in da["output"].to_numpy():
             sub = q.sel(output=out)
             unit = self.unit(str(out))
+            floor = 0.0 if self.nonnegative(str(out)) else -np.inf
             for i, t in enumerate(sub["time"].to_numpy()):
-                lo, med, hi = (float(x) for x in sub.isel(time=i).to_numpy())
+                lo, med, hi = (max(float(x), floor) for x in sub.isel(time=i).to_numpy())
                 rows.append({"time": float(t), "output": str(out), "lower": lo, "median": med, "upper": hi,
                              "unit": unit, "time_unit": self.time_unit})
         return pd.DataFrame(rows)
@@ -136,7 +165,7 @@ class Forecast:
             "schema": FORECAST_SCHEMA,
             "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             "time_unit": self.time_unit,
-            "outputs": [{"name": o, "unit": self.unit(o)} for o in self.outputs],
+            "outputs": [{"name": o, "unit": self.unit(o), "nonnegative": self.nonnegative(o)} for o in self.outputs],
             "intervals": rows,
             **{k: v for k, v in self.metadata.items()},
         }

@@ -95,6 +95,7 @@ class BergmanMeal(AbstractStructuralModel):
                                                "insulin")
     default_dose_compartment: ClassVar[str] = "stomach"
     outputs: ClassVar[tuple[str, ...]] = ("glucose", "insulin")
+    nonnegative_outputs: ClassVar[frozenset[str]] = frozenset({"glucose", "insulin"})
     parameters: ClassVar[Mapping[str, str]] = {"gb": "mg/dL", "sg": "1/min", "si": "L/mIU/min", "p2": "1/min",
                                                "kabs": "1/min"}
     optional_parameters: ClassVar[Mapping[str, tuple[str, float]]] = {

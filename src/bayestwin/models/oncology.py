@@ -88,6 +88,7 @@ class _TumourSize(AbstractStructuralModel):
     compartments: ClassVar[tuple[str, ...]] = ()
     default_dose_compartment: ClassVar[str] = ""
     outputs: ClassVar[tuple[str, ...]] = ("size",)
+    nonnegative_outputs: ClassVar[frozenset[str]] = frozenset({"size"})
     units: ClassVar[Mapping[str, str]] = {"time": "week", "amt": "mg", "size": "mm"}
     kind: ClassVar[str] = "closed_form"
 

@@ -32,6 +32,10 @@ def register(name: str) -> Callable[[M], M]:
     def wrap(cls: M) -> M:
         if name in _REGISTRY:
             raise SpecError(f"a structural model named {name!r} is already registered ({_REGISTRY[name].__name__})")
+        extra = sorted(set(getattr(cls, "nonnegative_outputs", ())) - set(cls.outputs))
+        if extra:
+            raise SpecError(f"model {name!r}: nonnegative_outputs {extra} are not among its outputs "
+                            f"{list(cls.outputs)}")
         cls.name = name
         _REGISTRY[name] = cls
         return cls

@@ -72,6 +72,7 @@ class _EGFR(AbstractStructuralModel):
     compartments: ClassVar[tuple[str, ...]] = ()
     default_dose_compartment: ClassVar[str] = ""
     outputs: ClassVar[tuple[str, ...]] = ("egfr",)
+    nonnegative_outputs: ClassVar[frozenset[str]] = frozenset({"egfr"})
     units: ClassVar[Mapping[str, str]] = {"time": "year", "amt": "mg", "egfr": "mL/min"}
     optional_parameters: ClassVar[Mapping[str, tuple[str, float]]] = {"time_ref": ("year", 0.0)}
     # no amounts: predict_segments is a gather, so chains may run in parallel (as longitudinal models)

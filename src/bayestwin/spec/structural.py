@@ -48,6 +48,13 @@ class AbstractStructuralModel(abc.ABC):
         ``"identity"`` for a parameter that may be zero or negative (an intercept, a slope), so that
         default specs (``bayestwin.testing.default_spec``) put it on the identity scale; a parameter not
         listed is positive (``"log"``). A spec may still choose either scale.
+    nonnegative_outputs : frozenset of str
+        Outputs that cannot be negative (a concentration, a glucose level, a tumour size). Forecast and
+        plan-comparison intervals of these outputs are reported as the quantiles of the measurement a
+        laboratory reports, ``max(0, y)``: a lower bound the residual model puts below 0 (additive error at
+        low concentrations) is shown as 0. Coverage of positive observations is unchanged (``[l, u]`` covers
+        ``y > 0`` exactly when ``[max(0, l), max(0, u)]`` does); the draws themselves are kept as sampled.
+        Empty by default.
     linear : bool
         True when the dynamics are linear in the amounts (``predict_segments`` then propagates exactly by
         matrix exponentials, without diffrax, so chains may run in parallel under ``pmap``).
@@ -61,6 +68,7 @@ class AbstractStructuralModel(abc.ABC):
     units: ClassVar[Mapping[str, str]]
     kind: ClassVar[str] = "closed_form"
     linear: ClassVar[bool] = False
+    nonnegative_outputs: ClassVar[frozenset[str]] = frozenset()
     reference_values: ClassVar[Mapping[str, float]] = {}
     parameter_scales: ClassVar[Mapping[str, str]] = {}
     description: ClassVar[str] = ""

@@ -100,6 +100,7 @@ class WindkesselEmax(AbstractStructuralModel):
     compartments: ClassVar[tuple[str, ...]] = ("depot", "central")
     default_dose_compartment: ClassVar[str] = "depot"
     outputs: ClassVar[tuple[str, ...]] = ("conc", "sbp", "dbp", "map")
+    nonnegative_outputs: ClassVar[frozenset[str]] = frozenset({"conc", "sbp", "dbp", "map"})
     parameters: ClassVar[Mapping[str, str]] = {
         "ka": "1/h", "cl": "L/h", "v": "L", "r0": "mmHg*s/mL", "compliance": "mL/mmHg", "emax": "dimensionless",
         "ec50": "mg/L"}

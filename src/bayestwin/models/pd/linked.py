@@ -114,6 +114,7 @@ class _LinkedPD(AbstractStructuralModel):
     """Shared machinery of the models ``linked_pd`` creates (see the module docstring)."""
 
     outputs: ClassVar[tuple[str, ...]] = ("conc", "effect")
+    nonnegative_outputs: ClassVar[frozenset[str]] = frozenset({"conc"})
     pk_name: ClassVar[str]
     effect: ClassVar[str]
     link: ClassVar[str]

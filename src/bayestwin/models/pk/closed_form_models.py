@@ -43,6 +43,7 @@ class OneCmtIV(AbstractStructuralModel):
     parameters: ClassVar[Mapping[str, str]] = {"cl": "L/h", "v": "L"}
     reference_values: ClassVar[Mapping[str, float]] = {"cl": 2.0, "v": 20.0}
     units: ClassVar[Mapping[str, str]] = _UNITS
+    nonnegative_outputs: ClassVar[frozenset[str]] = frozenset({"conc"})
     linear: ClassVar[bool] = True
     description: ClassVar[str] = "one-compartment IV (bolus/infusion), linear elimination"
 
@@ -76,6 +77,7 @@ class OneCmtOral(AbstractStructuralModel):
                                                                        "tlag": ("h", 0.0)}
     reference_values: ClassVar[Mapping[str, float]] = {"ka": 1.0, "cl": 2.0, "v": 20.0}
     units: ClassVar[Mapping[str, str]] = _UNITS
+    nonnegative_outputs: ClassVar[frozenset[str]] = frozenset({"conc"})
     linear: ClassVar[bool] = True
     description: ClassVar[str] = "one-compartment, first-order absorption, linear elimination"
 
@@ -105,6 +107,7 @@ class TwoCmtIV(AbstractStructuralModel):
     parameters: ClassVar[Mapping[str, str]] = {"cl": "L/h", "v1": "L", "q": "L/h", "v2": "L"}
     reference_values: ClassVar[Mapping[str, float]] = {"cl": 4.0, "v1": 15.0, "q": 6.0, "v2": 40.0}
     units: ClassVar[Mapping[str, str]] = _UNITS
+    nonnegative_outputs: ClassVar[frozenset[str]] = frozenset({"conc"})
     linear: ClassVar[bool] = True
     description: ClassVar[str] = "two-compartment IV (bolus/infusion), linear elimination"
 
@@ -137,6 +140,7 @@ class TwoCmtOral(AbstractStructuralModel):
                                                                        "tlag": ("h", 0.0)}
     reference_values: ClassVar[Mapping[str, float]] = {"ka": 1.0, "cl": 4.0, "v1": 15.0, "q": 6.0, "v2": 40.0}
     units: ClassVar[Mapping[str, str]] = _UNITS
+    nonnegative_outputs: ClassVar[frozenset[str]] = frozenset({"conc"})
     linear: ClassVar[bool] = True
     description: ClassVar[str] = "two-compartment, first-order absorption, linear elimination"
 

@@ -42,6 +42,7 @@ class OneCmtOralMM(AbstractStructuralModel):
     default_dose_compartment: ClassVar[str] = "depot"
     parameters: ClassVar[Mapping[str, str]] = {"ka": "1/h", "km": "mg/L", "vm": "mg/h", "v": "L"}
     units: ClassVar[Mapping[str, str]] = {"time": "h", "amt": "mg", "conc": "mg/L"}
+    nonnegative_outputs: ClassVar[frozenset[str]] = frozenset({"conc"})
     reference_values: ClassVar[Mapping[str, float]] = {"ka": 1.0, "km": 2.0, "vm": 10.0, "v": 20.0}
     kind: ClassVar[str] = "ode"
     description: ClassVar[str] = "one-compartment, first-order absorption, Michaelis-Menten elimination (ODE)"
