@@ -120,7 +120,13 @@ class Forecast:
         return str(self.dataset["pred"].attrs["unit"])  # forecasts saved before the per-output unit coordinate
 
     def nonnegative(self, output: str) -> bool:
-        """Whether `output` cannot be negative (its intervals are floored at 0; see the module docstring)."""
+        """Whether `output` cannot be negative (its intervals are floored at 0; see the module docstring).
+
+        >>> y = np.zeros((2, 1, 1))
+        >>> Forecast.from_draws(y, y, chains=1, times=np.array([1.0]), outputs=["conc"], units={"conc": "mg/L"},
+        ...                     time_unit="h", metadata={}, nonnegative=["conc"]).nonnegative("conc")
+        True
+        """
         if "nonnegative" not in self.dataset.coords:  # forecasts built before the coordinate
             return False
         return bool(self.dataset["nonnegative"].sel(output=output).item())
