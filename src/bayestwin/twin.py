@@ -39,7 +39,7 @@ from bayestwin.exceptions import (
     PopulationMismatchError,
     SpecError,
 )
-from bayestwin.forecast.forecast import Forecast
+from bayestwin.forecast.forecast import Forecast, forecast_times
 from bayestwin.inference.arrays import CohortArrays, cohort_arrays
 from bayestwin.inference.fit import PopulationFit
 from bayestwin.inference.fleet_kernel import quadratic_form, sufficient_statistics_apply
@@ -374,7 +374,7 @@ class Twin:
         n = chains * values[self.spec.parameter_names[0]].shape[1]
         theta = {p: values[p].reshape(n, *values[p].shape[2:]) for p in self.spec.parameter_names}
         sigmas = {s: values[s].ravel() for s in self.spec.sigma_names}
-        times = np.asarray(times, dtype=float)
+        times = forecast_times(times)
         ipred, pred = predictive_draws(self.spec, model, theta, sigmas, doses, times, seed=seed, starts=starts)
         outputs = list(self.spec.observed_outputs)
         meta = {

@@ -249,3 +249,13 @@ def test_intervals_of_a_concentration_are_floored_at_zero_and_cover_as_before(tw
     assert (iv[["lower", "median", "upper"]].to_numpy() >= 0).all()
     sample = cmp.dataset["pred_sample"].to_numpy()
     assert (np.quantile(sample, 0.025, axis=1) < 0).any()  # the floor did something here
+
+
+def test_non_finite_times_are_refused_before_predicting(twin) -> None:
+    with pytest.raises(InputError, match=r"forecast times must be finite numbers; not at positions \[1\]"):
+        twin.forecast([1.0, float("nan")], override_convergence=True)
+    with pytest.raises(InputError, match=r"compare_plans times must be finite numbers; not at positions \[0\]"):
+        compare_plans(twin, plans()[:1], TARGETS[:1], times=[float("inf"), 2.0], override_convergence=True)
+    with pytest.raises(InputError, match="interval_times must be finite"):
+        compare_plans(twin, plans()[:1], TARGETS[:1], times=GRID, interval_times=[float("nan")],
+                      override_convergence=True)

@@ -44,6 +44,7 @@ from bayestwin.decision.result import PlanComparison
 from bayestwin.decision.targets import Exceeds, Target  # noqa: F401  (Exceeds: doctest namespace)
 from bayestwin.dynamics.events import Doses
 from bayestwin.exceptions import InputError
+from bayestwin.forecast.forecast import forecast_times
 from bayestwin.units import conversion_factor
 
 __all__ = ["compare_plans"]
@@ -122,12 +123,13 @@ def compare_plans(source: Any, plans: Sequence[Plan], targets: Sequence[Target],
         Labelled per-draw values, the summary table, intervals, differences between plans, warnings.
     """
     _check(plans, targets)
+    times = forecast_times(times, what="compare_plans times")
     draws = source if isinstance(source, PosteriorDraws) else PosteriorDraws.from_twin(
         source, override_convergence=override_convergence)
     unit = time_unit or draws.units["time"]
     model, spec = draws.model, draws.spec
     n = draws.n_chains * draws.n_draws
-    n_grid = len(np.asarray(times))
+    n_grid = len(times)
     b = _batch(len(plans), n * (n_grid + len(targets) + len(plans)) * len(spec.error), batch)
     prep = prepare(draws, plans, targets, times, time_unit=unit, batch=b, path=path)
     theta, sigmas = draws.flat()
@@ -157,7 +159,7 @@ def compare_plans(source: Any, plans: Sequence[Plan], targets: Sequence[Target],
         int_times = prep.grid_idx[pick]
     else:
         fac = conversion_factor(unit, draws.units["time"], where="interval_times")
-        wanted = np.asarray(interval_times, float) * fac
+        wanted = forecast_times(interval_times, what="interval_times") * fac
         int_times = np.searchsorted(prep.times, wanted).clip(0, len(prep.times) - 1)
     layout = Layout(path=prep.path, kinds=tuple(t.kind for t in targets), columns=prep.columns,
                     quantities=tuple(t.quantity for t in targets), batch=b, features=prep.features,

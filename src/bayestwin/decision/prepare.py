@@ -26,6 +26,7 @@ from bayestwin.decision.targets import Target
 from bayestwin.dynamics.closed_form import dose_features
 from bayestwin.dynamics.events import Doses, bucket_size
 from bayestwin.exceptions import InputError, SpecError
+from bayestwin.forecast.forecast import forecast_times
 from bayestwin.units import conversion_factor
 
 __all__ = ["Prepared", "grid_with", "prepare"]
@@ -176,9 +177,7 @@ def prepare(draws: PosteriorDraws, plans: Sequence[Plan], targets: Sequence[Targ
     """Lower plans and targets to arrays (see ``bayestwin.decision.kernel``); `path` forces a path (tests)."""
     model, spec = draws.model, draws.spec
     t_fac = conversion_factor(time_unit, draws.units["time"], where="comparison time grid")
-    grid_s = np.asarray(grid, dtype=float) * t_fac
-    if grid_s.ndim != 1 or len(grid_s) == 0 or not np.all(np.isfinite(grid_s)):
-        raise InputError(f"times must be a non-empty 1-d array of finite times, got shape {grid_s.shape}")
+    grid_s = forecast_times(grid, what="compare_plans times") * t_fac
     new = [_plan_doses(p, draws, model) for p in plans]
     outputs = list(spec.observed_outputs)
     # target times and thresholds in spec units

@@ -1,5 +1,5 @@
 """Forecasts: labelled predictive draws, interval tables, JSON for decision-support tools."""
 
-from bayestwin.forecast.forecast import FORECAST_SCHEMA, Forecast
+from bayestwin.forecast.forecast import FORECAST_SCHEMA, Forecast, forecast_times
 
-__all__ = ["FORECAST_SCHEMA", "Forecast"]
+__all__ = ["FORECAST_SCHEMA", "Forecast", "forecast_times"]

@@ -47,9 +47,40 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-__all__ = ["FORECAST_SCHEMA", "Forecast"]
+from bayestwin.exceptions import InputError
+
+__all__ = ["FORECAST_SCHEMA", "Forecast", "forecast_times"]
 
 FORECAST_SCHEMA = "bayestwin.forecast/1"
+
+
+def forecast_times(times: Any, *, what: str = "forecast times") -> np.ndarray:
+    """`times` as a non-empty 1-d float array of finite values, or ``InputError`` saying which entries are not.
+
+    A NaN or infinite time would otherwise come back as a forecast row of its own (a prediction at no time).
+
+    Examples
+    --------
+    >>> forecast_times([1, 2.5]).tolist()
+    [1.0, 2.5]
+    >>> forecast_times([1.0, float("nan"), float("inf")])
+    Traceback (most recent call last):
+    ...
+    bayestwin.exceptions.InputError: forecast times must be finite numbers; not at positions [1, 2] (nan, inf) ...
+    """
+    try:
+        arr = np.asarray(times, dtype=float)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"{what} must be numbers (in the spec's time unit), got {times!r:.80}: {err}") from None
+    if arr.ndim != 1 or arr.size == 0:
+        raise InputError(f"{what} must be a non-empty 1-d sequence of times, got shape {arr.shape}; pass e.g. "
+                         "[24.0, 36.0, 48.0]")
+    bad = np.flatnonzero(~np.isfinite(arr))
+    if bad.size:
+        shown = ", ".join(str(v) for v in arr[bad[:5]])
+        raise InputError(f"{what} must be finite numbers; not at positions {bad[:10].tolist()} ({shown}) of "
+                         f"{arr.size}; remove or replace them")
+    return arr
 
 
 @dataclass(frozen=True)
