@@ -671,15 +671,16 @@ def test_regimen_sorts_doses_and_ignores_name_in_equality() -> None:
 @pytest.mark.parametrize(
     ("make", "match"),
     [
-        (lambda: Dose(0.0, 0.0), r"a planned dose needs an amount > 0, got 0.0"),
-        (lambda: Dose(0.0, -10.0), r"a planned dose needs an amount > 0, got -10.0"),
-        (lambda: Dose(0.0, 100.0, rate=-1.0), r"a planned infusion rate must be >= 0, got -1.0"),
+        (lambda: Dose(0.0, 0.0), r"a planned dose needs a finite amount > 0, got 0.0"),
+        (lambda: Dose(0.0, -10.0), r"a planned dose needs a finite amount > 0, got -10.0"),
+        (lambda: Dose(0.0, 100.0, rate=-1.0), r"a planned infusion rate must be finite and >= 0, got -1.0"),
         (lambda: Regimen(()), r"a regimen needs at least one dose"),
-        (lambda: Regimen.repeat(amt=100.0, every=12.0, count=0), r"repeat needs count >= 1 and every > 0, "
-                                                                 r"got count=0, every=12.0"),
+        (lambda: Regimen.repeat(amt=100.0, every=12.0, count=0),
+         r"repeat needs count >= 1, a finite every > 0 and a finite start, got count=0, every=12.0"),
         (lambda: Regimen.repeat(amt=100.0, every=0.0, count=3), r"got count=3, every=0.0"),
         (lambda: Regimen.repeat(amt=100.0, every=-12.0, count=3), r"got count=3, every=-12.0"),
-        (lambda: Regimen.repeat(amt=-100.0, every=12.0, count=3), r"a planned dose needs an amount > 0, got -100.0"),
+        (lambda: Regimen.repeat(amt=-100.0, every=12.0, count=3),
+         r"a planned dose needs a finite amount > 0, got -100.0"),
     ],
 )
 def test_regimen_and_dose_errors(make: Callable[[], Any], match: str) -> None:
@@ -690,14 +691,21 @@ def test_regimen_and_dose_errors(make: Callable[[], Any], match: str) -> None:
 @pytest.mark.parametrize(
     ("make", "match"),
     [
-        (lambda: Dose(0.0, NAN), r"a planned dose needs an amount > 0, got nan"),
-        (lambda: Dose(0.0, 100.0, rate=NAN), r"a planned infusion rate must be >= 0, got nan"),
-        (lambda: Regimen.repeat(amt=100.0, every=NAN, count=3), r"repeat needs count >= 1 and every > 0"),
+        (lambda: Dose(0.0, NAN), r"a planned dose needs a finite amount > 0, got nan"),
+        (lambda: Dose(0.0, 100.0, rate=NAN), r"a planned infusion rate must be finite and >= 0, got nan"),
+        (lambda: Regimen.repeat(amt=100.0, every=NAN, count=3), r"repeat needs count >= 1, a finite every > 0"),
+        (lambda: Dose(NAN, 100.0), r"a planned dose needs a finite time, got nan"),
+        (lambda: Dose(0.0, float("inf")), r"a planned dose needs a finite amount > 0, got inf"),
+        (lambda: Dose(0.0, 100.0, rate=float("inf")), r"infusion rate must be finite and >= 0, got inf"),
+        (lambda: Regimen.repeat(amt=100.0, every=float("inf"), count=2), r"a finite every > 0 .* every=inf"),
+        (lambda: Regimen.repeat(amt=100.0, every=12.0, count=2, start=NAN), r"and a finite start, .* start=nan"),
     ],
-    ids=["Dose.amt", "Dose.rate", "Regimen.repeat.every"],
+    ids=["Dose.amt", "Dose.rate", "Regimen.repeat.every", "Dose.time", "Dose.amt.inf", "Dose.rate.inf",
+         "Regimen.repeat.every.inf", "Regimen.repeat.start"],
 )
 def test_regimen_nan_is_refused(make: Callable[[], Any], match: str) -> None:
-    # `amt <= 0`, `rate < 0` and `every <= 0` are all False for NaN, so NaN slips through the documented rules.
+    # `amt <= 0`, `rate < 0` and `every <= 0` are all False for NaN, so NaN slips through the documented rules;
+    # an infinite time, amount, rate or interval (inf * 0 is NaN) must be refused too.
     with pytest.raises(SpecError, match=match):
         make()
 

@@ -13,6 +13,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,10 +32,12 @@ class Dose:
     cmt: int | str = 0
 
     def __post_init__(self) -> None:
-        if not self.amt > 0:
-            raise SpecError(f"a planned dose needs an amount > 0, got {self.amt}")
-        if not self.rate >= 0:
-            raise SpecError(f"a planned infusion rate must be >= 0, got {self.rate}")
+        if not math.isfinite(self.time):
+            raise SpecError(f"a planned dose needs a finite time, got {self.time} (amount {self.amt})")
+        if not (self.amt > 0 and math.isfinite(self.amt)):
+            raise SpecError(f"a planned dose needs a finite amount > 0, got {self.amt} (at time {self.time})")
+        if not (self.rate >= 0 and math.isfinite(self.rate)):
+            raise SpecError(f"a planned infusion rate must be finite and >= 0, got {self.rate} (at time {self.time})")
 
 
 @dataclass(frozen=True)
@@ -55,8 +58,9 @@ class Regimen:
     def repeat(cls, *, amt: float, every: float, count: int, start: float = 0.0, rate: float = 0.0,
                cmt: int | str = 0, time_unit: str = "h", amt_unit: str = "mg", name: str = "") -> Regimen:
         """`count` doses of `amt` every `every` time units from `start`."""
-        if count < 1 or not every > 0:
-            raise SpecError(f"repeat needs count >= 1 and every > 0, got count={count}, every={every}")
+        if count < 1 or not (every > 0 and math.isfinite(every)) or not math.isfinite(start):
+            raise SpecError(f"repeat needs count >= 1, a finite every > 0 and a finite start, got count={count}, "
+                            f"every={every}, start={start}")
         doses = tuple(Dose(start + i * every, amt, rate, cmt) for i in range(count))
         return cls(doses, time_unit=time_unit, amt_unit=amt_unit,
                    name=name or f"{amt:g} {amt_unit} every {every:g} {time_unit} x {count}")
