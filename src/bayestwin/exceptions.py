@@ -29,6 +29,7 @@ __all__ = [
     "MissingExtraError",
     "NotFittedError",
     "PopulationMismatchError",
+    "PredictionError",
     "ServiceApiError",
     "ServiceAuthError",
     "ServiceBusyError",
@@ -105,6 +106,14 @@ class PopulationMismatchError(SpecError):
 
 class ConvergenceError(BayestwinError, RuntimeError):
     """A fit failed its convergence diagnostics and its output was used anyway."""
+
+
+class PredictionError(BayestwinError, RuntimeError):
+    """The model's prediction is not finite for some posterior draws (a failed ODE solve, an overflow).
+
+    Raised instead of summarising the draws that did solve: those are a biased subset (the failures sit in
+    particular regions of the posterior), so an interval or a probability from them would look sound and not be.
+    """
 
 
 class StoreError(BayestwinError, OSError):

@@ -39,7 +39,7 @@ from bayestwin.exceptions import (
     PopulationMismatchError,
     SpecError,
 )
-from bayestwin.forecast.forecast import Forecast, forecast_times
+from bayestwin.forecast.forecast import Forecast, forecast_times, require_finite_predictions
 from bayestwin.inference.arrays import CohortArrays, cohort_arrays
 from bayestwin.inference.fit import PopulationFit
 from bayestwin.inference.fleet_kernel import quadratic_form, sufficient_statistics_apply
@@ -377,6 +377,7 @@ class Twin:
         times = forecast_times(times)
         ipred, pred = predictive_draws(self.spec, model, theta, sigmas, doses, times, seed=seed, starts=starts)
         outputs = list(self.spec.observed_outputs)
+        require_finite_predictions(ipred, times, outputs, what=f"the forecast of patient {self.patient_id_!r}")
         meta = {
             "patient": str(self.patient_id_),
             "time_origin": "the time origin of the patient's data (time 0 of the event table)",

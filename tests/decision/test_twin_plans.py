@@ -259,3 +259,22 @@ def test_non_finite_times_are_refused_before_predicting(twin) -> None:
     with pytest.raises(InputError, match="interval_times must be finite"):
         compare_plans(twin, plans()[:1], TARGETS[:1], times=GRID, interval_times=[float("nan")],
                       override_convergence=True)
+
+
+def test_forecast_refuses_draws_whose_prediction_is_not_finite(twin, monkeypatch) -> None:
+    import bayestwin.twin as twin_module
+    from bayestwin.exceptions import PredictionError
+
+    real = twin_module.predictive_draws
+
+    def failing(*args, **kwargs):  # as an ODE model's failed solve: NaN for some draws
+        ipred, pred = real(*args, **kwargs)
+        ipred, pred = ipred.copy(), pred.copy()
+        ipred[:3, 1], pred[:3, 1] = np.nan, np.nan
+        return ipred, pred
+
+    monkeypatch.setattr(twin_module, "predictive_draws", failing)
+    n = twin.idata_.posterior.sizes["chain"] * twin.idata_.posterior.sizes["draw"]
+    expected = rf"patient 12.*not finite for 3 of {n} posterior draws \(conc at time 30\)"
+    with pytest.raises(PredictionError, match=expected):
+        twin.forecast([24.0, 30.0], override_convergence=True)

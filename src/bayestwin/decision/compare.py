@@ -43,7 +43,7 @@ from bayestwin.decision.prepare import prepare
 from bayestwin.decision.result import PlanComparison
 from bayestwin.decision.targets import Exceeds, Target  # noqa: F401  (Exceeds: doctest namespace)
 from bayestwin.dynamics.events import Doses
-from bayestwin.exceptions import InputError
+from bayestwin.exceptions import InputError, PredictionError
 from bayestwin.forecast.forecast import forecast_times
 from bayestwin.units import conversion_factor
 
@@ -171,12 +171,31 @@ def compare_plans(source: Any, plans: Sequence[Plan], targets: Sequence[Target],
         jnp.asarray(at_idx), jnp.asarray(prep.lo), jnp.asarray(prep.hi), jnp.asarray(prep.masks),
         jnp.asarray(int_draws), jnp.asarray(int_times))
     values = np.asarray(values)[:n_plans].reshape(n_plans, draws.n_chains, draws.n_draws, len(targets))
+    _require_finite(values, np.asarray(ipred_sub)[:n_plans], np.asarray(pred_sub)[:n_plans], plans, targets)
     warnings = _warnings(draws, plans, prep)
     return PlanComparison.build(
         draws=draws, plans=list(plans), targets=list(targets), values=values,
         interval_times=prep.times[int_times], ipred_sub=np.asarray(ipred_sub)[:n_plans],
         pred_sub=np.asarray(pred_sub)[:n_plans], interval_probs=tuple(interval_probs), grid=prep.grid,
         target_units=prep.target_units, warnings=warnings, path=prep.path)
+
+
+def _require_finite(values: np.ndarray, ipred_sub: np.ndarray, pred_sub: np.ndarray, plans: Sequence[Plan],
+                    targets: Sequence[Target]) -> None:
+    """``PredictionError`` naming each plan and target with draws whose prediction is not finite (NaN values)."""
+    bad = np.isnan(values)  # (plan, chain, draw, target); +inf is a legitimate "not crossed" time
+    lines = [f"plan {plans[p].name!r}, target {targets[k].name!r}: {int(bad[p, ..., k].sum())} of "
+             f"{bad[p, ..., k].size} draws" for p, k in zip(*np.nonzero(bad.any(axis=(1, 2))), strict=True)]
+    if not lines and np.all(np.isfinite(ipred_sub)) and np.all(np.isfinite(pred_sub)):
+        return
+    if not lines:
+        rows = np.nonzero(~np.isfinite(ipred_sub).all(axis=(1, 2, 3)) | ~np.isfinite(pred_sub).all(axis=(1, 2, 3)))
+        lines = [f"plan {plans[p].name!r}: the interval sample" for p in rows[0]]
+    raise PredictionError(
+        "compare_plans: the model's prediction is not finite for some posterior draws -- " + "; ".join(lines[:10])
+        + (" ..." if len(lines) > 10 else "") + ". An ODE solve failed (too many steps: stiff parameters or "
+        "doses) or the prediction overflowed; estimates from the other draws would be biased, so none are given. "
+        "Check the plans' doses and times, or use solver settings that cover these draws (e.g. a larger max_steps).")
 
 
 def _warnings(draws: PosteriorDraws, plans: Sequence[Plan], prep: Any) -> list[str]:

@@ -128,15 +128,17 @@ def _reduce(layout: Any, series: Callable[[int, str], jax.Array], times: jax.Arr
         if kind == "at":
             idx = jnp.broadcast_to(at_idx[:, :, k][:, :, None, None], (*y.shape[:3], 1))
             v = jnp.take_along_axis(y, idx, axis=3)[..., 0]
-            out.append(((v >= lo[k]) & (v <= hi[k])).astype(y.dtype))
+            value = ((v >= lo[k]) & (v <= hi[k])).astype(y.dtype)
+            out.append(jnp.where(jnp.isfinite(v), value, jnp.nan))  # NaN: a prediction that is not finite
             continue
         hit = (y >= lo[k]) & (y <= hi[k]) & masks[k]
         if kind == "any":
-            out.append(jnp.any(hit, axis=3).astype(y.dtype))
+            value = jnp.any(hit, axis=3).astype(y.dtype)
         elif kind == "fraction":
-            out.append(jnp.sum(hit, axis=3) / jnp.maximum(jnp.sum(masks[k]), 1))
+            value = jnp.sum(hit, axis=3) / jnp.maximum(jnp.sum(masks[k]), 1)
         else:  # first
-            out.append(jnp.min(jnp.where(hit, times, jnp.inf), axis=3))
+            value = jnp.min(jnp.where(hit, times, jnp.inf), axis=3)
+        out.append(jnp.where(jnp.any(~jnp.isfinite(y) & masks[k], axis=3), jnp.nan, value))
     return jnp.stack(out, axis=-1)
 
 

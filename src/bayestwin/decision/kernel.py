@@ -95,22 +95,30 @@ def require_normal_residuals(spec: TwinSpec) -> None:
 
 def _reduce(layout: Layout, ipred: jax.Array, pred: jax.Array | None, times: jax.Array, at_idx: jax.Array,
             lo: jax.Array, hi: jax.Array, masks: jax.Array) -> jax.Array:
-    """Per (plan, draw, target) values from trajectories ``(plan, draw, time, output)``."""
+    """Per (plan, draw, target) values from trajectories ``(plan, draw, time, output)``.
+
+    A draw whose prediction is not finite where the target looks (a failed ODE solve) gets NaN, which
+    ``compare_plans`` refuses to summarise (``PredictionError``).
+    """
     out = []
     for k, (kind, col, qty) in enumerate(zip(layout.kinds, layout.columns, layout.quantities, strict=True)):
         y = (pred if qty == "pred" else ipred)[..., col]  # type: ignore[index]
         inside = (y >= lo[k]) & (y <= hi[k])  # (plan, draw, time)
+        broken = ~jnp.isfinite(y)
         if kind == "at":
             idx = jnp.broadcast_to(at_idx[:, k][:, None, None], (*inside.shape[:2], 1))
-            out.append(jnp.take_along_axis(inside, idx, axis=2)[..., 0].astype(float))
-        elif kind == "any":
-            out.append(jnp.any(inside & masks[k], axis=2).astype(float))
-        elif kind == "fraction":
-            out.append(jnp.sum(inside & masks[k], axis=2) / jnp.maximum(jnp.sum(masks[k]), 1))
-        else:  # first
-            hit = inside & masks[k]
-            first = times[jnp.argmax(hit, axis=2)]
-            out.append(jnp.where(jnp.any(hit, axis=2), first, jnp.inf))
+            value = jnp.take_along_axis(inside, idx, axis=2)[..., 0].astype(float)
+            bad = jnp.take_along_axis(broken, idx, axis=2)[..., 0]
+        else:
+            bad = jnp.any(broken & masks[k], axis=2)
+            if kind == "any":
+                value = jnp.any(inside & masks[k], axis=2).astype(float)
+            elif kind == "fraction":
+                value = jnp.sum(inside & masks[k], axis=2) / jnp.maximum(jnp.sum(masks[k]), 1)
+            else:  # first
+                hit = inside & masks[k]
+                value = jnp.where(jnp.any(hit, axis=2), times[jnp.argmax(hit, axis=2)], jnp.inf)
+        out.append(jnp.where(bad, jnp.nan, value))
     return jnp.stack(out, axis=-1)
 
 

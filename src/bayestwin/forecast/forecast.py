@@ -47,9 +47,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayestwin.exceptions import InputError
+from bayestwin.exceptions import InputError, PredictionError
 
-__all__ = ["FORECAST_SCHEMA", "Forecast", "forecast_times"]
+__all__ = ["FORECAST_SCHEMA", "Forecast", "forecast_times", "require_finite_predictions"]
 
 FORECAST_SCHEMA = "bayestwin.forecast/1"
 
@@ -81,6 +81,36 @@ def forecast_times(times: Any, *, what: str = "forecast times") -> np.ndarray:
         raise InputError(f"{what} must be finite numbers; not at positions {bad[:10].tolist()} ({shown}) of "
                          f"{arr.size}; remove or replace them")
     return arr
+
+
+def require_finite_predictions(values: np.ndarray, times: np.ndarray, outputs: Sequence[str], *,
+                               what: str = "the forecast") -> None:
+    """Raise ``PredictionError`` unless every draw's prediction ``values`` ``(draw, time, output)`` is finite.
+
+    The message counts the draws whose prediction is NaN or infinite and names the first times and outputs
+    where it is; nothing is summarised from the draws that did solve (a biased subset).
+
+    Examples
+    --------
+    >>> v = np.ones((4, 2, 1)); v[1, 1, 0] = np.nan
+    >>> try:
+    ...     require_finite_predictions(v, np.array([1.0, 2.0]), ["conc"])
+    ... except PredictionError as err:
+    ...     print(str(err)[:86])
+    the forecast: the model's prediction is not finite for 1 of 4 posterior draws (conc at
+    """
+    bad = ~np.isfinite(np.asarray(values, dtype=float))
+    if not bad.any():
+        return
+    draws = int(bad.any(axis=(1, 2)).sum())
+    where = sorted({(str(outputs[o]), float(times[t])) for t, o in zip(*np.nonzero(bad.any(axis=0)), strict=True)},
+                   key=lambda x: (x[1], x[0]))
+    shown = ", ".join(f"{o} at time {t:g}" for o, t in where[:5]) + (" ..." if len(where) > 5 else "")
+    raise PredictionError(
+        f"{what}: the model's prediction is not finite for {draws} of {bad.shape[0]} posterior draws ({shown}): an "
+        "ODE solve failed (too many steps: stiff parameters or doses) or the prediction overflowed. Intervals or "
+        "probabilities from the other draws would be biased, so none are given. Check the regimen and times, or "
+        "refit / use a model whose solver settings cover these draws (e.g. a larger max_steps).")
 
 
 @dataclass(frozen=True)

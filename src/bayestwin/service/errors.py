@@ -28,6 +28,7 @@ from bayestwin.exceptions import (
     DataValidationError,
     InputError,
     NotFittedError,
+    PredictionError,
     ServiceApiError,
     ServiceAuthError,
     ServiceBusyError,
@@ -76,6 +77,8 @@ def describe(err: BaseException, *, rows_field: str = "body.data.rows") -> tuple
                      "errors": _violations(err, rows_field)}
     if isinstance(err, InputError | UnitError | SpecError):
         return 422, {"error": "invalid input", "detail": scrub(str(err))}
+    if isinstance(err, PredictionError):
+        return 422, {"error": "prediction failed", "detail": scrub(str(err))}
     if isinstance(err, StoreConflictError):
         return 409, {"error": "conflict", "detail": "another request committed a version of this patient first; "
                                                      "nothing was written: send the request again"}
@@ -145,6 +148,6 @@ def install_handlers(app: Any) -> None:
     app.add_exception_handler(HTTPException, http)
     app.add_exception_handler(Exception, domain)
     for kind in (ServiceApiError, ServiceAuthError, ServiceForbiddenError, ServiceBusyError, DataValidationError,
-                 InputError, UnitError, SpecError,
+                 InputError, UnitError, SpecError, PredictionError,
                  StoreError, ConvergenceError, NotFittedError):
         app.add_exception_handler(kind, domain)
