@@ -46,3 +46,14 @@ def test_require_finite_predictions_counts_draws_and_names_times() -> None:
     v[1, 2, 1], v[4, 0, 0] = np.nan, np.inf
     with pytest.raises(PredictionError, match=r"2 of 5 posterior draws \(conc at time 1, effect at time 3\)"):
         require_finite_predictions(v, np.array([1.0, 2.0, 3.0]), ["conc", "effect"])
+
+
+def test_optimize_dose_refuses_draws_that_did_not_solve() -> None:
+    from bayestwin.decision import optimize_dose
+
+    targets = [InWindow("trough", lo=2.0, hi=5.0, quantity="pred"),
+               Exceeds("peak", threshold=8.0, within=(0.0, 48.0), quantity="pred")]
+    kw = {"intervals": [12.0], "dose_range": (20.0, 200.0), "stop": 47.0, "times": TIMES}
+    optimize_dose(_draws(()), "trough", {"peak": 0.05}, targets, **kw)
+    with pytest.raises(PredictionError, match="optimize_dose: the model's prediction is not finite for 2 of 40"):
+        optimize_dose(_draws((3, 27)), "trough", {"peak": 0.05}, targets, **kw)

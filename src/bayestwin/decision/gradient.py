@@ -61,7 +61,7 @@ from bayestwin.decision.prepare import prepare
 from bayestwin.decision.smooth import dose_program, trajectory_program
 from bayestwin.decision.targets import Target
 from bayestwin.dynamics.events import Doses
-from bayestwin.exceptions import InputError
+from bayestwin.exceptions import InputError, PredictionError
 
 __all__ = ["DoseOptimum", "optimize_dose"]
 
@@ -309,6 +309,12 @@ def _result(draws: PosteriorDraws, templates: list[Plan], targets: Sequence[Targ
     shape = (len(templates), draws.n_chains, draws.n_draws, len(targets))
     val, ind = val.reshape(shape), ind.reshape(shape)
     names = [t.name for t in targets]
+    broken = ~np.isfinite(val).all(axis=(0, 3))  # (chain, draw): a prediction that is not finite somewhere
+    if broken.any():
+        raise PredictionError(
+            f"optimize_dose: the model's prediction is not finite for {int(broken.sum())} of {broken.size} posterior "
+            "draws at the doses searched (an ODE solve failed, or the prediction overflowed); a dose chosen from the "
+            "other draws would rest on a biased subset. Narrow dose_range, or check the model's solver settings.")
     obj = names.index(objective)
     table = pd.DataFrame({"interval": [p.interval for p in templates], "dose": best,
                           "doses": [len(p.amounts) for p in templates]})
